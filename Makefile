@@ -1,0 +1,33 @@
+# edgetrim: `make dashboard` to explore, `make test` to check. Both set up .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install dashboard test test-all bench samples clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+dashboard: $(STAMP)
+	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/methods.py
+
+samples: $(STAMP)
+	$(BIN)/python sample_models/train.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,278 @@
+"""Models: the bundled samples, torchvision architectures by name, and users' own files.
+
+Every model becomes a `LoadedModel`: the module in eval mode plus what the rest of
+edgetrim needs to know about it (input shape, class count, how to rebuild it at
+another width, and a fingerprint of its weights). All loading of files goes
+through `load_model`; state_dicts are read with `weights_only=True`, so a file
+that asks to run code is refused, never executed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+MAX_MODEL_BYTES = 500 * 2**20  # files bigger than this are refused before reading
+TORCHVISION_PREFIX = "tv:"
+
+
+class ModelLoadError(ValueError):
+    """A model file or name that cannot be used; the message is one sentence saying why."""
+
+
+# ---- the sample architectures ------------------------------------------------
+
+def _scaled(n: int, width: float) -> int:
+    return max(1, int(round(n * width)))
+
+
+class MLP(nn.Sequential):
+    """LeNet-300-100: two hidden fully connected layers; `width` scales them (students)."""
+
+    def __init__(self, in_features: int = 784, num_classes: int = 10, hidden: tuple[int, ...] = (300, 100),
+                 width: float = 1.0):
+        layers: list[nn.Module] = [nn.Flatten()]
+        for h in hidden:
+            layers += [nn.Linear(in_features, _scaled(h, width)), nn.ReLU()]
+            in_features = _scaled(h, width)
+        layers.append(nn.Linear(in_features, num_classes))
+        super().__init__(*layers)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 for 28x28 inputs: conv(6) - pool - conv(16) - pool - 120 - 84 - classes."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: float = 1.0):
+        super().__init__()
+        c1, c2 = _scaled(6, width), _scaled(16, width)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c2 * 5 * 5, _scaled(120, width)), nn.ReLU(),
+            nn.Linear(_scaled(120, width), _scaled(84, width)), nn.ReLU(),
+            nn.Linear(_scaled(84, width), num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def build(arch: str, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0,
+          **kwargs) -> nn.Module:
+    """A fresh (untrained) model: 'mlp', 'lenet5', or 'tv:<torchvision name>'; `width` narrows it."""
+    if arch == "mlp":
+        return MLP(in_features=input_shape[0] * input_shape[1] * input_shape[2], num_classes=num_classes,
+                   width=width, **kwargs)
+    if arch == "lenet5":
+        if tuple(input_shape[1:]) != (28, 28):
+            raise ModelLoadError(f"lenet5 expects 28x28 inputs, not {input_shape[1]}x{input_shape[2]}.")
+        return LeNet5(in_channels=input_shape[0], num_classes=num_classes, width=width, **kwargs)
+    name = arch.removeprefix(TORCHVISION_PREFIX)
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ModelLoadError(f"torchvision has no classification architecture named {name!r}; "
+                             "see torchvision.models.list_models().")
+    if width != 1.0:
+        if "width_mult" not in kwargs and not name.startswith(("mobilenet", "mnasnet")):
+            raise ModelLoadError(f"{name} has no width multiplier, so edgetrim cannot build a narrower student of it.")
+        key = "alpha" if name.startswith("mnasnet") else "width_mult"
+        kwargs = {**kwargs, key: kwargs.get(key, 1.0) * width}
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+
+
+class GraphModel(nn.Module):
+    """A torch.export graph, frozen in the mode it was exported in: train()/eval() only set the flag."""
+
+    def __init__(self, graph: nn.Module):
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+    def train(self, mode: bool = True) -> "GraphModel":
+        self.training = mode
+        return self
+
+
+# ---- the loaded model record ---------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    name: str
+    module: nn.Module
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    arch: str | None = None  # None: a TorchScript / torch.export graph that cannot be rebuilt
+    arch_kwargs: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return weights_fingerprint(self.module)
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        return torch.zeros(batch, *self.input_shape)
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """A hash of every parameter and buffer (names, shapes, values)."""
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(repr(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes() if v.dtype != torch.bfloat16 else b"")
+    return h.hexdigest()[:16]
+
+
+# ---- the bundled samples ---------------------------------------------------------
+
+def sample_names() -> list[str]:
+    return sorted(p.stem for p in SAMPLES_DIR.glob("*.json"))
+
+
+def sample_card(name: str) -> dict:
+    path = SAMPLES_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ModelLoadError(f"No sample model named {name!r}; the samples are {', '.join(sample_names()) or 'none'}.")
+    return json.loads(path.read_text())
+
+
+def load_sample(name: str) -> LoadedModel:
+    """A bundled sample with its trained weights and card."""
+    card = sample_card(name)
+    return load_model(SAMPLES_DIR / card["weights"], arch=card["arch"], input_shape=tuple(card["input_shape"]),
+                      num_classes=card["num_classes"], arch_kwargs=card.get("arch_kwargs", {}), name=name, card=card)
+
+
+# ---- users' files ------------------------------------------------------------------
+
+def _archive_kind(path: Path) -> str:
+    """'torchscript', 'export' or 'state_dict', told apart by the zip archive's layout."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except zipfile.BadZipFile:
+        return "state_dict"  # legacy torch.save format; weights_only still guards it
+    if any("/code/" in n or n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any("/models/" in n and n.endswith(".json") for n in names) or any(n.endswith("archive_format") for n in names):
+        return "export"
+    return "state_dict"
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state_dict from disk, refusing anything but plain tensors (no code ever runs)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" in str(e):
+            raise ModelLoadError(f"{path.name} is not a plain weights file: it asks to run Python code, which "
+                                 "edgetrim refuses to load; save model.state_dict() with torch.save instead.") from e
+        raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file (it does not unpickle).") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file ({str(e).splitlines()[0][:120]}).") from e
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelLoadError(f"{path.name} does not hold a state_dict (a mapping of names to tensors).")
+    return obj
+
+
+def load_model(path: str | Path, arch: str | None = None, input_shape: tuple[int, ...] | None = None,
+               num_classes: int | None = None, arch_kwargs: dict | None = None, name: str | None = None,
+               card: dict | None = None) -> LoadedModel:
+    """The one door for model files: a state_dict (needs `arch`), a TorchScript file, or a torch.export .pt2."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"No model file at {path}.")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ModelLoadError(f"{path.name} is larger than the {MAX_MODEL_BYTES >> 20} MB edgetrim accepts.")
+    kind = _archive_kind(path)
+    name = name or path.stem
+    arch_kwargs = dict(arch_kwargs or {})
+    if kind == "export":
+        try:
+            program = torch.export.load(path)
+        except Exception as e:
+            raise ModelLoadError(f"{path.name} could not be loaded as a torch.export program ({type(e).__name__}).") from e
+        module = GraphModel(program.module())
+        if input_shape is None:
+            specs = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"]
+            user = [s for s, i in zip(specs, program.graph_signature.input_specs) if i.kind.name == "USER_INPUT"]
+            input_shape = tuple(int(d) for d in user[0].shape[1:]) if user else None
+        arch = None
+    elif kind == "torchscript":
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as e:
+            raise ModelLoadError(f"{path.name} could not be loaded as TorchScript ({str(e).splitlines()[0][:120]}).") from e
+        arch = None
+    else:
+        if arch is None:
+            raise ModelLoadError(f"{path.name} holds only weights; name its architecture (e.g. --arch tv:resnet18).")
+        state = read_state_dict(path)
+        num_classes = num_classes or _guess_classes(state)
+        if input_shape is None:
+            input_shape = (3, 224, 224) if arch.startswith(TORCHVISION_PREFIX) else (1, 28, 28)
+        module = build(arch, num_classes, tuple(input_shape), **arch_kwargs)
+        _load_weights(module, state, path.name, arch)
+    if input_shape is None:
+        raise ModelLoadError(f"Give the input shape of {path.name} (e.g. --input-shape 3x224x224).")
+    module.eval()
+    input_shape = tuple(int(s) for s in input_shape)
+    num_classes = check_classifier(module, input_shape, path.name, num_classes)
+    return LoadedModel(name, module, input_shape, num_classes, arch, arch_kwargs, card or {})
+
+
+def _guess_classes(state: dict[str, torch.Tensor]) -> int:
+    last = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    if not last:
+        raise ModelLoadError("Cannot tell the number of classes from the weights; give num_classes.")
+    return int(last[-1].shape[0])
+
+
+def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], fname: str, arch: str) -> None:
+    """Load `state` strictly, naming the first tensor that does not fit."""
+    own = module.state_dict()
+    for k, v in state.items():
+        if k not in own:
+            raise ModelLoadError(f"{fname} does not fit {arch}: it has a tensor {k!r} that {arch} does not have.")
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise ModelLoadError(f"{fname} does not fit {arch}: tensor {k!r} has shape {tuple(v.shape)}, "
+                                 f"{arch} expects {tuple(own[k].shape)}.")
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ModelLoadError(f"{fname} does not fit {arch}: it lacks the tensor {missing[0]!r}.")
+    module.load_state_dict(state)
+
+
+def check_classifier(module: nn.Module, input_shape: tuple[int, ...], fname: str,
+                     num_classes: int | None = None) -> int:
+    """Refuse NaN/inf weights and outputs that are not one score vector per input; return the class count."""
+    for k, v in module.state_dict().items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ModelLoadError(f"{fname} has NaN or infinite values in {k!r}.")
+    try:
+        with torch.inference_mode():
+            out = module(torch.zeros(2, *input_shape))
+    except Exception as e:
+        raise ModelLoadError(f"{fname} does not run on inputs of shape {'x'.join(map(str, input_shape))} "
+                             f"({str(e).splitlines()[0][:120]}).") from e
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelLoadError(f"{fname} does not output one class-score vector per input (got {shape}).")
+    if num_classes is not None and out.shape[1] != num_classes:
+        raise ModelLoadError(f"{fname} outputs {out.shape[1]} scores, not the {num_classes} classes expected.")
+    return int(out.shape[1])

@@ -1,0 +1,106 @@
+"""The one training loop: sample models, fine-tuning after pruning, QAT, distillation.
+
+`train_` mutates its model (hence the trailing underscore); callers that must stay
+pure deep-copy first. With a teacher it minimises Hinton's distillation loss
+    alpha * T^2 * KL(student/T || teacher/T) + (1 - alpha) * cross-entropy,
+otherwise plain cross-entropy. The model with the best validation accuracy is kept.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from core.data import Split
+
+Progress = Callable[[int, int, str], None]  # (done, total, message)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to `max_shift` pixels per image (zero padding): cheap augmentation."""
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None].expand(n, x.shape[1], h, w + 2 * max_shift)
+    out = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :].expand(n, x.shape[1], h, w)
+    return out.gather(3, cols)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Logits for `x`, in eval mode, in batches."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+    model.train(was_training)
+    return out
+
+
+def accuracy(model: nn.Module, split: Split) -> float:
+    return (predict(model, split.x).argmax(1) == split.y).float().mean().item()
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      temperature: float, alpha: float) -> torch.Tensor:
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                    F.log_softmax(teacher_logits / temperature, dim=1), log_target=True,
+                    reduction="batchmean") * temperature ** 2
+    return alpha * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 1e-3, seed: int = 0,
+           batch_size: int = 64, weight_decay: float = 0.0, augment_shift: int = 0,
+           teacher: nn.Module | None = None, temperature: float = 4.0, alpha: float = 0.9,
+           progress: Progress | None = None, after_step: Callable[[nn.Module], None] | None = None) -> nn.Module:
+    """Train `model` in place with Adam and cosine decay; keep the weights that scored best on `val`.
+
+    `after_step` runs after every optimiser step (pruning masks use it to keep zeros at zero).
+    """
+    if epochs <= 0:
+        return model
+    gen = seed_everything(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * ((len(train) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    teacher_logits = predict(teacher, train.x) if teacher is not None else None
+    best, best_acc = None, -1.0
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=gen)
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            if len(idx) < 2:
+                continue
+            x = shift(train.x[idx], augment_shift, gen)
+            logits = model(x)
+            if teacher is None:
+                loss = F.cross_entropy(logits, train.y[idx])
+            else:
+                t_logits = predict(teacher, x) if augment_shift else teacher_logits[idx]
+                loss = distillation_loss(logits, t_logits, train.y[idx], temperature, alpha)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if after_step is not None:
+                after_step(model)
+        acc = accuracy(model, val)
+        if acc > best_acc:
+            best_acc, best = acc, copy.deepcopy(model.state_dict())
+        if progress:
+            progress(epoch + 1, epochs, f"epoch {epoch + 1}/{epochs}: val {acc:.3f}")
+    model.load_state_dict(best)
+    model.eval()
+    return model

@@ -1,0 +1,1 @@
+"""edgetrim's Streamlit front end: thin pages over `core`."""

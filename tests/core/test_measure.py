@@ -1,0 +1,53 @@
+import json
+
+import torch
+
+from core import measure as ME
+from core import models as M
+
+
+def test_metrics_round_trip_json_and_onnx_agrees_with_pytorch(lenet5, digits):
+    m = ME.measure(lenet5, digits, budget_s=0.02)
+    assert ME.Metrics.from_json(m.to_json()) == m
+    json.loads(m.to_json())
+    assert abs(m.onnx_accuracy - m.accuracy) <= 0.003
+    assert m.test_samples == 360 and m.onnx_bytes > 4 * m.params * 0.9
+    assert {(l.runtime, l.batch) for l in m.latency} == {(r, b) for r in ME.RUNTIMES for b in ME.BATCHES}
+    for l in m.latency:
+        assert 0 < l.median_ms <= l.p90_ms and l.repeats >= ME.MIN_REPEATS and l.threads >= 1
+
+
+def test_half_zeroed_weights_report_half_the_nonzeros():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8, bias=False))
+    with torch.no_grad():
+        model[1].weight.fill_(1.0)
+        model[1].weight.view(-1)[::2] = 0.0
+    params, nonzero = ME.count_params(model)
+    assert (params, nonzero) == (128, 64)
+
+
+def test_macs_of_known_layers():
+    assert ME.count_macs(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), (1, 8, 8)) == 640
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)
+    assert ME.count_macs(conv, (1, 8, 8)) == 4 * 9 * 64
+
+
+def test_sizes_are_real_files(mlp, tmp_path):
+    path = ME.write_onnx(mlp.module, mlp.input_shape, tmp_path / "mlp.onnx")
+    assert path.stat().st_size > 4 * 266_610
+    assert ME.state_dict_bytes(mlp.module) > 4 * 266_610
+
+
+def test_onnx_export_of_a_torch_export_module(tmp_path, lenet5, digits):
+    program = torch.export.export(lenet5.module, (torch.zeros(2, 1, 28, 28),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, tmp_path / "m.pt2")
+    loaded = M.load_model(tmp_path / "m.pt2")
+    m = ME.measure(loaded, digits, latency=False)
+    assert abs(m.onnx_accuracy - lenet5.card["test_accuracy"]) <= 0.003
+
+
+def test_layer_table(lenet5):
+    rows = ME.layer_table(lenet5.module)
+    assert sum(r["params"] for r in rows) == lenet5.card["params"]
+    assert rows[0]["layer"] == "features.0" and rows[0]["shape"] == "6x1x5x5"

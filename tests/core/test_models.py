@@ -1,0 +1,102 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from core import measure as ME
+from core import models as M
+from core.train import accuracy
+
+
+@pytest.mark.parametrize("name", M.sample_names())
+def test_sample_accuracy_matches_its_card(name, digits):
+    model = M.load_sample(name)
+    acc = accuracy(model.module, digits.adapted(model.input_shape).test)
+    assert abs(acc - model.card["test_accuracy"]) <= 0.005
+    assert model.card["params"] == ME.count_params(model.module)[0]
+
+
+def test_samples_meet_their_accuracy_bars():
+    assert {"mlp", "lenet5", "mobilenet_v3_small"} <= set(M.sample_names())
+    assert M.sample_card("mlp")["test_accuracy"] >= 0.95
+    assert M.sample_card("lenet5")["test_accuracy"] >= 0.97
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"fc.weight": torch.zeros(2, 2), "payload": _Evil(marker)}, evil)
+    with pytest.raises(M.ModelLoadError, match="asks to run Python code"):
+        M.load_model(evil, arch="mlp")
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(_Evil(marker)))
+    with pytest.raises(M.ModelLoadError):
+        M.load_model(raw, arch="mlp")
+    assert not marker.exists()
+
+
+def test_torchvision_arch_plus_state_dict(tmp_path):
+    model = M.build("tv:mobilenet_v3_small", 10, (3, 32, 32), width_mult=0.25)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    loaded = M.load_model(tmp_path / "w.pt", arch="tv:mobilenet_v3_small", input_shape=(3, 32, 32),
+                          arch_kwargs={"width_mult": 0.25})
+    assert loaded.num_classes == 10 and loaded.fingerprint == M.weights_fingerprint(model)
+    with pytest.raises(M.ModelLoadError, match="does not fit tv:resnet18: it has a tensor 'features.0.0.weight'"):
+        M.load_model(tmp_path / "w.pt", arch="tv:resnet18", input_shape=(3, 32, 32))
+    with pytest.raises(M.ModelLoadError, match="no classification architecture named 'resnet7'"):
+        M.load_model(tmp_path / "w.pt", arch="tv:resnet7", input_shape=(3, 32, 32))
+
+
+def test_torchscript_and_export_files_load_and_agree(tmp_path, lenet5):
+    x = torch.rand(4, *lenet5.input_shape)
+    expected = lenet5.module(x)
+    torch.jit.save(torch.jit.trace(lenet5.module, x), tmp_path / "ts.pt")
+    ts = M.load_model(tmp_path / "ts.pt", input_shape=lenet5.input_shape)
+    assert ts.arch is None and torch.allclose(ts.module(x), expected, atol=1e-5)
+    program = torch.export.export(lenet5.module, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, tmp_path / "m.pt2")
+    exported = M.load_model(tmp_path / "m.pt2")
+    assert exported.input_shape == lenet5.input_shape
+    assert torch.allclose(exported.module(x), expected, atol=1e-5)
+
+
+def test_broken_files_are_refused_clearly(tmp_path, lenet5):
+    good = tmp_path / "good.pt"
+    torch.save(lenet5.module.state_dict(), good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(M.ModelLoadError, match="truncated or not a PyTorch file"):
+        M.load_model(cut, arch="lenet5")
+    (tmp_path / "text.pt").write_text("not a model")
+    with pytest.raises(M.ModelLoadError, match="truncated or not a PyTorch file"):
+        M.load_model(tmp_path / "text.pt", arch="lenet5")
+    nan = {k: v.clone() for k, v in lenet5.module.state_dict().items()}
+    nan["features.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(nan, tmp_path / "nan.pt")
+    with pytest.raises(M.ModelLoadError, match="NaN or infinite values in 'features.0.weight'"):
+        M.load_model(tmp_path / "nan.pt", arch="lenet5")
+    with pytest.raises(M.ModelLoadError, match="holds only weights"):
+        M.load_model(good)
+
+
+def test_a_model_that_does_not_output_class_scores_is_refused():
+    with pytest.raises(M.ModelLoadError, match="one class-score vector"):
+        M.check_classifier(torch.nn.Conv2d(1, 2, 3), (1, 8, 8), "conv.pt")
+
+
+def test_students_are_narrower(lenet5):
+    for arch, shape in (("mlp", (1, 28, 28)), ("lenet5", (1, 28, 28)), ("tv:mobilenet_v3_small", (3, 64, 64))):
+        full = ME.count_params(M.build(arch, 10, shape))[0]
+        half = ME.count_params(M.build(arch, 10, shape, width=0.5))[0]
+        assert half < full
+    with pytest.raises(M.ModelLoadError, match="no width multiplier"):
+        M.build("tv:resnet18", 10, (3, 32, 32), width=0.5)
