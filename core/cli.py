@@ -51,8 +51,9 @@ def metrics_row(name: str, m: ME.Metrics) -> dict:
     return {
         "model": name,
         "acc %": round(100 * m.accuracy, 2),
-        "onnx acc %": round(100 * m.onnx_accuracy, 2) if m.onnx_accuracy is not None else None,
+        "torch acc %": round(100 * m.torch_accuracy, 2) if m.torch_accuracy is not None else None,
         "onnx KB": round(m.onnx_bytes / 1024, 1),
+        "archive KB": round(m.archive_bytes / 1024, 1) if m.archive_bytes is not None else None,
         "params": m.params,
         "non-zeros": m.nonzero_params,
         "MMACs": round(m.macs / 1e6, 3),

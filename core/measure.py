@@ -7,13 +7,11 @@ count recorded. Results are frozen records that serialize to JSON.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core.data import DataSet, Split
+from core import onnx_io
+from core.data import DataSet
 from core.models import LoadedModel
 from core.train import accuracy as torch_accuracy
 
@@ -31,7 +30,6 @@ WARMUP = 5               # untimed calls first: allocators, caches, lazy init
 MIN_REPEATS = 15
 MAX_REPEATS = 300
 TIME_BUDGET_S = 0.25     # per (runtime, batch): repeat until this much time has passed
-OPSET = 17
 RUNTIMES = ("onnxruntime", "pytorch")
 
 
@@ -47,11 +45,12 @@ class Latency:
 
 @dataclass(frozen=True)
 class Metrics:
-    accuracy: float             # top-1 on the test split, PyTorch
-    onnx_accuracy: float | None  # top-1 on the test split, running the ONNX file in ONNX Runtime
+    accuracy: float             # top-1 on the test split of the deployed file, run in ONNX Runtime
+    torch_accuracy: float | None  # top-1 of the PyTorch module (None when the deployed format is ONNX-only)
     test_samples: int
-    onnx_bytes: int             # bytes of the exported .onnx file
+    onnx_bytes: int             # bytes of the deployable .onnx file (fp32, fp16 or int8)
     state_dict_bytes: int       # bytes of torch.save(state_dict)
+    archive_bytes: int | None   # bytes of the compact archive (packed codes, sparse masks, LZMA)
     params: int
     nonzero_params: int
     macs: int                   # multiply-accumulates for one input, from torch.utils.flop_counter
@@ -125,49 +124,10 @@ def layer_table(model: nn.Module) -> list[dict]:
 
 # ---- files ----------------------------------------------------------------------
 
-def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
-    """Export to ONNX with a dynamic batch axis (input 'input', output 'logits')."""
-    path = Path(path)
-    example = torch.zeros(1, *input_shape)
-    model = model.eval()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:  # the TorchScript-based exporter: ~10x faster to export, which sweeps feel
-            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                              input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-        except Exception:  # graphs it cannot trace (torch.export modules): the dynamo exporter
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=max(OPSET, 18),
-                                        input_names=["input"], output_names=["logits"],
-                                        dynamic_shapes=({0: batch},), verbose=False)
-            program.save(str(path), external_data=False)
-    return path
-
-
 def state_dict_bytes(model: nn.Module) -> int:
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.getbuffer().nbytes
-
-
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session with a fixed thread count (the count latency is reported with)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or torch.get_num_threads()
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def onnx_accuracy(session_or_path, split: Split, batch: int = 256) -> float:
-    sess = session_or_path if not isinstance(session_or_path, (str, Path)) else onnx_session(session_or_path)
-    name = sess.get_inputs()[0].name
-    x = split.x.numpy()
-    preds = np.concatenate([sess.run(None, {name: x[i:i + batch]})[0].argmax(1) for i in range(0, len(x), batch)])
-    return float((preds == split.y.numpy()).mean())
 
 
 # ---- timing ------------------------------------------------------------------------
@@ -211,28 +171,53 @@ def time_onnx(session, input_shape: tuple[int, ...], batch: int, threads: int,
 def measure(model: LoadedModel, data: DataSet, latency: bool = True, batches: tuple[int, ...] = BATCHES,
             runtimes: tuple[str, ...] = RUNTIMES, threads: int | None = None,
             budget_s: float = TIME_BUDGET_S, keep_dir: str | Path | None = None) -> Metrics:
-    """Every metric of one model on `data`'s test split (data adapted to the model's input shape)."""
+    """Every metric of one model on `data`'s test split (data adapted to the model's input shape).
+
+    The ONNX file is the deployable one (int8 / fp16 when the model carries that format);
+    its accuracy and latency come from running it in ONNX Runtime. PyTorch numbers are
+    for the module itself, and are skipped for ONNX-only formats.
+    """
+    from core import archive
+
     threads = threads or torch.get_num_threads()
     data = data.adapted(model.input_shape)
     module = model.module.eval()
     params, nonzero = count_params(module)
+    notes: list[str] = []
+    torch_runs = model.deploy is None
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = write_onnx(module, model.input_shape, Path(keep_dir or tmp) / f"{model.name}.onnx")
-        session = onnx_session(onnx_path, threads)
+        folder = Path(keep_dir or tmp)
+        onnx_path = onnx_io.write_deployable(model, folder / f"{model.name}.onnx", calibration=data.train)
+        session = onnx_io.onnx_session(onnx_path, threads)
+        archive_bytes = None
+        if model.arch is not None:
+            archive_bytes = os.path.getsize(archive.write_archive(model, folder / f"{model.name}.etz"))
+        if model.deploy is not None:
+            census = onnx_io.op_census(onnx_path)
+            notes.append(f"{census['int8_nodes']} integer-kernel nodes, {census['float_compute_nodes']} "
+                         "Conv/Gemm/MatMul nodes left in float after ONNX Runtime's fusion")
+            notes.append("PyTorch latency not measured: this format runs in ONNX Runtime only")
+        if nonzero < params * 0.95:
+            notes.append(f"{1 - nonzero / params:.0%} of weights are zero, but dense CPU kernels multiply zeros "
+                         "too: sparsity shrinks the compressed archive, not latency")
         timings: list[Latency] = []
         if latency:
             for runtime in runtimes:
                 for b in batches:
-                    timings.append(time_onnx(session, model.input_shape, b, threads, budget_s) if runtime == "onnxruntime"
-                                   else time_pytorch(module, model.input_shape, b, threads, budget_s))
+                    if runtime == "onnxruntime":
+                        timings.append(time_onnx(session, model.input_shape, b, threads, budget_s))
+                    elif torch_runs:
+                        timings.append(time_pytorch(module, model.input_shape, b, threads, budget_s))
         return Metrics(
-            accuracy=torch_accuracy(module, data.test),
-            onnx_accuracy=onnx_accuracy(session, data.test),
+            accuracy=onnx_io.onnx_accuracy(session, data.test),
+            torch_accuracy=torch_accuracy(module, data.test) if torch_runs else None,
             test_samples=len(data.test),
             onnx_bytes=os.path.getsize(onnx_path),
             state_dict_bytes=state_dict_bytes(module),
+            archive_bytes=archive_bytes,
             params=params,
             nonzero_params=nonzero,
             macs=count_macs(module, model.input_shape),
             latency=tuple(timings),
+            notes=tuple(notes),
         )

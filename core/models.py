@@ -8,6 +8,7 @@ that asks to run code is refused, never executed.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -72,7 +73,7 @@ def build(arch: str, num_classes: int, input_shape: tuple[int, int, int], width:
     """A fresh (untrained) model: 'mlp', 'lenet5', or 'tv:<torchvision name>'; `width` narrows it."""
     if arch == "mlp":
         return MLP(in_features=input_shape[0] * input_shape[1] * input_shape[2], num_classes=num_classes,
-                   width=width, **kwargs)
+                   width=width, hidden=tuple(kwargs.pop("hidden", (300, 100))), **kwargs)
     if arch == "lenet5":
         if tuple(input_shape[1:]) != (28, 28):
             raise ModelLoadError(f"lenet5 expects 28x28 inputs, not {input_shape[1]}x{input_shape[2]}.")
@@ -83,8 +84,8 @@ def build(arch: str, num_classes: int, input_shape: tuple[int, int, int], width:
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise ModelLoadError(f"torchvision has no classification architecture named {name!r}; "
                              "see torchvision.models.list_models().")
-    if width != 1.0:
-        if "width_mult" not in kwargs and not name.startswith(("mobilenet", "mnasnet")):
+    if width != 1.0:  # students: scale the architecture's own width multiplier
+        if not name.startswith(("mobilenet", "mnasnet")):
             raise ModelLoadError(f"{name} has no width multiplier, so edgetrim cannot build a narrower student of it.")
         key = "alpha" if name.startswith("mnasnet") else "width_mult"
         kwargs = {**kwargs, key: kwargs.get(key, 1.0) * width}
@@ -117,6 +118,11 @@ class LoadedModel:
     arch: str | None = None  # None: a TorchScript / torch.export graph that cannot be rebuilt
     arch_kwargs: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    deploy: object = None  # an ONNX-only format (int8 / fp16 config) applied when the model is exported
+
+    def derive(self, module: nn.Module, **changes) -> "LoadedModel":
+        """The same record around a new module (a compressed copy)."""
+        return dataclasses.replace(self, module=module.eval(), **changes)
 
     @property
     def fingerprint(self) -> str:

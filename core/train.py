@@ -52,6 +52,30 @@ def accuracy(model: nn.Module, split: Split) -> float:
     return (predict(model, split.x).argmax(1) == split.y).float().mean().item()
 
 
+@torch.no_grad()
+def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128) -> nn.Module:
+    """Re-estimate BatchNorm statistics on `split` (cumulative average). In place; no-op without BatchNorm.
+
+    Pruning and rounding shift every activation's mean and variance; stale statistics
+    alone can drop a pruned MobileNet to chance, and fine-tuning from there stalls.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return model
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    for i in range(0, len(split), batch):
+        model(split.x[i:i + batch])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+    return model
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                       temperature: float, alpha: float) -> torch.Tensor:
     soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),

@@ -1,0 +1,188 @@
+"""The compact archive: a pruned, quantized model stored as small as its numbers allow.
+
+Every float tensor is stored in whichever exact encoding is smallest:
+  raw float32 | one codebook + packed k-bit codes | one codebook per output channel
+  + packed codes | a 1-bit non-zero mask + raw non-zeros | a mask + codebook + codes,
+and the whole file is then LZMA-compressed. Codebooks (the Deep Compression
+overhead) are counted in the file, so the archive's size is a real number of bytes.
+Decoding is exact: the reloaded model gives identical outputs. The header also
+records the architecture and every tensor shape, so a structurally pruned model is
+rebuilt at its pruned width.
+"""
+from __future__ import annotations
+
+import json
+import lzma
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from core.models import LoadedModel, ModelLoadError, build
+
+MAGIC = b"EDGETRIM-ARCHIVE-1\n"
+MAX_CODEBOOK = 256
+
+
+# ---- bit packing ----------------------------------------------------------------------
+
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    bitplanes = np.unpackbits(codes.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
+    return np.packbits(bitplanes.reshape(-1)).tobytes()
+
+
+def unpack_codes(blob: bytes, bits: int, n: int) -> np.ndarray:
+    planes = np.unpackbits(np.frombuffer(blob, dtype=np.uint8))[: n * bits].reshape(n, bits)
+    return np.packbits(np.pad(planes, ((0, 0), (8 - bits, 0))), axis=1).reshape(n)
+
+
+def _bits(levels: int) -> int:
+    return max(1, math.ceil(math.log2(max(levels, 2))))
+
+
+# ---- encodings: each returns (meta, blobs) or None if it does not apply ------------------
+
+def _codebook(values: np.ndarray):
+    book, codes = np.unique(values, return_inverse=True)
+    if len(book) > MAX_CODEBOOK:
+        return None
+    b = _bits(len(book))
+    return {"book": len(book), "bits": b}, [book.astype(np.float32).tobytes(), pack_codes(codes, b)]
+
+
+def _row_codebook(values: np.ndarray, rows: int):
+    per_row = [np.unique(r, return_inverse=True) for r in values.reshape(rows, -1)]
+    levels = max(len(b) for b, _ in per_row)
+    if levels > MAX_CODEBOOK:
+        return None
+    books = np.zeros((rows, levels), dtype=np.float32)
+    for i, (b, _) in enumerate(per_row):
+        books[i, :len(b)] = b
+    codes = np.concatenate([c for _, c in per_row])
+    b = _bits(levels)
+    return {"levels": levels, "bits": b}, [books.tobytes(), pack_codes(codes, b)]
+
+
+def encode(t: torch.Tensor) -> tuple[dict, list[bytes]]:
+    """The smallest exact encoding of one tensor."""
+    arr = t.detach().cpu().contiguous().numpy()
+    meta = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+    if arr.dtype != np.float32 or arr.size < 64:
+        return {**meta, "enc": "raw"}, [arr.tobytes()]
+    flat = arr.reshape(-1)
+    nz = flat != 0
+    options = [("raw", {}, [flat.tobytes()])]
+    for name, enc in (("codebook", _codebook(flat)),
+                      ("row_codebook", _row_codebook(flat, arr.shape[0]) if arr.ndim > 1 else None)):
+        if enc:
+            options.append((name, *enc))
+    if nz.mean() < 0.9:
+        mask = np.packbits(nz).tobytes()
+        options.append(("sparse_raw", {}, [mask, flat[nz].tobytes()]))
+        enc = _codebook(flat[nz]) if nz.any() else None
+        if enc:
+            options.append(("sparse_codebook", enc[0], [mask, *enc[1]]))
+    name, extra, blobs = min(options, key=lambda o: sum(len(b) for b in o[2]))
+    return {**meta, "enc": name, **extra}, blobs
+
+
+def decode(meta: dict, blobs: list[bytes]) -> torch.Tensor:
+    shape, dtype, enc = tuple(meta["shape"]), np.dtype(meta["dtype"]), meta["enc"]
+    n = math.prod(shape)
+    if enc == "raw":
+        return torch.from_numpy(np.frombuffer(blobs[0], dtype=dtype).reshape(shape).copy())
+    if enc == "codebook":
+        book = np.frombuffer(blobs[0], dtype=np.float32)
+        flat = book[unpack_codes(blobs[1], meta["bits"], n)]
+    elif enc == "row_codebook":
+        books = np.frombuffer(blobs[0], dtype=np.float32).reshape(shape[0], meta["levels"])
+        codes = unpack_codes(blobs[1], meta["bits"], n).reshape(shape[0], -1)
+        flat = np.take_along_axis(books, codes.astype(np.int64), axis=1).reshape(-1)
+    else:
+        nz = np.unpackbits(np.frombuffer(blobs[0], dtype=np.uint8))[:n].astype(bool)
+        flat = np.zeros(n, dtype=np.float32)
+        if enc == "sparse_raw":
+            flat[nz] = np.frombuffer(blobs[1], dtype=np.float32)
+        else:
+            book = np.frombuffer(blobs[1], dtype=np.float32)
+            flat[nz] = book[unpack_codes(blobs[2], meta["bits"], int(nz.sum()))]
+    return torch.from_numpy(flat.reshape(shape).copy())
+
+
+# ---- files ------------------------------------------------------------------------------
+
+def write_archive(model: LoadedModel, path: str | Path) -> Path:
+    """Write `model` (an nn.Module with a known architecture) as a compact archive."""
+    if model.arch is None:
+        raise ModelLoadError(f"{model.name} is a fixed graph with no rebuildable architecture; "
+                             "the compact archive needs an architecture name.")
+    tensors, payload = [], []
+    for name, t in model.module.state_dict().items():
+        meta, blobs = encode(t)
+        tensors.append({"name": name, **meta, "blobs": [len(b) for b in blobs]})
+        payload += blobs
+    header = json.dumps({"arch": model.arch, "arch_kwargs": model.arch_kwargs, "input_shape": list(model.input_shape),
+                         "num_classes": model.num_classes, "name": model.name, "tensors": tensors}).encode()
+    raw = struct.pack(">I", len(header)) + header + b"".join(payload)
+    path = Path(path)
+    path.write_bytes(MAGIC + lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME))
+    return path
+
+
+def read_archive(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    blob = Path(path).read_bytes()
+    if not blob.startswith(MAGIC):
+        raise ModelLoadError(f"{Path(path).name} is not an edgetrim archive.")
+    try:
+        raw = lzma.decompress(blob[len(MAGIC):])
+    except lzma.LZMAError as e:
+        raise ModelLoadError(f"{Path(path).name} is a truncated or corrupt edgetrim archive.") from e
+    (hlen,) = struct.unpack(">I", raw[:4])
+    header = json.loads(raw[4:4 + hlen])
+    offset, state = 4 + hlen, {}
+    for t in header["tensors"]:
+        blobs = []
+        for size in t["blobs"]:
+            blobs.append(raw[offset:offset + size])
+            offset += size
+        state[t["name"]] = decode(t, blobs)
+    return header, state
+
+
+def load_archive(path: str | Path) -> LoadedModel:
+    """Rebuild the model an archive holds, at the (possibly pruned) shapes it was saved with."""
+    header, state = read_archive(path)
+    module = build(header["arch"], header["num_classes"], tuple(header["input_shape"]), **header["arch_kwargs"])
+    resize_like_(module, state)
+    module.load_state_dict(state)
+    return LoadedModel(header["name"], module.eval(), tuple(header["input_shape"]), header["num_classes"],
+                       header["arch"], header["arch_kwargs"])
+
+
+@torch.no_grad()
+def resize_like_(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give every layer the tensor shapes in `state` (channels removed by structured pruning). In place."""
+    for mod_name, mod in module.named_modules():
+        prefix = f"{mod_name}." if mod_name else ""
+        changed = False
+        for kind in ("_parameters", "_buffers"):
+            for name, t in getattr(mod, kind).items():
+                new = state.get(prefix + name)
+                if t is not None and new is not None and new.shape != t.shape:
+                    fresh = torch.empty(new.shape, dtype=t.dtype)
+                    getattr(mod, kind)[name] = nn.Parameter(fresh, t.requires_grad) if kind == "_parameters" else fresh
+                    changed = True
+        if not changed:
+            continue
+        if isinstance(mod, nn.modules.conv._ConvNd):
+            depthwise = mod.groups > 1 and mod.groups == mod.in_channels
+            mod.out_channels = mod.weight.shape[0]
+            mod.in_channels = mod.out_channels if depthwise else mod.weight.shape[1] * mod.groups
+            mod.groups = mod.out_channels if depthwise else mod.groups
+        elif isinstance(mod, nn.Linear):
+            mod.out_features, mod.in_features = mod.weight.shape
+        elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.num_features = mod.running_mean.shape[0]

@@ -1,0 +1,94 @@
+"""Knowledge distillation: a narrower copy of the teacher's architecture trained on its soft labels.
+
+loss = alpha * T^2 * KL(student/T || teacher/T) + (1 - alpha) * cross-entropy
+(Hinton et al. 2015). With `alone=True` the same student is trained on hard labels
+only: the baseline that shows what distillation bought. Trained students are cached
+on disk by (teacher weights, config, data), so a sweep trains each student once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.data import DataSet
+from core.models import LoadedModel, build
+from core.spec import SpecError, config_to_dict, register
+from core.train import Progress, train_
+
+
+@dataclass(frozen=True)
+class Distill:
+    width: float = 0.5              # student width as a fraction of the teacher's
+    depth: int | None = None        # hidden layers kept (MLP only); None keeps the teacher's depth
+    temperature: float = 4.0
+    alpha: float = 0.9              # weight of the soft-target term
+    epochs: int = 30
+    lr: float = 2e-3
+    augment_shift: int = 2          # random translation (pixels) during training
+    alone: bool = False             # True: hard labels only, no teacher (the baseline)
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.width <= 1:
+            raise SpecError(f"A student width must be in (0, 1], got {self.width}.")
+        if self.temperature <= 0:
+            raise SpecError(f"The distillation temperature must be positive, got {self.temperature}.")
+        if not 0 <= self.alpha <= 1:
+            raise SpecError(f"alpha must be in [0, 1], got {self.alpha}.")
+        if self.epochs < 1:
+            raise SpecError(f"A student needs at least 1 epoch of training, got {self.epochs}.")
+        if self.depth is not None and self.depth < 1:
+            raise SpecError(f"A student needs at least 1 hidden layer, got depth {self.depth}.")
+
+
+def cache_dir() -> Path:
+    """$EDGETRIM_CACHE, else the user's cache folder."""
+    root = os.environ.get("EDGETRIM_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
+                                                           "edgetrim")
+    return Path(root)
+
+
+def student_kwargs(teacher: LoadedModel, cfg: Distill) -> dict:
+    """Keyword arguments of `build` that make the student (also what rebuilds it from an archive)."""
+    if teacher.arch is None:
+        raise SpecError(f"{teacher.name} is a fixed graph (TorchScript / torch.export): edgetrim cannot build a "
+                        "narrower copy; load it as an architecture plus state_dict to distil it.")
+    kwargs = {**teacher.arch_kwargs, "width": teacher.arch_kwargs.get("width", 1.0) * cfg.width}
+    if cfg.depth is not None:
+        hidden = tuple(teacher.arch_kwargs.get("hidden", (300, 100)))
+        if teacher.arch != "mlp" or cfg.depth > len(hidden):
+            raise SpecError(f"Student depth applies to the MLP only, up to its {len(hidden)} hidden layers.")
+        kwargs["hidden"] = hidden[:cfg.depth]
+    return kwargs
+
+
+def build_student(teacher: LoadedModel, cfg: Distill) -> torch.nn.Module:
+    torch.manual_seed(cfg.seed)
+    return build(teacher.arch, teacher.num_classes, teacher.input_shape, **student_kwargs(teacher, cfg))
+
+
+@register(Distill)
+def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progress | None = None) -> LoadedModel:
+    student = build_student(teacher, cfg)
+    key = hashlib.sha256(json.dumps([teacher.fingerprint, config_to_dict(cfg), data.fingerprint]).encode())
+    path = cache_dir() / "students" / f"{key.hexdigest()[:20]}.pt"
+    if path.is_file():
+        try:
+            student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return teacher.derive(student, card={}, arch_kwargs=student_kwargs(teacher, cfg))
+        except (RuntimeError, EOFError, OSError):
+            path.unlink(missing_ok=True)  # a stale or broken cache entry: retrain
+    d = data.adapted(teacher.input_shape)
+    train_(student, d.train, d.val, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, augment_shift=cfg.augment_shift,
+           teacher=None if cfg.alone else teacher.module, temperature=cfg.temperature, alpha=cfg.alpha,
+           progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(student.state_dict(), tmp)
+    os.replace(tmp, path)
+    return teacher.derive(student, card={}, arch_kwargs=student_kwargs(teacher, cfg))

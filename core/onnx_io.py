@@ -1,0 +1,102 @@
+"""ONNX files: export, ONNX Runtime sessions, accuracy in the runtime, and what the graph runs in int8.
+
+`write_deployable` writes the file a Point is measured and shipped as: the fp32
+export, or, when the model carries an ONNX-only format (int8, fp16), that file
+turned into the format by core.quantize.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from core.data import Split
+
+OPSET = 17
+INT8_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear",
+            "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QGemm",
+            "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
+COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
+
+
+def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
+    """Export to ONNX with a dynamic batch axis (input 'input', output 'logits')."""
+    path = Path(path)
+    example = torch.zeros(1, *input_shape)
+    model = model.eval()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:  # the TorchScript-based exporter: ~10x faster to export, which sweeps feel
+            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        except Exception:  # graphs it cannot trace (torch.export modules): the dynamo exporter
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=max(OPSET, 18),
+                                        input_names=["input"], output_names=["logits"],
+                                        dynamic_shapes=({0: batch},), verbose=False)
+            program.save(str(path), external_data=False)
+    return path
+
+
+def write_deployable(model, path: str | Path, calibration: Split | None = None) -> Path:
+    """The ONNX file `model` (a LoadedModel) ships as: fp32, or its `deploy` format (int8, fp16)."""
+    path = Path(path)
+    if model.deploy is None:
+        return write_onnx(model.module, model.input_shape, path)
+    from core import quantize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = write_onnx(model.module, model.input_shape, Path(tmp) / "fp32.onnx")
+        return quantize.realize_onnx(model.deploy, fp32, path, calibration)
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with a fixed thread count (the count latency is reported with)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or torch.get_num_threads()
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict(session, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    inp = session.get_inputs()[0]
+    dtype = np.float16 if "float16" in inp.type else np.float32
+    return np.concatenate([session.run(None, {inp.name: x[i:i + batch].astype(dtype)})[0]
+                           for i in range(0, len(x), batch)]).astype(np.float32)
+
+
+def onnx_accuracy(session_or_path, split: Split) -> float:
+    sess = onnx_session(session_or_path) if isinstance(session_or_path, (str, Path)) else session_or_path
+    preds = onnx_predict(sess, split.x.numpy()).argmax(1)
+    return float((preds == split.y.numpy()).mean())
+
+
+def op_census(path: str | Path) -> dict[str, int]:
+    """How many compute nodes run on integer kernels, and how many stay in float, after ONNX Runtime's
+    own graph optimisation (which fuses QuantizeLinear/DequantizeLinear pairs into integer ops)."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        so.log_severity_level = 3
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        graph = onnx.load(so.optimized_model_filepath).graph
+    ops = Counter(n.op_type for n in graph.node)
+    int8 = sum(c for op, c in ops.items() if op in INT8_OPS)
+    float_compute = sum(c for op, c in ops.items() if op in COMPUTE_OPS)
+    qdq = ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0)
+    return {"int8_nodes": int8, "float_compute_nodes": float_compute, "qdq_nodes": qdq, "nodes": sum(ops.values())}

@@ -1,0 +1,202 @@
+"""Pruning: unstructured magnitude (zeros in place) and structured (channels physically removed).
+
+Unstructured pruning zeroes the smallest weights of every Conv/Linear layer, either
+ranked across the whole model ("global") or within each layer ("layer"); the count
+removed is exact. Dense kernels still multiply those zeros, so it shrinks compressed
+files, not latency. Structured pruning removes whole channels / neurons ranked by
+their L1 or L2 norm, using Torch-Pruning's dependency graph so residual adds,
+concatenations, depthwise convs and squeeze-excite blocks stay consistent; the
+model gets physically smaller and faster. Both may fine-tune, and both can prune
+gradually: k steps of a cubic schedule with fine-tuning between.
+"""
+from __future__ import annotations
+
+import copy
+import enum
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from core.data import DataSet
+from core.models import LoadedModel
+from core.spec import SpecError, register
+from core.train import Progress, accuracy, recalibrate_bn_, train_
+
+PRUNABLE = (nn.Conv2d, nn.Conv1d, nn.Linear)
+
+
+class Scope(str, enum.Enum):
+    GLOBAL = "global"
+    LAYER = "layer"
+
+
+class Importance(str, enum.Enum):
+    L1 = "l1"
+    L2 = "l2"
+
+
+def _check_common(ratio: float, finetune_epochs: int, steps: int, lr: float) -> None:
+    if not 0.0 <= ratio < 1.0 or ratio > 0.99:
+        raise SpecError(f"A pruning ratio must be in [0, 0.99], got {ratio}.")
+    if finetune_epochs < 0:
+        raise SpecError(f"finetune_epochs must be 0 or more, got {finetune_epochs}.")
+    if steps < 1:
+        raise SpecError(f"Pruning needs at least 1 step, got {steps}.")
+    if lr <= 0:
+        raise SpecError(f"The fine-tuning learning rate must be positive, got {lr}.")
+
+
+@dataclass(frozen=True)
+class UnstructuredPrune:
+    ratio: float = 0.5              # fraction of Conv/Linear weights set to zero
+    scope: Scope = Scope.GLOBAL     # rank weights across the model, or within each layer
+    finetune_epochs: int = 0        # total fine-tuning budget, split over the steps
+    steps: int = 1                  # gradual pruning: cubic schedule in `steps` steps
+    lr: float = 5e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_common(self.ratio, self.finetune_epochs, self.steps, self.lr)
+        object.__setattr__(self, "scope", Scope(self.scope))
+
+
+@dataclass(frozen=True)
+class StructuredPrune:
+    ratio: float = 0.5              # fraction of channels / neurons removed from each prunable layer
+    importance: Importance = Importance.L2
+    finetune_epochs: int = 0
+    steps: int = 1
+    lr: float = 5e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_common(self.ratio, self.finetune_epochs, self.steps, self.lr)
+        object.__setattr__(self, "importance", Importance(self.importance))
+
+
+def schedule(ratio: float, steps: int) -> list[float]:
+    """Cumulative target ratios of the cubic schedule (Zhu & Gupta 2017); the last is `ratio`."""
+    return [ratio * (1 - (1 - i / steps) ** 3) for i in range(1, steps + 1)]
+
+
+def prunable_weights(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, m.weight) for n, m in module.named_modules() if isinstance(m, PRUNABLE)]
+
+
+def sparsity(module: nn.Module) -> float:
+    """Zero fraction over the prunable weights."""
+    ws = [w for _, w in prunable_weights(module)]
+    return sum(int((w == 0).sum()) for w in ws) / max(1, sum(w.numel() for w in ws))
+
+
+@torch.no_grad()
+def magnitude_prune_(module: nn.Module, ratio: float, scope: Scope | str = Scope.GLOBAL,
+                     layers: list[str] | None = None) -> None:
+    """Zero exactly round(ratio * n) of the smallest |w| (globally, or per layer). In place."""
+    weights = [(n, w) for n, w in prunable_weights(module) if layers is None or n in layers]
+    if Scope(scope) is Scope.LAYER:
+        for _, w in weights:
+            _zero_smallest_(w.view(-1), round(ratio * w.numel()))
+        return
+    flat = torch.cat([w.detach().abs().flatten() for _, w in weights])
+    k = round(ratio * flat.numel())
+    if k == 0:
+        return
+    order = torch.argsort(flat, stable=True)[:k]
+    mask = torch.ones_like(flat, dtype=torch.bool)
+    mask[order] = False
+    start = 0
+    for _, w in weights:
+        w.mul_(mask[start:start + w.numel()].view_as(w))
+        start += w.numel()
+
+
+def _zero_smallest_(flat: torch.Tensor, k: int) -> None:
+    if k > 0:
+        flat[torch.argsort(flat.abs(), stable=True)[:k]] = 0
+
+
+def keep_zeros(module: nn.Module):
+    """An `after_step` hook that holds every currently-zero weight at zero while training."""
+    masks = [(w, w.detach() != 0) for _, w in prunable_weights(module) if (w == 0).any()]
+
+    @torch.no_grad()
+    def hook(_model: nn.Module) -> None:
+        for w, m in masks:
+            w.mul_(m)
+    return hook
+
+
+def _finetune_(model: LoadedModel, data: DataSet, epochs: int, lr: float, seed: int,
+               progress: Progress | None) -> None:
+    """Re-estimate BatchNorm statistics on the training split, then fine-tune for `epochs` (zeros kept)."""
+    d = data.adapted(model.input_shape)
+    recalibrate_bn_(model.module, d.train)
+    if epochs > 0:
+        train_(model.module, d.train, d.val, epochs=epochs, lr=lr, seed=seed, progress=progress,
+               after_step=keep_zeros(model.module))
+
+
+def _epochs_per_step(total: int, steps: int) -> list[int]:
+    return [total // steps + (1 if i < total % steps else 0) for i in range(steps)]
+
+
+@register(UnstructuredPrune)
+def unstructured(model: LoadedModel, cfg: UnstructuredPrune, data: DataSet,
+                 progress: Progress | None = None) -> LoadedModel:
+    out = model.derive(copy.deepcopy(model.module))
+    for target, epochs in zip(schedule(cfg.ratio, cfg.steps), _epochs_per_step(cfg.finetune_epochs, cfg.steps)):
+        magnitude_prune_(out.module, target, cfg.scope)
+        _finetune_(out, data, epochs, cfg.lr, cfg.seed, progress)
+    return out
+
+
+def _classifier_layers(module: nn.Module, num_classes: int) -> list[nn.Module]:
+    """Layers whose outputs are the class scores: never pruned."""
+    return [m for m in module.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+
+
+@register(StructuredPrune)
+def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
+               progress: Progress | None = None) -> LoadedModel:
+    import torch_pruning as tp
+
+    if model.arch is None:
+        raise SpecError(f"{model.name} is a fixed graph (TorchScript / torch.export); structured pruning needs "
+                        "an nn.Module: load it as an architecture plus state_dict.")
+    out = model.derive(copy.deepcopy(model.module))
+    if cfg.ratio == 0:
+        return out
+    importance = tp.importance.MagnitudeImportance(p=1 if cfg.importance is Importance.L1 else 2)
+    pruner = tp.pruner.MagnitudePruner(
+        out.module, model.example_input(1), importance=importance, pruning_ratio=cfg.ratio,
+        iterative_steps=cfg.steps, ignored_layers=_classifier_layers(out.module, model.num_classes),
+        iterative_pruning_ratio_scheduler=lambda r, n: [0.0, *schedule(r, n)])
+    for epochs in _epochs_per_step(cfg.finetune_epochs, cfg.steps):
+        pruner.step()
+        _finetune_(out, data, epochs, cfg.lr, cfg.seed, progress)
+    out.module.eval()
+    return out
+
+
+def sensitivity(model: LoadedModel, data: DataSet, ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9),
+                split: str = "val", progress: Progress | None = None) -> list[dict]:
+    """Accuracy after magnitude-pruning each layer alone at each ratio (no fine-tuning).
+
+    Reported on the validation split by default, so that choosing per-layer ratios
+    from it does not tune on the test set.
+    """
+    d = getattr(data.adapted(model.input_shape), split)
+    names = [n for n, _ in prunable_weights(model.module)]
+    rows = [{"layer": "(none)", "ratio": 0.0, "accuracy": accuracy(model.module, d)}]
+    total, done = len(names) * len(ratios), 0
+    for name in names:
+        for r in ratios:
+            m = copy.deepcopy(model.module)
+            magnitude_prune_(m, r, Scope.LAYER, layers=[name])
+            rows.append({"layer": name, "ratio": r, "accuracy": accuracy(m, d)})
+            done += 1
+            if progress:
+                progress(done, total, f"{name} at {r:.0%}")
+    return rows
