@@ -3,17 +3,20 @@
     edgetrim models                      # bundled samples with baseline metrics measured now
     edgetrim measure --model lenet5      # one model's metrics (a sample name or a file)
     edgetrim measure --model my.pt --arch tv:resnet18 --input-shape 3x64x64 --data my.npz
+    edgetrim measure --model lenet5 --spec '{"_type": "Spec", "quantize": {"_type": "Int8"}}'
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from core import data as D
 from core import measure as ME
 from core import models as M
+from core import spec as S
 
 
 class UsageError(ValueError):
@@ -90,6 +93,30 @@ def open_model(args) -> M.LoadedModel:
                         num_classes=args.num_classes)
 
 
+def read_spec(text: str | None) -> S.Spec:
+    """A Spec from JSON text or a .json file; nothing means the baseline."""
+    if not text:
+        return S.Spec()
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise UsageError(f"--spec must be JSON or a path to a JSON file; {text!r} is neither.")
+        text = path.read_text()
+    try:
+        return S.Spec.from_json(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--spec is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}).") from e
+    except TypeError as e:
+        raise UsageError(f"--spec has a field of the wrong kind ({e}).") from e
+
+
+def _epoch_progress():
+    def report(done: int, total: int, message: str) -> None:
+        if sys.stderr.isatty():
+            print(f"\r  {message}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    return report
+
+
 def _progress(items, desc: str):
     from tqdm import tqdm
 
@@ -116,18 +143,165 @@ def cmd_measure(args) -> None:
     data = D.load_data(args.data)
     if data.num_classes > model.num_classes:
         raise UsageError(f"{data.name} has {data.num_classes} classes but the model scores only {model.num_classes}.")
+    spec = read_spec(args.spec)
+    if spec.steps():
+        print(f"applying {spec.label} ...", file=sys.stderr)
+        model = S.apply(model, spec, data, progress=_epoch_progress())
     m = ME.measure(model, data, latency=not args.no_latency, threads=args.threads)
     if args.json:
         print(m.to_json())
         return
+    print(f"spec: {spec.label} (hash {spec.hash})")
     print(f"model: {model.name} ({model.arch or 'graph'}, input {'x'.join(map(str, model.input_shape))}); "
           f"data: {data.describe()}")
     print(format_table([metrics_row(model.name, m)]))
+    for note in m.notes:
+        print(f"note: {note}")
     if m.latency:
         print()
         print(format_table([{"runtime": l.runtime, "batch": l.batch, "median ms": round(l.median_ms, 4),
                              "p90 ms": round(l.p90_ms, 4), "repeats": l.repeats, "threads": l.threads}
                             for l in m.latency]))
+
+
+# ---- sweeps, runs, fronts, picks, exports -------------------------------------------------
+
+def _store(args):
+    from core.store import Store
+
+    return Store(args.store)
+
+
+def cmd_sweep(args) -> None:
+    from tqdm import tqdm
+
+    from core import sweep
+
+    cfg = sweep.load_config(args.config)
+    if args.run:
+        cfg = sweep.SweepConfig(args.run, cfg.model, cfg.data, cfg.axes, cfg.settings, cfg.measure, cfg.search)
+    store = _store(args)
+    bar = tqdm(total=None, unit="point", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message[-60:], refresh=False)
+        bar.refresh()
+
+    try:
+        result = sweep.run_sweep(cfg, store, workers=args.workers, progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        done = len(store.points(cfg.run))
+        print(f"edgetrim: interrupted; {done} points of run {cfg.run!r} are stored; run the same command to resume.",
+              file=sys.stderr)
+        raise SystemExit(130)
+    bar.close()
+    print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
+          f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
+
+
+def cmd_runs(args) -> None:
+    df = _store(args).runs()
+    print(format_table(df.to_dict("records")) if len(df) else "no runs yet: try `edgetrim sweep sweeps/default.yaml`")
+
+
+SHOW = ["key", "family", "label", "accuracy", "onnx_bytes", "archive_bytes", "ort_b1_ms", "torch_b1_ms"]
+
+
+def _show(df) -> str:
+    rows = []
+    for r in df.to_dict("records"):
+        rows.append({"key": r["key"][:10], "family": r["family"], "label": r["label"][:70],
+                     "acc %": round(100 * r["accuracy"], 2), "onnx KB": round(r["onnx_bytes"] / 1024, 1),
+                     "archive KB": None if r["archive_bytes"] != r["archive_bytes"] or r["archive_bytes"] is None
+                     else round(r["archive_bytes"] / 1024, 1),
+                     "ort b1 ms": round(r["ort_b1_ms"], 4) if r["ort_b1_ms"] == r["ort_b1_ms"] else None,
+                     "torch b1 ms": round(r["torch_b1_ms"], 4) if r["torch_b1_ms"] == r["torch_b1_ms"] else None})
+    return format_table(rows)
+
+
+def cmd_front(args) -> None:
+    from core import pareto
+
+    df = _store(args).table(args.run)
+    objectives = ["accuracy", args.objective] + ([args.also] if args.also else [])
+    fr = pareto.front(df, objectives, by=None if args.by == "none" else args.by)
+    if args.by != "none":
+        for group, g in fr.groupby(args.by, sort=False):
+            print(f"\n{args.by} = {group}: {len(g)} points on the front")
+            print(_show(g))
+    else:
+        print(f"{len(fr)} of {len(df)} points on the ({', '.join(objectives)}) front")
+        print(_show(fr))
+
+
+def cmd_pick(args) -> None:
+    from core import pareto
+
+    df = _store(args).table(args.run)
+    floor = pareto.resolve_floor(pareto.baseline_accuracy(df), args.floor, args.max_drop)
+    choice = pareto.pick(df, floor, args.objective)
+    print(choice.message)
+    print(_show(df[df["key"] == choice.row["key"]]))
+    print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]} -o <path>")
+    if not choice.met_floor:
+        raise SystemExit(1)
+
+
+def _find_point(store, run: str, prefix: str):
+    matches = [p for p in store.points(run) if p.key.startswith(prefix) or p.spec.hash.startswith(prefix)]
+    if len(matches) != 1:
+        raise UsageError(f"{'No' if not matches else 'More than one'} point of run {run!r} has a key starting "
+                         f"{prefix!r}; `edgetrim front {run}` lists the keys.")
+    return matches[0]
+
+
+def cmd_export(args) -> None:
+    from core import export, pareto, sweep
+    from core.measure import Metrics
+
+    store = _store(args)
+    cfg = store.run_config(args.run)
+    if args.point:
+        point = _find_point(store, args.run, args.point)
+    else:
+        df = store.table(args.run)
+        if args.floor is None and args.max_drop is None:
+            raise UsageError("Name a POINT key, or give --floor / --max-drop to export the best point above it.")
+        choice = pareto.pick(df, pareto.resolve_floor(pareto.baseline_accuracy(df), args.floor, args.max_drop),
+                             args.objective)
+        print(choice.message)
+        if not choice.met_floor:
+            raise UsageError("Nothing meets the floor, so nothing was exported; lower the floor or name a point.")
+        point = store.get(choice.row["key"])
+    model, data = sweep._context(cfg["model"], cfg["data"])
+    base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
+    print(f"rebuilding {point.spec.label} ...", file=sys.stderr)
+    result = export.export_point(point, model, data, args.format, args.output, baseline=base)
+    print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path.name}; reloaded from disk "
+          f"it scores {100 * result.reloaded_accuracy:.2f} % (stored point: {100 * result.stored_accuracy:.2f} %)")
+
+
+def cmd_table(args) -> None:
+    df = _store(args).table(args.run)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        print(f"wrote {len(df)} rows to {args.csv}")
+    if args.parquet:
+        df.to_parquet(args.parquet, index=False)
+        print(f"wrote {len(df)} rows to {args.parquet}")
+    if not (args.csv or args.parquet):
+        print(_show(df[df["status"] == "ok"]))
+        failed = df[df["status"] != "ok"]
+        for r in failed.to_dict("records"):
+            print(f"failed: {r['label']}: {r['error']}")
+
+
+def cmd_delete(args) -> None:
+    _store(args).delete_run(args.run)
+    print(f"deleted run {args.run!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,8 +323,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="architecture of a state_dict: mlp, lenet5 or tv:<torchvision name>")
     p.add_argument("--input-shape", help="C x H x W the model expects, e.g. 3x224x224")
     p.add_argument("--num-classes", type=int, help="classes the model scores (default: read from the weights)")
+    p.add_argument("--spec", help="a compression Spec as JSON (or a .json file) to apply before measuring")
     common(p)
     p.set_defaults(func=cmd_measure)
+
+    def with_store(p):
+        p.add_argument("--store", help="results store (SQLite file); default $EDGETRIM_STORE or ~/.cache/edgetrim")
+        return p
+
+    def with_floor(p):
+        p.add_argument("--floor", type=float, help="absolute accuracy floor, e.g. 0.97")
+        p.add_argument("--max-drop", type=float, help="accuracy points below the baseline allowed, e.g. 1.0")
+        p.add_argument("--objective", default="size", choices=["size", "archive", "latency", "torch_latency", "macs"],
+                       help="what to minimise above the floor (size = ONNX file bytes)")
+
+    p = with_store(sub.add_parser("sweep", help="run a sweep file (grid or search) into the store"))
+    p.add_argument("config", help="a sweep file (.yaml / .json), e.g. sweeps/default.yaml")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--run", help="run name (default: the file's 'run' or its stem)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = with_store(sub.add_parser("runs", help="list the runs in the store"))
+    p.set_defaults(func=cmd_runs)
+
+    p = with_store(sub.add_parser("front", help="the Pareto front of a run"))
+    p.add_argument("run")
+    p.add_argument("--objective", default="size", choices=["size", "archive", "latency", "torch_latency", "macs"])
+    p.add_argument("--also", choices=["size", "archive", "latency", "torch_latency", "macs"],
+                   help="a third objective (e.g. --objective size --also latency)")
+    p.add_argument("--by", default="none", choices=["none", "family"], help="one front per method family")
+    p.set_defaults(func=cmd_front)
+
+    p = with_store(sub.add_parser("pick", help="the best point above an accuracy floor"))
+    p.add_argument("run")
+    with_floor(p)
+    p.set_defaults(func=cmd_pick)
+
+    p = with_store(sub.add_parser("export", help="export a point, reloaded and re-scored"))
+    p.add_argument("run")
+    p.add_argument("point", nargs="?", help="point key (prefix); omit to export the pick above --floor/--max-drop")
+    p.add_argument("--format", choices=["onnx", "onnx-fp16", "onnx-int8", "pt2", "archive"],
+                   help="default: the format the point was measured as")
+    p.add_argument("-o", "--output", required=True, help="file or folder to write")
+    with_floor(p)
+    p.set_defaults(func=cmd_export)
+
+    p = with_store(sub.add_parser("table", help="all points of a run; --csv / --parquet to save"))
+    p.add_argument("run")
+    p.add_argument("--csv")
+    p.add_argument("--parquet")
+    p.set_defaults(func=cmd_table)
+
+    p = with_store(sub.add_parser("delete", help="delete a run (points no other run uses go too)"))
+    p.add_argument("run")
+    p.set_defaults(func=cmd_delete)
     return ap
 
 
@@ -158,9 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, OSError) as e:  # DataError, ModelLoadError, UsageError, unreadable files
+    except (ValueError, OSError, RuntimeError) as e:  # DataError, ModelLoadError, SweepError, ExportError, ...
         print(f"edgetrim: error: {e}", file=sys.stderr)
         return 2
+    except SystemExit as e:
+        return int(e.code or 0)
     except KeyboardInterrupt:
         print("edgetrim: interrupted", file=sys.stderr)
         return 130
