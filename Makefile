@@ -25,6 +25,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/methods.py
+	$(BIN)/python benchmarks/sweep_time.py
 
 samples: $(STAMP)
 	$(BIN)/python sample_models/train.py

@@ -207,19 +207,18 @@ def cmd_runs(args) -> None:
     print(format_table(df.to_dict("records")) if len(df) else "no runs yet: try `edgetrim sweep sweeps/default.yaml`")
 
 
-SHOW = ["key", "family", "label", "accuracy", "onnx_bytes", "archive_bytes", "ort_b1_ms", "torch_b1_ms"]
+def _num(v, scale: float = 1.0, digits: int = 4):
+    """A rounded number, or None for missing values (None or NaN)."""
+    return None if v is None or v != v else round(v * scale, digits)
 
 
 def _show(df) -> str:
-    rows = []
-    for r in df.to_dict("records"):
-        rows.append({"key": r["key"][:10], "family": r["family"], "label": r["label"][:70],
-                     "acc %": round(100 * r["accuracy"], 2), "onnx KB": round(r["onnx_bytes"] / 1024, 1),
-                     "archive KB": None if r["archive_bytes"] != r["archive_bytes"] or r["archive_bytes"] is None
-                     else round(r["archive_bytes"] / 1024, 1),
-                     "ort b1 ms": round(r["ort_b1_ms"], 4) if r["ort_b1_ms"] == r["ort_b1_ms"] else None,
-                     "torch b1 ms": round(r["torch_b1_ms"], 4) if r["torch_b1_ms"] == r["torch_b1_ms"] else None})
-    return format_table(rows)
+    return format_table([{
+        "key": r["key"][:10], "family": r["family"], "label": r["label"][:70],
+        "acc %": _num(r["accuracy"], 100, 2), "onnx KB": _num(r["onnx_bytes"], 1 / 1024, 1),
+        "archive KB": _num(r["archive_bytes"], 1 / 1024, 1),
+        "ort b1 ms": _num(r["ort_b1_ms"]), "torch b1 ms": _num(r["torch_b1_ms"]),
+    } for r in df.to_dict("records")])
 
 
 def cmd_front(args) -> None:

@@ -66,8 +66,14 @@ def _writable_dir(out: Path) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"Cannot write {out}: the folder {parent} does not exist.")
-    if not os.access(parent, os.W_OK):
-        raise ExportError(f"Cannot write {out}: the folder {parent} is not writable; choose another -o path.")
+    probe = parent / f".edgetrim-probe-{os.getpid()}"
+    try:
+        if not os.access(parent, os.W_OK):
+            raise PermissionError
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise ExportError(f"Cannot write {out}: the folder {parent} is not writable; choose another -o path.") from e
 
 
 def _write_and_score(model: LoadedModel, fmt: str, tmp: Path, data: DataSet) -> tuple[float, str]:

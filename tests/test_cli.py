@@ -31,3 +31,36 @@ def test_errors_are_one_sentence_and_exit_non_zero(capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "core.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "measure" in out.stdout
+
+
+def test_sweep_runs_front_pick_export_table_delete(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "run": "cli", "model": "mlp", "axes": {"prune_ratio": [0.0, 0.5], "quantize": ["fp32", "w4"]},
+        "measure": {"latency": False}}))
+    db = ["--store", str(tmp_path / "s.sqlite")]
+    assert cli.main(["sweep", str(tmp_path / "s.yaml"), *db]) == 0
+    assert "4 points, 4 measured now" in capsys.readouterr().out
+    assert cli.main(["runs", *db]) == 0
+    assert "cli" in capsys.readouterr().out
+    assert cli.main(["front", "cli", *db]) == 0
+    assert "on the (accuracy, size) front" in capsys.readouterr().out
+    assert cli.main(["front", "cli", "--by", "family", *db]) == 0
+    assert "family = " in capsys.readouterr().out
+    assert cli.main(["pick", "cli", "--max-drop", "1", *db]) == 0
+    assert ">=" in capsys.readouterr().out
+    assert cli.main(["pick", "cli", "--floor", "0.999", *db]) == 1
+    assert "No point reaches the floor" in capsys.readouterr().out
+    assert cli.main(["export", "cli", "--max-drop", "1", "-o", str(tmp_path / "best.onnx"), *db]) == 0
+    assert (tmp_path / "best.onnx").exists() and (tmp_path / "best.onnx.json").exists()
+    capsys.readouterr()
+    assert cli.main(["table", "cli", "--csv", str(tmp_path / "t.csv"), *db]) == 0
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 5
+    assert cli.main(["export", "cli", "zzzz", "-o", str(tmp_path), *db]) == 2
+    assert "No point of run 'cli' has a key starting 'zzzz'" in capsys.readouterr().err
+    assert cli.main(["pick", "cli", "--floor", "1.5", *db]) == 2
+    assert cli.main(["delete", "cli", *db]) == 0
+    assert cli.main(["front", "cli", *db]) == 2
+    assert "No run named 'cli'" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+"""Time the default sweep: cold (empty store, no cached students) and warm (everything stored).
+
+    python benchmarks/sweep_time.py                  # sweeps/default.yaml, 1 worker
+    python benchmarks/sweep_time.py --workers 2
+    python benchmarks/sweep_time.py --config sweeps/search.yaml
+
+Prints points, seconds, points per minute and peak memory; the store and the
+student cache live in a temporary folder, so nothing of yours is touched or reused.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core import sweep  # noqa: E402
+from core.cli import format_table  # noqa: E402
+from core.store import Store  # noqa: E402
+
+
+def peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="sweeps/default.yaml")
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="edgetrim-sweep-bench-"))
+    os.environ["EDGETRIM_CACHE"] = str(tmp / "cache")
+    cfg = sweep.load_config(args.config)
+    rows = []
+    for phase in ("cold", "warm"):
+        store = Store(tmp / "results.sqlite")
+        t0 = time.perf_counter()
+        result = sweep.run_sweep(cfg, store, workers=args.workers)
+        seconds = time.perf_counter() - t0
+        rows.append({"phase": phase, "points": result.total, "measured": result.computed, "from store": result.reused,
+                     "failed": result.failed, "seconds": round(seconds, 1),
+                     "points/min": round(60 * result.total / seconds, 1), "peak MB": round(peak_mb())})
+        store.close()
+    print(f"sweep {args.config} ({cfg.run}), workers {args.workers}, {os.cpu_count()} cores")
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+import pandas as pd
+import pytest
+
+from core import pareto
+
+ROWS = [  # key, family, accuracy, onnx_bytes, ort_b1_ms
+    ("base", "baseline", 0.98, 1000, 1.0),
+    ("q8", "quantization", 0.98, 300, 1.2),
+    ("q4", "quantization", 0.96, 150, 1.2),
+    ("p50", "pruning", 0.975, 600, 0.6),
+    ("p90", "pruning", 0.90, 200, 0.4),
+    ("bad", "pruning", 0.90, 700, 0.9),      # dominated by p90 on (acc, size) and (acc, latency)
+    ("dup", "quantization", 0.98, 300, 1.2),  # the same numbers as q8
+]
+
+
+@pytest.fixture
+def df():
+    return pd.DataFrame([{"key": k, "family": f, "label": k, "status": "ok", "accuracy": a, "onnx_bytes": s,
+                          "ort_b1_ms": l} for k, f, a, s, l in ROWS])
+
+
+def test_dominates():
+    assert pareto.dominates((0.9, 100), (0.8, 100), ("max", "min"))
+    assert not pareto.dominates((0.9, 100), (0.9, 100), ("max", "min"))
+    assert not pareto.dominates((0.9, 200), (0.8, 100), ("max", "min"))
+
+
+def test_accuracy_size_front(df):
+    assert set(pareto.front(df, ["accuracy", "size"])["key"]) == {"q8", "q4", "p90"}
+
+
+def test_accuracy_latency_front(df):
+    assert set(pareto.front(df, ["accuracy", "latency"])["key"]) == {"base", "p50", "p90"}
+
+
+def test_three_objective_front_and_per_family(df):
+    assert set(pareto.front(df, ["accuracy", "size", "latency"])["key"]) == {"base", "q8", "q4", "p50", "p90"}
+    per = pareto.front(df, ["accuracy", "size"], by="family")
+    assert set(per[per["family"] == "pruning"]["key"]) == {"p50", "p90"}
+
+
+def test_pick_smallest_and_fastest_above_floors(df):
+    assert pareto.pick(df, 0.97, "size").row["key"] == "q8"
+    assert pareto.pick(df, 0.95, "size").row["key"] == "q4"
+    assert pareto.pick(df, 0.97, "latency").row["key"] == "p50"
+    floor = pareto.resolve_floor(pareto.baseline_accuracy(df), max_drop=1.0)
+    assert floor == pytest.approx(0.97)
+    assert pareto.pick(df, floor, "size").met_floor
+
+
+def test_an_unreachable_floor_says_so_and_returns_the_closest(df):
+    choice = pareto.pick(df, 0.99, "size")
+    assert not choice.met_floor and choice.row["key"] == "q8"
+    assert choice.message.startswith("No point reaches the floor of 99.00 %")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"floor": 1.5}, r"fraction in \[0, 1\]"),
+    ({"floor": -0.1}, r"fraction in \[0, 1\]"),
+    ({"max_drop": -1}, "from 0 to 100"),
+    ({}, "exactly one"),
+    ({"floor": 0.9, "max_drop": 1}, "exactly one"),
+])
+def test_bad_floors(kwargs, message):
+    with pytest.raises(pareto.PickError, match=message):
+        pareto.resolve_floor(0.98, **kwargs)
