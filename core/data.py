@@ -233,6 +233,44 @@ def load_idx(images: str | Path, labels: str | Path, seed: int = SEED) -> DataSe
     return split(read_idx(images), read_idx(labels), Path(images).name.split("-")[0].split(".")[0], seed)
 
 
+MAX_ZIP_BYTES = 2 * 2**30   # uncompressed total
+MAX_ZIP_FILES = 200_000
+MAX_ZIP_RATIO = 200         # uncompressed / compressed, per member: beyond it, a zip bomb
+
+
+def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
+    """Extract a user's zip after checking every member: no absolute paths, no '..', no links,
+    and bounded sizes (total, count, compression ratio), so a hostile zip writes nothing."""
+    import stat
+    import zipfile
+
+    archive, dest = Path(archive), Path(dest)
+    try:
+        z = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{archive.name} is not a zip file.") from e
+    with z:
+        members = z.infolist()
+        if len(members) > MAX_ZIP_FILES:
+            raise DataError(f"{archive.name} holds {len(members)} files, more than the {MAX_ZIP_FILES} allowed.")
+        total = 0
+        for m in members:
+            name = m.filename
+            if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
+                raise DataError(f"{archive.name} contains the unsafe path {name!r}; refusing to extract it.")
+            if stat.S_ISLNK(m.external_attr >> 16):
+                raise DataError(f"{archive.name} contains a symbolic link ({name}); refusing to extract it.")
+            total += m.file_size
+            if m.compress_size and m.file_size / m.compress_size > MAX_ZIP_RATIO and m.file_size > 2**20:
+                raise DataError(f"{archive.name} looks like a zip bomb ({name} expands {m.file_size // m.compress_size}x).")
+        if total > MAX_ZIP_BYTES:
+            raise DataError(f"{archive.name} expands to {total >> 20} MB, more than the {MAX_ZIP_BYTES >> 20} MB allowed.")
+        dest.mkdir(parents=True, exist_ok=True)
+        z.extractall(dest)
+    entries = [p for p in dest.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
 def load_data(source: str = "digits", seed: int = SEED) -> DataSet:
     """Resolve a data source: 'digits', an .npz, an ImageFolder directory, or a directory of IDX files."""
     if source == "digits":

@@ -1,0 +1,21 @@
+"""A private results store and cache for the dashboard tests, with one small run in it."""
+import pytest
+
+from core import sweep
+from core.store import Store
+
+RUN = {"run": "ui", "model": "lenet5", "axes": {"prune": ["unstructured", "structured"], "prune_ratio": [0.0, 0.5, 0.9],
+                                               "quantize": ["fp32", "int8", "w4", "w2"]}, "measure": {"latency": True, "budget_s": 0.01}}
+
+
+@pytest.fixture(scope="session")
+def ui_env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ui")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGETRIM_STORE", str(tmp / "results.sqlite"))
+    mp.setenv("EDGETRIM_CACHE", str(tmp / "cache"))
+    store = Store()
+    sweep.run_sweep(sweep.load_config(RUN), store)
+    store.close()
+    yield tmp
+    mp.undo()
