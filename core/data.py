@@ -26,6 +26,7 @@ TEST_FRACTION = 0.2  # digits: 360 test images, one error = 0.28 point
 VAL_FRACTION = 0.15
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 MAX_SAMPLES = 2_000_000
+MAX_FILE_BYTES = 2 * 2**30
 
 
 class DataError(ValueError):
@@ -167,6 +168,8 @@ def load_digits(seed: int = SEED) -> DataSet:
 def load_npz(path: str | Path, seed: int = SEED) -> DataSet:
     """An .npz holding `x` (images) and `y` (class indices). Never unpickles objects."""
     path = Path(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise DataError(f"{path.name} is larger than the {MAX_FILE_BYTES >> 20} MB edgetrim reads.")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]

@@ -180,6 +180,11 @@ def measure(model: LoadedModel, data: DataSet, latency: bool = True, batches: tu
     from core import archive
 
     threads = threads or torch.get_num_threads()
+    if data.num_classes > model.num_classes:
+        from core.data import DataError
+
+        raise DataError(f"{data.name} has {data.num_classes} classes but {model.name} scores only "
+                        f"{model.num_classes}; use data labelled 0..{model.num_classes - 1}.")
     data = data.adapted(model.input_shape)
     module = model.module.eval()
     params, nonzero = count_params(module)

@@ -187,8 +187,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise ModelLoadError(f"{path.name} is not a plain weights file: it asks to run Python code, which "
                                  "edgetrim refuses to load; save model.state_dict() with torch.save instead.") from e
         raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file (it does not unpickle).") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file ({str(e).splitlines()[0][:120]}).") from e
+    except Exception as e:  # torch.load fails in many ways on junk: RuntimeError, EOFError, KeyError, ...
+        detail = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file ({detail}).") from e
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
