@@ -28,8 +28,12 @@ chromium:
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
+# All benchmarks, about 30 minutes on 2 cores; tables on stdout, CSV in benchmarks/results/.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/methods.py
+	$(BIN)/python benchmarks/methods.py --skip students
+	$(BIN)/python benchmarks/methods.py --models mlp lenet5 --skip pruning quantization latency --seeds 3
+	$(BIN)/python benchmarks/anchors.py
+	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/sweep_time.py
 
 samples: $(STAMP)

@@ -49,6 +49,32 @@ def main() -> None:
         store.close()
     print(f"sweep {args.config} ({cfg.run}), workers {args.workers}, {os.cpu_count()} cores")
     print(format_table(rows))
+    print()
+    print(format_table(single_point(cfg, tmp)))
+
+
+def single_point(cfg, tmp: Path) -> list[dict]:
+    """What a slider move costs: an unseen spec (compress + measure + store) and the same spec again (store)."""
+    from core import measure as ME
+    from core import spec as S
+    from core.prune import UnstructuredPrune
+    from core.quantize import WeightQuant
+    from core.store import Point, point_key
+
+    model, data = sweep._context(cfg.model, cfg.data)
+    store = Store(tmp / "results.sqlite")
+    spec = S.Spec(prune=UnstructuredPrune(0.65), quantize=WeightQuant(5))  # not in the default grid
+    key = point_key(model.fingerprint, data.fingerprint, spec)
+    t0 = time.perf_counter()
+    metrics = ME.measure(S.apply(model, spec, data), data, budget_s=0.05)
+    store.put(Point(key, model.name, model.fingerprint, data.name, data.fingerprint, spec, "ok", metrics))
+    unseen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    again = store.get(key)
+    seen = time.perf_counter() - t0
+    assert again.metrics == metrics
+    return [{"slider point": "unseen spec (compress, export, time, store)", "seconds": round(unseen, 3)},
+            {"slider point": "seen spec (read from the store)", "seconds": round(seen, 4)}]
 
 
 if __name__ == "__main__":
