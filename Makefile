@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dashboard test test-all bench samples clean chromium
+.PHONY: install dashboard test test-all bench samples clean chromium postgres
 
 install: $(STAMP)
 
@@ -17,13 +17,18 @@ $(STAMP): pyproject.toml
 dashboard: $(STAMP)
 	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgres
 	$(BIN)/python -m pytest -q
 
 # The dashboard's end-to-end test drives Debian's Chromium; without it that test is skipped, loudly.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "!! chromium could not be installed: the browser test will be SKIPPED"
+
+# The store tests also run on a private PostgreSQL server that the tests start; without it they are skipped, loudly.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql) \
+		>/dev/null 2>&1 || echo "!! postgresql could not be installed: the PostgreSQL store tests will be SKIPPED"
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

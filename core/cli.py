@@ -190,7 +190,9 @@ def cmd_sweep(args) -> None:
         bar.refresh()
 
     try:
-        result = sweep.run_sweep(cfg, store, workers=args.workers, progress=progress)
+        result = sweep.run_sweep(cfg, store, workers=args.workers, progress=progress, executor=args.executor,
+                                 address=args.address, cpus_per_point=args.cpus_per_point,
+                                 gpus_per_point=args.gpus_per_point)
     except KeyboardInterrupt:
         bar.close()
         done = len(store.points(cfg.run))
@@ -327,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_measure)
 
     def with_store(p):
-        p.add_argument("--store", help="results store (SQLite file); default $EDGETRIM_STORE or ~/.cache/edgetrim")
+        p.add_argument("--store", help="results store: a SQLite file or a postgresql:// URL; "
+                       "default $EDGETRIM_STORE or ~/.cache/edgetrim/results.sqlite")
         return p
 
     def with_floor(p):
@@ -338,7 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_store(sub.add_parser("sweep", help="run a sweep file (grid or search) into the store"))
     p.add_argument("config", help="a sweep file (.yaml / .json), e.g. sweeps/default.yaml")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (local executor)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local processes, or Ray tasks (pip install 'edgetrim[ray]')")
+    p.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: start a local Ray)")
+    p.add_argument("--cpus-per-point", type=float, default=1, help="Ray resources per task (CPUs)")
+    p.add_argument("--gpus-per-point", type=float, default=0, help="Ray resources per task (GPUs)")
     p.add_argument("--run", help="run name (default: the file's 'run' or its stem)")
     p.set_defaults(func=cmd_sweep)
 

@@ -1,7 +1,9 @@
 """The results store: every measured point, kept, keyed by what it was measured on.
 
 SQLite by default (WAL, one transaction per point), at `--store`, $EDGETRIM_STORE, or
-the user's cache folder. A point's key is the hash of (model fingerprint, data
+the user's cache folder; or a PostgreSQL server (`--store postgresql://user@host/db`,
+connected through SQLAlchemy) that many machines can share, with the same schema and
+the same SQL (`INSERT ... ON CONFLICT` works on both). A point's key is the hash of (model fingerprint, data
 fingerprint, Spec): a point already stored is never recomputed, whichever run asks.
 Runs are named lists of point keys, so runs can share points and be compared and
 deleted. The schema has a version; a store written by a newer edgetrim is refused.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -22,18 +25,25 @@ from core.measure import Metrics
 from core.spec import Spec
 
 SCHEMA_VERSION = 1
+POSTGRES_PREFIXES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS points (
     key TEXT PRIMARY KEY, model TEXT NOT NULL, model_fingerprint TEXT NOT NULL, data TEXT NOT NULL,
     data_fingerprint TEXT NOT NULL, spec_hash TEXT NOT NULL, spec_json TEXT NOT NULL, family TEXT NOT NULL,
-    label TEXT NOT NULL, status TEXT NOT NULL, metrics_json TEXT, error TEXT, seconds REAL, created_at REAL NOT NULL);
+    label TEXT NOT NULL, status TEXT NOT NULL, metrics_json TEXT, error TEXT, seconds DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    name TEXT PRIMARY KEY, config_json TEXT NOT NULL, model TEXT NOT NULL, data TEXT NOT NULL, created_at REAL NOT NULL);
+    name TEXT PRIMARY KEY, config_json TEXT NOT NULL, model TEXT NOT NULL, data TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS run_points (
     run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, point_key TEXT NOT NULL, position INTEGER NOT NULL,
     PRIMARY KEY (run, point_key));
 """
+
+
+COLUMNS = ("key, model, model_fingerprint, data, data_fingerprint, spec_hash, spec_json, family, label, status, "
+           "metrics_json, error, seconds, created_at")
 
 
 class StoreError(ValueError):
@@ -67,44 +77,91 @@ class Point:
     seconds: float | None = None
 
 
-class Store:
-    """SQLite results store. Safe for several processes writing at once (WAL + busy timeout)."""
+def is_postgres(target: str | Path | None) -> bool:
+    return str(target or "").startswith(POSTGRES_PREFIXES)
 
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else default_path()
+
+class Store:
+    """The results store on SQLite (a file) or PostgreSQL (a URL). Safe for several writers at once."""
+
+    def __init__(self, target: str | Path | None = None):
+        target = target or os.environ.get("EDGETRIM_STORE") or default_path()
+        self.postgres = is_postgres(target)
+        self._url = str(target) if self.postgres else None
+        self.path = self._redacted(str(target)) if self.postgres else Path(target)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA busy_timeout=60000")
+            self.db = self._connect_postgres(str(target)) if self.postgres else self._connect_sqlite()
             self._migrate()
+        except StoreError:
+            raise
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a usable edgetrim store ({e}).") from e
         except OSError as e:
             raise StoreError(f"Cannot open the store at {self.path} ({e.strerror}); choose another with --store.") from e
 
+    @staticmethod
+    def _redacted(url: str) -> str:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+    def _connect_sqlite(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=60000")
+        return db
+
+    def _connect_postgres(self, url: str):
+        try:
+            import sqlalchemy
+        except ImportError as e:
+            raise StoreError("A PostgreSQL store needs SQLAlchemy and psycopg: pip install 'edgetrim[postgres]'.") from e
+        url = re.sub(r"^(postgresql|postgres)(\+psycopg)?://", "postgresql+psycopg://", url)
+        try:
+            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            raw = engine.raw_connection()
+        except Exception as e:
+            raise StoreError(f"Cannot connect to the PostgreSQL store {self.path} ({str(e).splitlines()[0][:160]}).") from e
+        raw.driver_connection.autocommit = True  # transactions are explicit: BEGIN ... COMMIT per point
+        return raw
+
+    def _run(self, sql: str, params: tuple | list = ()):
+        cur = self.db.cursor()
+        cur.execute(sql.replace("?", "%s") if self.postgres else sql, params)
+        return cur
+
+    def _run_many(self, sql: str, rows: list) -> None:
+        if rows:
+            self.db.cursor().executemany(sql.replace("?", "%s") if self.postgres else sql, rows)
+
+    def _query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        cur = self._run(sql, params)
+        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+
     def _migrate(self) -> None:
         with self._tx():
-            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if self.postgres:
+                self._run("SELECT pg_advisory_xact_lock(4242)")  # one migration at a time across machines
+            self._run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = self._run("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row and int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer edgetrim (schema {row[0]}, this one reads "
                                  f"{SCHEMA_VERSION}); upgrade edgetrim or use another --store.")
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
-                    self.db.execute(stmt)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    self._run(stmt)
+            self._run("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                      (str(SCHEMA_VERSION),))
 
     def _tx(self):
-        db = self.db
+        store = self
 
         class _Tx:
             def __enter__(self):
-                db.execute("BEGIN IMMEDIATE")
+                store._run("BEGIN" if store.postgres else "BEGIN IMMEDIATE")
 
             def __exit__(self, kind, *_):
-                db.execute("COMMIT" if kind is None else "ROLLBACK")
+                store._run("COMMIT" if kind is None else "ROLLBACK")
         return _Tx()
 
     def close(self) -> None:
@@ -112,27 +169,28 @@ class Store:
 
     # ---- points ----------------------------------------------------------------------
     def get(self, key: str) -> Point | None:
-        row = self.db.execute("SELECT * FROM points WHERE key=?", (key,)).fetchone()
+        row = self._run(f"SELECT {COLUMNS} FROM points WHERE key=?", (key,)).fetchone()
         return self._point(row) if row else None
 
     def has_ok(self, key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM points WHERE key=? AND status='ok'", (key,)).fetchone() is not None
+        return self._run("SELECT 1 FROM points WHERE key=? AND status='ok'", (key,)).fetchone() is not None
 
     def put(self, p: Point, run: str | None = None, position: int = 0) -> None:
         """Write one point (and link it to `run`) in one transaction."""
         with self._tx():
-            self.db.execute(
-                "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            self._run(
+                f"INSERT INTO points ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET "
+                + ", ".join(f"{c}=excluded.{c}" for c in COLUMNS.split(", ")[1:]),
                 (p.key, p.model, p.model_fingerprint, p.data, p.data_fingerprint, p.spec.hash, p.spec.to_json(),
                  p.spec.family, p.spec.label, p.status, p.metrics.to_json() if p.metrics else None, p.error,
                  p.seconds, time.time()))
             if run:
-                self.db.execute("INSERT OR IGNORE INTO run_points VALUES (?,?,?)", (run, p.key, position))
+                self._run("INSERT INTO run_points VALUES (?,?,?) ON CONFLICT DO NOTHING", (run, p.key, position))
 
     def link(self, run: str, keys: list[str]) -> None:
         with self._tx():
-            self.db.executemany("INSERT OR IGNORE INTO run_points VALUES (?,?,?)",
-                                [(run, k, i) for i, k in enumerate(keys)])
+            self._run_many("INSERT INTO run_points VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                           [(run, k, i) for i, k in enumerate(keys)])
 
     @staticmethod
     def _point(row) -> Point:
@@ -143,35 +201,43 @@ class Store:
     # ---- runs --------------------------------------------------------------------------
     def add_run(self, name: str, config: dict, model: str, data: str) -> None:
         with self._tx():
-            self.db.execute("INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?)",
-                            (name, json.dumps(config, sort_keys=True), model, data, time.time()))
+            self._run("INSERT INTO runs VALUES (?,?,?,?,?) ON CONFLICT (name) DO NOTHING",
+                      (name, json.dumps(config, sort_keys=True), model, data, time.time()))
 
     def run_config(self, name: str) -> dict:
-        row = self.db.execute("SELECT config_json FROM runs WHERE name=?", (name,)).fetchone()
+        row = self._run("SELECT config_json FROM runs WHERE name=?", (name,)).fetchone()
         if row is None:
             raise StoreError(f"No run named {name!r} in {self.path}; `edgetrim runs` lists them.")
         return json.loads(row[0])
 
     def runs(self) -> pd.DataFrame:
-        return pd.read_sql_query(
+        df = self._query(
             "SELECT r.name AS run, r.model, r.data, COUNT(p.key) AS points, "
-            "SUM(p.status='ok') AS ok, SUM(p.status='failed') AS failed, "
-            "datetime(r.created_at, 'unixepoch') AS created FROM runs r "
+            "SUM(CASE WHEN p.status='ok' THEN 1 ELSE 0 END) AS ok, "
+            "SUM(CASE WHEN p.status='failed' THEN 1 ELSE 0 END) AS failed, r.created_at AS created FROM runs r "
             "LEFT JOIN run_points rp ON rp.run = r.name LEFT JOIN points p ON p.key = rp.point_key "
-            "GROUP BY r.name ORDER BY r.created_at", self.db)
+            "GROUP BY r.name, r.model, r.data, r.created_at ORDER BY r.created_at")
+        df[["ok", "failed"]] = df[["ok", "failed"]].fillna(0).astype(int)
+        df["created"] = pd.to_datetime(df["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+        return df
+
+    def runs_of(self, key: str) -> list[str]:
+        """The runs a point belongs to."""
+        return [r[0] for r in self._run("SELECT run FROM run_points WHERE point_key=? ORDER BY run", (key,)).fetchall()]
 
     def delete_run(self, name: str) -> None:
         """Forget the run; its points stay (other runs may share them) unless no run links them."""
         self.run_config(name)
         with self._tx():
-            self.db.execute("DELETE FROM run_points WHERE run=?", (name,))
-            self.db.execute("DELETE FROM runs WHERE name=?", (name,))
-            self.db.execute("DELETE FROM points WHERE key NOT IN (SELECT point_key FROM run_points)")
+            self._run("DELETE FROM run_points WHERE run=?", (name,))
+            self._run("DELETE FROM runs WHERE name=?", (name,))
+            self._run("DELETE FROM points WHERE key NOT IN (SELECT point_key FROM run_points)")
 
     def points(self, run: str) -> list[Point]:
         self.run_config(run)
-        rows = self.db.execute("SELECT p.* FROM points p JOIN run_points rp ON rp.point_key = p.key "
-                               "WHERE rp.run=? ORDER BY rp.position", (run,)).fetchall()
+        cols = ", ".join(f"p.{c}" for c in COLUMNS.split(", "))
+        rows = self._run(f"SELECT {cols} FROM points p JOIN run_points rp ON rp.point_key = p.key "
+                         "WHERE rp.run=? ORDER BY rp.position", (run,)).fetchall()
         return [self._point(r) for r in rows]
 
     def table(self, run: str) -> pd.DataFrame:

@@ -292,8 +292,16 @@ class SweepResult:
     seconds: float
 
 
-def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progress | None = None) -> SweepResult:
-    """Run every point of the grid (or the search) not yet stored; Ctrl-C stops after the point in flight."""
+def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progress | None = None,
+              executor: str = "local", address: str | None = None, cpus_per_point: float = 1,
+              gpus_per_point: float = 0) -> SweepResult:
+    """Run every point of the grid (or the search) not yet stored; Ctrl-C stops after the point in flight.
+
+    executor "local" runs in this process (workers=1) or a process pool; "ray" sends groups of
+    points to a Ray cluster (`address`: None starts a local one, "auto" or "ray://host:port" joins one).
+    """
+    if executor not in ("local", "ray"):
+        raise SweepError(f"The executor is 'local' or 'ray', not {executor!r}.")
     t0 = time.perf_counter()
     model, data = _context(cfg.model, cfg.data)
     store.add_run(cfg.run, cfg.to_dict(), model_name(cfg.model), data.name)
@@ -317,7 +325,11 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
 
     report(msg=f"{reused} of {len(specs)} points already stored")
     todo_specs = [specs[i] for i in todo]
-    if workers <= 1 or len(todo) <= 1:
+    if executor == "ray" and todo:
+        from core.ray_executor import run_ray
+
+        run_ray(cfg, store, todo_specs, todo, _groups(todo_specs), report, address, cpus_per_point, gpus_per_point)
+    elif workers <= 1 or len(todo) <= 1:
         run_points(cfg.model, cfg.data, todo_specs, todo, cfg.run, str(store.path), cfg.measure,
                    threads=cfg.measure.get("threads"), on_point=report)
     else:

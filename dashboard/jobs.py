@@ -30,15 +30,17 @@ def safe_name(run: str) -> str:
     return name[:80]
 
 
-def start(config: dict) -> int:
-    """Start `edgetrim sweep` on `config` in the background; returns its pid."""
+def start(config: dict, executor: str = "local", address: str | None = None) -> int:
+    """Start `edgetrim sweep` on `config` in the background (locally or on Ray); returns its pid."""
     run = safe_name(config["run"])
     if is_running(run):
         raise ValueError(f"A sweep named {run!r} is already running.")
     cfg_path = folder() / f"{run}.yaml"
     cfg_path.write_text(yaml.safe_dump({**config, "run": run}, sort_keys=False))
     log = open(folder() / f"{run}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "sweep", str(cfg_path), "--store", str(default_path())],
+    cmd = [sys.executable, "-m", "core.cli", "sweep", str(cfg_path), "--store", os.environ.get("EDGETRIM_STORE")
+           or str(default_path()), "--executor", executor] + (["--address", address] if address else [])
+    proc = subprocess.Popen(cmd,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                             cwd=Path(__file__).resolve().parent.parent)
     (folder() / f"{run}.pid").write_text(str(proc.pid))

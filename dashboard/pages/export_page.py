@@ -20,7 +20,7 @@ def main() -> None:
     store = Store()
     try:
         point = store.get(key) if key else None
-        runs = store.db.execute("SELECT run FROM run_points WHERE point_key=? LIMIT 1", (key,)).fetchone() if key else None
+        runs = store.runs_of(key) if key else None
         cfg = store.run_config(runs[0]) if runs else None
     finally:
         store.close()

@@ -62,9 +62,14 @@ def main() -> None:
         st.error(str(e))
         return
     st.markdown(f"**{total} points** (baseline included). Points already in the store are not recomputed.")
+    c1, c2 = st.columns(2)
+    executor = c1.radio("Executor", ["local", "ray"], horizontal=True, key="sweep_executor",
+                        help="ray: points become Ray tasks (a local Ray, or a cluster address)")
+    address = c2.text_input("Ray address (empty: start a local Ray)", "", key="ray_address",
+                            disabled=executor != "ray")
     if st.button("Run sweep", type="primary", key="run_sweep"):
         try:
-            jobs.start(cfg.to_dict())
+            jobs.start(cfg.to_dict(), executor, address.strip() or None)
             st.session_state["active_run"] = jobs.safe_name(cfg.run)
             st.session_state["active_total"] = total
         except ValueError as e:

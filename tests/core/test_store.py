@@ -20,8 +20,8 @@ def point(spec=S.Spec(), acc=0.9, status="ok"):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "results.sqlite")
+def store(store_target):
+    s = Store(store_target)
     yield s
     s.close()
 
@@ -61,15 +61,36 @@ def test_runs_share_points_and_delete_keeps_shared_ones(store):
         store.points("a")
 
 
-def test_a_store_from_a_newer_version_is_refused(tmp_path):
-    path = tmp_path / "new.sqlite"
-    Store(path).close()
-    con = sqlite3.connect(path)
-    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
-    con.commit()
-    con.close()
+def test_a_store_from_a_newer_version_is_refused(store):
+    with store._tx():
+        store._run("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
     with pytest.raises(StoreError, match="newer edgetrim"):
-        Store(path)
+        Store(store.path if not store.postgres else store._url)
+
+
+def test_two_writers_on_one_store(store_target):
+    import threading
+
+    stores = [Store(store_target) for _ in range(2)]
+    stores[0].add_run("w", {}, "mlp", "digits")
+    specs = [S.Spec(prune=UnstructuredPrune(r / 100)) for r in range(1, 41)]
+
+    def write(s, part):
+        for spec in part:
+            s.put(point(spec), "w")
+    threads = [threading.Thread(target=write, args=(s, specs[i::2])) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stores[0].points("w")) == 40
+    for s in stores:
+        s.close()
+
+
+def test_an_unreachable_postgres_says_so():
+    with pytest.raises(StoreError, match="Cannot connect to the PostgreSQL store"):
+        Store("postgresql://nobody:secret@127.0.0.1:1/none")
 
 
 def test_a_file_that_is_not_a_store(tmp_path):
