@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Callable
 
 from core import measure as ME
@@ -27,32 +26,16 @@ MAX_RETRIES = 3
 
 def _measure_group(context, spec_jsons: list[str], measure_opts: dict, threads: int) -> list[dict]:
     """One Ray task: a group of specs on the shipped model and data; never raises for one bad point."""
-    import traceback
-
     import torch
+
+    from core.sweep import measure_specs
 
     torch.set_num_threads(threads)
     model, data = context
-    prefixes: dict = {}
-    out = []
-    for sj in spec_jsons:
-        spec = S.Spec.from_json(sj)
-        t0 = time.perf_counter()
-        try:
-            prefix = S.Spec(distill=spec.distill, prune=spec.prune)
-            if prefix.hash not in prefixes:
-                prefixes[prefix.hash] = S.apply(model, prefix, data)
-            m = prefixes[prefix.hash]
-            if spec.quantize is not None:
-                m = S.compress(m, spec.quantize, data)
-            metrics = ME.measure(m, data, threads=threads, **measure_opts)
-            out.append({"spec": sj, "status": "ok", "metrics": metrics.to_json(), "error": None,
-                        "seconds": time.perf_counter() - t0})
-        except Exception as e:
-            traceback.print_exc()
-            out.append({"spec": sj, "status": "failed", "metrics": None, "error": f"{type(e).__name__}: {e}"[:2000],
-                        "seconds": time.perf_counter() - t0})
-    return out
+    specs = [S.Spec.from_json(sj) for sj in spec_jsons]
+    return [{"spec": spec.to_json(), "status": "ok" if error is None else "failed",
+             "metrics": metrics.to_json() if metrics else None, "error": error, "seconds": seconds}
+            for spec, metrics, error, seconds in measure_specs(model, data, specs, measure_opts, threads)]
 
 
 def _train_student(context, distill_json: str, threads: int) -> None:

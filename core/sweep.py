@@ -228,44 +228,52 @@ def model_name(source: Any) -> str:
         source["path"] if isinstance(source, dict) else source)).stem
 
 
+def measure_specs(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], measure_opts: dict,
+                  threads: int | None = None):
+    """Yield (spec, metrics or None, error or None, seconds) per spec, computing each shared
+    distill -> prune prefix once. A spec that raises yields its error; the rest go on."""
+    prefixes: dict[str, M.LoadedModel] = {}
+    for spec in specs:
+        t0 = time.perf_counter()
+        try:
+            prefix = S.Spec(distill=spec.distill, prune=spec.prune)
+            if prefix.hash not in prefixes:
+                prefixes[prefix.hash] = S.apply(model, prefix, data)
+            out = prefixes[prefix.hash]
+            if spec.quantize is not None:
+                out = S.compress(out, spec.quantize, data)
+            yield spec, ME.measure(out, data, threads=threads, **measure_opts), None, time.perf_counter() - t0
+        except Exception as e:
+            traceback.print_exc()
+            yield spec, None, f"{type(e).__name__}: {e}"[:2000], time.perf_counter() - t0
+
+
 def run_points(model_source: Any, data_source: str, specs: list[S.Spec], positions: list[int], run: str,
                store_path: str, measure_opts: dict, threads: int | None = None,
                on_point: Callable[[Point], None] | None = None) -> list[str]:
-    """Measure `specs` (which share their distill/prune prefix where possible) and store each point.
-
-    Runs in the parent or in a worker process. A point that raises is stored as failed.
-    """
+    """Measure the `specs` not yet stored and store each point (in the parent or a worker process)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     model, data = _context(model_source, data_source)
     store = Store(store_path)
-    prefixes: dict[str, M.LoadedModel] = {}
     done = []
     try:
-        for spec, pos in zip(specs, positions):
+        position = dict(zip((s.hash for s in specs), positions))
+        fresh = []
+        for spec in specs:
             key = point_key(model.fingerprint, data.fingerprint, spec)
             if store.has_ok(key):
                 store.link(run, [key])
                 done.append(key)
-                continue
-            t0 = time.perf_counter()
-            try:
-                prefix = S.Spec(distill=spec.distill, prune=spec.prune)
-                if prefix.hash not in prefixes:
-                    prefixes[prefix.hash] = S.apply(model, prefix, data)
-                out = prefixes[prefix.hash]
-                if spec.quantize is not None:
-                    out = S.compress(out, spec.quantize, data)
-                metrics = ME.measure(out, data, threads=threads, **measure_opts)
-                point = Point(key, model_name(model_source), model.fingerprint, data.name, data.fingerprint, spec,
-                              "ok", metrics, None, time.perf_counter() - t0)
-            except Exception as e:  # the sweep goes on; the point records why it failed
-                point = Point(key, model_name(model_source), model.fingerprint, data.name, data.fingerprint, spec,
-                              "failed", None, f"{type(e).__name__}: {e}"[:2000], time.perf_counter() - t0)
-                traceback.print_exc()
-            store.put(point, run, pos)
+            else:
+                fresh.append(spec)
+        for spec, metrics, error, seconds in measure_specs(model, data, fresh, measure_opts, threads):
+            key = point_key(model.fingerprint, data.fingerprint, spec)
+            point = Point(key, model_name(model_source), model.fingerprint, data.name, data.fingerprint, spec,
+                          "ok" if error is None else "failed", metrics, error, seconds)
+            store.put(point, run, position[spec.hash])
             done.append(key)
             if on_point:
                 on_point(point)
