@@ -68,7 +68,7 @@ def test_slider_moves_accuracy_and_tradeoffs_shows_the_chart(server):
         t0 = time.time()
         page.goto(f"{server}/model")
         page.locator("[data-testid=stMetricValue]").first.wait_for(timeout=60_000)
-        assert time.time() - t0 < 60
+        assert time.time() - t0 < 15, "the sample's baseline should show within 15 s of the server answering"
         page.goto(f"{server}/explore")
         page.locator("[data-testid=stMetricValue]").first.wait_for(timeout=60_000)
         before = metric_value(page, "Test accuracy")
