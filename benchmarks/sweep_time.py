@@ -3,6 +3,7 @@
     python benchmarks/sweep_time.py                  # sweeps/default.yaml, 1 worker
     python benchmarks/sweep_time.py --workers 2
     python benchmarks/sweep_time.py --config sweeps/search.yaml
+    python benchmarks/sweep_time.py --executor ray    # the same sweep as Ray tasks on a local Ray
 
 Prints points, seconds, points per minute and peak memory; the store and the
 student cache live in a temporary folder, so nothing of yours is touched or reused.
@@ -33,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="sweeps/default.yaml")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--executor", choices=["local", "ray"], default="local")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edgetrim-sweep-bench-"))
     os.environ["EDGETRIM_CACHE"] = str(tmp / "cache")
@@ -41,13 +43,13 @@ def main() -> None:
     for phase in ("cold", "warm"):
         store = Store(tmp / "results.sqlite")
         t0 = time.perf_counter()
-        result = sweep.run_sweep(cfg, store, workers=args.workers)
+        result = sweep.run_sweep(cfg, store, workers=args.workers, executor=args.executor)
         seconds = time.perf_counter() - t0
         rows.append({"phase": phase, "points": result.total, "measured": result.computed, "from store": result.reused,
                      "failed": result.failed, "seconds": round(seconds, 1),
                      "points/min": round(60 * result.total / seconds, 1), "peak MB": round(peak_mb())})
         store.close()
-    print(f"sweep {args.config} ({cfg.run}), workers {args.workers}, {os.cpu_count()} cores")
+    print(f"sweep {args.config} ({cfg.run}), executor {args.executor}, workers {args.workers}, {os.cpu_count()} cores")
     print(format_table(rows))
     print()
     print(format_table(single_point(cfg, tmp)))
