@@ -71,7 +71,7 @@ def size_rows(name: str, df) -> list[dict]:
 
 
 def speed_rows(name: str, df, cfg) -> list[dict]:
-    model, data = sweep._context(cfg.model, cfg.data)
+    model, data = sweep.load_context(cfg.model, cfg.data)
     base = df[df["family"] == "baseline"].iloc[0]
     rows = []
     for drop in FLOORS:

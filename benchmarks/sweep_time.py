@@ -63,7 +63,7 @@ def single_point(cfg, tmp: Path) -> list[dict]:
     from core.quantize import WeightQuant
     from core.store import Point, point_key
 
-    model, data = sweep._context(cfg.model, cfg.data)
+    model, data = sweep.load_context(cfg.model, cfg.data)
     store = Store(tmp / "results.sqlite")
     spec = S.Spec(prune=UnstructuredPrune(0.65), quantize=WeightQuant(5))  # not in the default grid
     key = point_key(model.fingerprint, data.fingerprint, spec)

@@ -277,7 +277,7 @@ def cmd_export(args) -> None:
         if not choice.met_floor:
             raise UsageError("Nothing meets the floor, so nothing was exported; lower the floor or name a point.")
         point = store.get(choice.row["key"])
-    model, data = sweep._context(cfg["model"], cfg["data"])
+    model, data = sweep.load_context(cfg["model"], cfg["data"])
     base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
     print(f"rebuilding {point.spec.label} ...", file=sys.stderr)
     result = export.export_point(point, model, data, args.format, args.output, baseline=base)

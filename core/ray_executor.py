@@ -56,7 +56,7 @@ def run_ray(cfg, store: Store, specs: list[S.Spec], positions: list[int], groups
     except ImportError as e:
         raise RuntimeError("The Ray executor needs Ray: pip install 'edgetrim[ray]'.") from e
     from core.spec import config_to_dict
-    from core.sweep import _context, model_name
+    from core.sweep import load_context, model_name
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -65,7 +65,7 @@ def run_ray(cfg, store: Store, specs: list[S.Spec], positions: list[int], groups
                  runtime_env={"env_vars": {"EDGETRIM_CACHE": os.environ.get("EDGETRIM_CACHE", "")}}
                  if os.environ.get("EDGETRIM_CACHE") else None)
     try:
-        model, data = _context(cfg.model, cfg.data)
+        model, data = load_context(cfg.model, cfg.data)
         context = ray.put((model, data))  # shipped once, shared by every task
         threads = max(1, int(cpus_per_point))
         opts = dict(num_cpus=cpus_per_point, num_gpus=gpus_per_point, max_retries=MAX_RETRIES)

@@ -19,9 +19,9 @@ SEED = 0
 def run_search(cfg, store: Store, progress, t0: float):
     import optuna
 
-    from core.sweep import SweepResult, _context, expand, run_points
+    from core.sweep import SweepResult, expand, load_context, run_points
 
-    model, data = _context(cfg.model, cfg.data)
+    model, data = load_context(cfg.model, cfg.data)
     objectives = list(cfg.search.get("objectives", ["accuracy", "size"]))
     cols = [pareto.OBJECTIVES[o] for o in objectives if o in pareto.OBJECTIVES]
     if len(cols) != len(objectives):

@@ -215,7 +215,7 @@ def open_model(source: Any) -> M.LoadedModel:
 _CACHE: dict = {}
 
 
-def _context(model_source: Any, data_source: str) -> tuple[M.LoadedModel, D.DataSet]:
+def load_context(model_source: Any, data_source: str) -> tuple[M.LoadedModel, D.DataSet]:
     """Model and data, loaded once per process."""
     key = (json.dumps(model_source, sort_keys=True), data_source)
     if key not in _CACHE:
@@ -256,7 +256,7 @@ def run_points(model_source: Any, data_source: str, specs: list[S.Spec], positio
 
     if threads:
         torch.set_num_threads(threads)
-    model, data = _context(model_source, data_source)
+    model, data = load_context(model_source, data_source)
     store = Store(store_path)
     done = []
     try:
@@ -311,7 +311,7 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     if executor not in ("local", "ray"):
         raise SweepError(f"The executor is 'local' or 'ray', not {executor!r}.")
     t0 = time.perf_counter()
-    model, data = _context(cfg.model, cfg.data)
+    model, data = load_context(cfg.model, cfg.data)
     store.add_run(cfg.run, cfg.to_dict(), model_name(cfg.model), data.name)
     if cfg.search:
         from core.search import run_search
@@ -388,5 +388,5 @@ def _train_student(args) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    model, data = _context(model_source, data_source)
+    model, data = load_context(model_source, data_source)
     S.compress(model, distill_cfg, data)

@@ -69,7 +69,7 @@ def test_an_interrupted_export_leaves_no_file_under_the_final_name(tmp_path, mon
     cfg = sweep.load_config({**SMALL, "run": "e", "axes": {"prune_ratio": [0.0, 0.5]}})
     sweep.run_sweep(cfg, store)
     point = store.points("e")[-1]
-    model, data = sweep._context(cfg.model, cfg.data)
+    model, data = sweep.load_context(cfg.model, cfg.data)
 
     def interrupted(src, dst):
         raise KeyboardInterrupt

@@ -15,7 +15,7 @@ def swept(tmp_path_factory):
     cfg = sweep.load_config({"run": "e", "model": "lenet5", "axes": {"prune_ratio": [0.0, 0.6],
                              "quantize": ["fp32", "int8", "w4"]}, "measure": {"latency": False}})
     sweep.run_sweep(cfg, store)
-    model, data = sweep._context(cfg.model, cfg.data)
+    model, data = sweep.load_context(cfg.model, cfg.data)
     return store, model, data
 
 
