@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -179,9 +180,9 @@ def cmd_sweep(args) -> None:
 
     cfg = sweep.load_config(args.config)
     if args.run:
-        cfg = sweep.SweepConfig(args.run, cfg.model, cfg.data, cfg.axes, cfg.settings, cfg.measure, cfg.search)
+        cfg = dataclasses.replace(cfg, run=args.run)
     store = _store(args)
-    bar = tqdm(total=None, unit="point", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=None, unit="point", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
     def progress(done: int, total: int, message: str) -> None:
         bar.total = total
