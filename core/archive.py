@@ -2,7 +2,8 @@
 
 Every float tensor is stored in whichever exact encoding is smallest:
   raw float32 | one codebook + packed k-bit codes | one codebook per output channel
-  + packed codes | a 1-bit non-zero mask + raw non-zeros | a mask + codebook + codes,
+  + packed codes | one scale per output channel + packed integer codes (k-bit
+  quantized weights) | a 1-bit non-zero mask + raw non-zeros | a mask + codebook + codes,
 and the whole file is then LZMA-compressed. Codebooks (the Deep Compression
 overhead) are counted in the file, so the archive's size is a real number of bytes.
 Decoding is exact: the reloaded model gives identical outputs. The header also
@@ -66,6 +67,49 @@ def _row_codebook(values: np.ndarray, rows: int):
     return {"levels": levels, "bits": b}, [books.tobytes(), pack_codes(codes, b)]
 
 
+def _grid_scale(row: np.ndarray) -> np.float32 | None:
+    """A float32 scale s with row == float32(k * s) exactly for whole numbers k, |k| <= 255, if one exists.
+
+    That is how k-bit quantization (symmetric or affine, per channel) computes its values; the
+    scale is recovered from the largest value and checked bit for bit, so decoding is exact."""
+    levels = np.unique(row)
+    nonzero = levels[levels != 0]
+    if len(nonzero) == 0:
+        return np.float32(1.0)
+    gaps = np.diff(levels)
+    step = gaps[gaps > 0].min() if len(levels) > 1 else abs(nonzero[0])
+    big = nonzero[np.argmax(np.abs(nonzero))]
+    k_big = np.round(big / step)
+    if k_big == 0 or abs(k_big) > 255:
+        return None
+    guess = np.float32(big / k_big)
+    for s in (guess, *np.nextafter(guess, np.float32([np.inf, -np.inf])).astype(np.float32)):
+        k = np.round(row / s)
+        if np.abs(k).max() <= 255 and np.array_equal((k.astype(np.float32) * s).astype(np.float32), row):
+            return np.float32(s)
+    return None
+
+
+def _row_grid(values: np.ndarray, rows: int):
+    """Per output channel: one float32 scale and packed integer codes (k-bit quantized weights)."""
+    grid = values.reshape(rows, -1)
+    scales = []
+    for r in grid:
+        s = _grid_scale(r)
+        if s is None:
+            return None
+        scales.append(s)
+    scales = np.array(scales, dtype=np.float32)
+    k = np.round(grid / scales[:, None]).astype(np.int32)
+    low = k.min(axis=1)
+    span = int((k - low[:, None]).max()) + 1
+    if span > 256:
+        return None
+    b = _bits(span)
+    return {"bits": b}, [scales.tobytes(), low.astype(np.int16).tobytes(),
+                         pack_codes((k - low[:, None]).reshape(-1), b)]
+
+
 def encode(t: torch.Tensor) -> tuple[dict, list[bytes]]:
     """The smallest exact encoding of one tensor."""
     arr = t.detach().cpu().contiguous().numpy()
@@ -76,7 +120,8 @@ def encode(t: torch.Tensor) -> tuple[dict, list[bytes]]:
     nz = flat != 0
     options = [("raw", {}, [flat.tobytes()])]
     for name, enc in (("codebook", _codebook(flat)),
-                      ("row_codebook", _row_codebook(flat, arr.shape[0]) if arr.ndim > 1 else None)):
+                      ("row_codebook", _row_codebook(flat, arr.shape[0]) if arr.ndim > 1 else None),
+                      ("row_grid", _row_grid(flat, arr.shape[0]) if arr.ndim > 1 else None)):
         if enc:
             options.append((name, *enc))
     if nz.mean() < 0.9:
@@ -97,6 +142,11 @@ def decode(meta: dict, blobs: list[bytes]) -> torch.Tensor:
     if enc == "codebook":
         book = np.frombuffer(blobs[0], dtype=np.float32)
         flat = book[unpack_codes(blobs[1], meta["bits"], n)]
+    elif enc == "row_grid":
+        scales = np.frombuffer(blobs[0], dtype=np.float32)
+        low = np.frombuffer(blobs[1], dtype=np.int16).astype(np.int32)
+        codes = unpack_codes(blobs[2], meta["bits"], n).reshape(shape[0], -1).astype(np.int32)
+        flat = ((codes + low[:, None]).astype(np.float32) * scales[:, None]).astype(np.float32).reshape(-1)
     elif enc == "row_codebook":
         books = np.frombuffer(blobs[0], dtype=np.float32).reshape(shape[0], meta["levels"])
         codes = unpack_codes(blobs[1], meta["bits"], n).reshape(shape[0], -1)

@@ -185,3 +185,12 @@ def test_sensitivity_table(lenet5, digits):
     assert len(rows) == 1 + 5 * 2
     assert {r["layer"] for r in rows} >= {"features.0", "classifier.5"}
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
+
+
+@pytest.mark.parametrize("bits, scheme", [(8, "symmetric"), (8, "affine"), (5, "symmetric")])
+def test_per_channel_k_bit_weights_archive_as_scales_and_integer_codes(bits, scheme, lenet5, digits, tmp_path):
+    out = S.compress(lenet5, WeightQuant(bits, scheme=scheme), digits)
+    path = archive.write_archive(out, tmp_path / "q.etz")
+    x = torch.rand(8, *lenet5.input_shape)
+    assert torch.equal(archive.load_archive(path).module(x), out.module(x))
+    assert path.stat().st_size < ME.state_dict_bytes(lenet5.module) * (bits + 1) / 32
