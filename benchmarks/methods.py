@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=M.sample_names())
     ap.add_argument("--seeds", type=int, default=3, help="seeds per student (mean and spread)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["pruning", "quantization", "students", "latency"])
+    ap.add_argument("--tag", default="", help="suffix for the CSV names, so partial runs do not overwrite others")
     args = ap.parse_args()
     os.environ.setdefault("EDGETRIM_CACHE", tempfile.mkdtemp(prefix="edgetrim-bench-"))  # train students afresh
     data = D.load_digits()
@@ -167,7 +168,7 @@ def main() -> None:
         if rows:
             print(f"\n## {title}\n")
             print(format_table(rows))
-            write_csv(rows, title)
+            write_csv(rows, f"{title}{'_' + args.tag if args.tag else ''}")
     print(f"\n{time.perf_counter() - t0:.0f} s in all; CSV in {OUT}")
 
 
