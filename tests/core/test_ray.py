@@ -54,7 +54,7 @@ def test_a_killed_ray_worker_is_retried_and_every_point_completes(tmp_path, monk
         while time.time() < deadline and not killed:
             pids = _ray_task_pids("ray::_measure_group")
             if pids:
-                time.sleep(1.0)  # let it get into its work
+                time.sleep(0.3)  # let it get into its work
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
             time.sleep(0.2)
