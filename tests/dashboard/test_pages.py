@@ -74,3 +74,28 @@ def test_export_page_builds_a_downloadable_verified_file(ui_env):
 def test_export_page_without_a_selection_says_what_to_do(ui_env):
     at = page("export_page")
     assert not at.exception and "Select a point" in at.info[0].value
+
+
+def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
+    import time
+
+    from core.store import Store
+    from dashboard import jobs
+
+    at = page("sweep_page")
+    at.text_input(key="sweep_run").set_value("ui-background")
+    at.multiselect(key="sweep_ratios").set_value([0.0, 0.5])
+    at.multiselect(key="sweep_quant").set_value(["fp32", "w4"])
+    at.checkbox(key="sweep_latency").uncheck().run()
+    assert any("**4 points**" in m.value for m in at.markdown)
+    at.button(key="run_sweep").click().run()
+    assert not at.exception and not at.error
+    deadline, done = time.time() + 180, 0
+    while time.time() < deadline and (done < 4 or jobs.is_running("ui-background")):
+        time.sleep(1)
+        store = Store()
+        try:
+            done = len(store.table("ui-background")) if "ui-background" in set(store.runs()["run"]) else 0
+        finally:
+            store.close()
+    assert done == 4, jobs.log_tail("ui-background", 20)
