@@ -85,13 +85,13 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def open_model(args) -> M.LoadedModel:
-    if args.model in M.sample_names():
-        return M.load_sample(args.model)
-    if "/" not in args.model and "." not in args.model:
-        raise UsageError(f"No sample model named {args.model!r}; the samples are {', '.join(M.sample_names())}, "
-                         "or give a path to a model file.")
-    return M.load_model(args.model, arch=args.arch, input_shape=parse_shape(args.input_shape),
-                        num_classes=args.num_classes)
+    """A sample name or a model file, resolved like a sweep file's `model:`."""
+    from core.sweep import open_model as resolve
+
+    options = {"arch": args.arch, "input_shape": parse_shape(args.input_shape), "num_classes": args.num_classes}
+    if not any(v is not None for v in options.values()):
+        return resolve(args.model)
+    return resolve({"path": args.model, **{k: v for k, v in options.items() if v is not None}})
 
 
 def read_spec(text: str | None) -> S.Spec:

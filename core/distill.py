@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from core import cache_dir
 from core.data import DataSet
 from core.models import LoadedModel, build
 from core.spec import SpecError, config_to_dict, register
@@ -44,13 +45,6 @@ class Distill:
             raise SpecError(f"A student needs at least 1 epoch of training, got {self.epochs}.")
         if self.depth is not None and self.depth < 1:
             raise SpecError(f"A student needs at least 1 hidden layer, got depth {self.depth}.")
-
-
-def cache_dir() -> Path:
-    """$EDGETRIM_CACHE, else the user's cache folder."""
-    root = os.environ.get("EDGETRIM_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
-                                                           "edgetrim")
-    return Path(root)
 
 
 def student_kwargs(teacher: LoadedModel, cfg: Distill) -> dict:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
+
 from core import pareto
 from core import spec as S
-from core.store import Store, point_key
+from core.store import Store, point_key, points_frame
 
 SEED = 0
 
@@ -55,10 +57,8 @@ def run_search(cfg, store: Store, progress, t0: float):
         if point.status != "ok":
             counts["failed"] += 1
             raise optuna.TrialPruned(point.error)
-        row = {"accuracy": point.metrics.accuracy, "onnx_bytes": point.metrics.onnx_bytes,
-               "archive_bytes": point.metrics.archive_bytes, "ort_b1_ms": point.metrics.latency_ms("onnxruntime", 1),
-               "torch_b1_ms": point.metrics.latency_ms("pytorch", 1), "macs": point.metrics.macs}
-        return tuple(float(row[c] if row[c] is not None else float("inf")) for c, _ in cols)
+        row = points_frame([point]).iloc[0]  # the same columns the fronts are computed on
+        return tuple(float(row[c]) if pd.notna(row[c]) else float("inf") for c, _ in cols)
 
     # the baseline is always a point of the run, as in a grid
     run_points(cfg.model, cfg.data, [baseline], [0], cfg.run, str(store.path), cfg.measure,

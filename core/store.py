@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core import cache_root
 from core.measure import Metrics
 from core.spec import Spec
 
@@ -50,12 +51,9 @@ class StoreError(ValueError):
     """A store that cannot be used as asked; one sentence on what to do."""
 
 
-def default_path() -> Path:
-    env = os.environ.get("EDGETRIM_STORE")
-    if env:
-        return Path(env)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "edgetrim" / "results.sqlite"
+def default_path() -> str | Path:
+    """$EDGETRIM_STORE (a file or a postgresql:// URL), else results.sqlite in the user's cache folder."""
+    return os.environ.get("EDGETRIM_STORE") or cache_root() / "results.sqlite"
 
 
 def point_key(model_fingerprint: str, data_fingerprint: str, spec: Spec) -> str:
@@ -85,7 +83,7 @@ class Store:
     """The results store on SQLite (a file) or PostgreSQL (a URL). Safe for several writers at once."""
 
     def __init__(self, target: str | Path | None = None):
-        target = target or os.environ.get("EDGETRIM_STORE") or default_path()
+        target = target or default_path()
         self.postgres = is_postgres(target)
         self._url = str(target) if self.postgres else None
         self.path = self._redacted(str(target)) if self.postgres else Path(target)

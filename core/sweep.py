@@ -201,6 +201,9 @@ def open_model(source: Any) -> M.LoadedModel:
     if isinstance(source, str):
         if source in M.sample_names():
             return M.load_sample(source)
+        if "/" not in source and "." not in source:
+            raise M.ModelLoadError(f"No sample model named {source!r}; the samples are "
+                                   f"{', '.join(M.sample_names())}, or give a path to a model file.")
         return M.load_model(source)
     if isinstance(source, dict):
         known = {"path", "arch", "input_shape", "num_classes", "arch_kwargs"}

@@ -18,8 +18,8 @@ from core import models as M
 from core import prune
 from core import spec as S
 from core import sweep
-from core.distill import cache_dir
-from core.store import Point, Store, point_key
+from core import cache_dir
+from core.store import Store, default_path
 
 EXPLORE_RUN = "explore"
 
@@ -61,18 +61,15 @@ def explore_point(model_json: str, data_source: str, spec_json: str) -> dict:
     spec = S.Spec.from_json(spec_json)
     store = Store()
     try:
-        key = point_key(lm.fingerprint, data.fingerprint, spec)
         store.add_run(EXPLORE_RUN, {"model": json.loads(model_json), "data": data_source}, lm.name, data.name)
-        seen = store.get(key)
-        if seen is not None and seen.status == "ok":
-            store.link(EXPLORE_RUN, [key])
-            return seen.metrics.to_dict()
-        compressed = S.apply(lm, spec, data)
-        metrics = ME.measure(compressed, data, budget_s=0.05)
-        store.put(Point(key, lm.name, lm.fingerprint, data.name, data.fingerprint, spec, "ok", metrics), EXPLORE_RUN)
-        return metrics.to_dict()
+        key = sweep.run_points(json.loads(model_json), data_source, [spec], [0], EXPLORE_RUN, str(default_path()),
+                               {"budget_s": 0.05})[0]
+        point = store.get(key)
     finally:
         store.close()
+    if point.status != "ok":
+        raise ValueError(f"{spec.label} could not be computed: {point.error}")
+    return point.metrics.to_dict()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

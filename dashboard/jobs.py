@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from core.distill import cache_dir
+from core import cache_dir
 from core.store import default_path
 
 
@@ -38,8 +38,8 @@ def start(config: dict, executor: str = "local", address: str | None = None) -> 
     cfg_path = folder() / f"{run}.yaml"
     cfg_path.write_text(yaml.safe_dump({**config, "run": run}, sort_keys=False))
     log = open(folder() / f"{run}.log", "wb")
-    cmd = [sys.executable, "-m", "core.cli", "sweep", str(cfg_path), "--store", os.environ.get("EDGETRIM_STORE")
-           or str(default_path()), "--executor", executor] + (["--address", address] if address else [])
+    cmd = [sys.executable, "-m", "core.cli", "sweep", str(cfg_path), "--store", str(default_path()),
+           "--executor", executor] + (["--address", address] if address else [])
     proc = subprocess.Popen(cmd,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                             cwd=Path(__file__).resolve().parent.parent)
