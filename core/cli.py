@@ -72,6 +72,17 @@ def _ms(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
+def threads_arg(text: str) -> int:
+    """--threads: a whole number of CPU threads, at least 1 (argparse shows the message)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of threads, 1 or more, not {text!r}")
+    return n
+
+
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -167,10 +178,11 @@ def cmd_measure(args) -> None:
 
 # ---- sweeps, runs, fronts, picks, exports -------------------------------------------------
 
-def _store(args):
+def _store(args, read_only: bool = False):
+    """The store named by --store; commands that only read open it read-only, so they never create one."""
     from core.store import Store
 
-    return Store(args.store)
+    return Store(args.store, read_only=read_only)
 
 
 def cmd_sweep(args) -> None:
@@ -206,7 +218,7 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_runs(args) -> None:
-    df = _store(args).runs()
+    df = _store(args, read_only=True).runs()
     print(format_table(df.to_dict("records")) if len(df) else "no runs yet: try `edgetrim sweep sweeps/default.yaml`")
 
 
@@ -227,7 +239,7 @@ def _show(df) -> str:
 def cmd_front(args) -> None:
     from core import pareto
 
-    df = _store(args).table(args.run)
+    df = _store(args, read_only=True).table(args.run)
     objectives = ["accuracy", args.objective] + ([args.also] if args.also else [])
     fr = pareto.front(df, objectives, by=None if args.by == "none" else args.by)
     if args.by != "none":
@@ -242,7 +254,7 @@ def cmd_front(args) -> None:
 def cmd_pick(args) -> None:
     from core import pareto
 
-    df = _store(args).table(args.run)
+    df = _store(args, read_only=True).table(args.run)
     floor = pareto.resolve_floor(pareto.baseline_accuracy(df), args.floor, args.max_drop)
     choice = pareto.pick(df, floor, args.objective)
     print(choice.message)
@@ -264,7 +276,7 @@ def cmd_export(args) -> None:
     from core import export, pareto, sweep
     from core.measure import Metrics
 
-    store = _store(args)
+    store = _store(args, read_only=True)
     cfg = store.run_config(args.run)
     if args.point:
         point = _find_point(store, args.run, args.point)
@@ -287,7 +299,7 @@ def cmd_export(args) -> None:
 
 
 def cmd_table(args) -> None:
-    df = _store(args).table(args.run)
+    df = _store(args, read_only=True).table(args.run)
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {len(df)} rows to {args.csv}")
@@ -312,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("--data", default="digits", help="'digits' (bundled), an .npz, an ImageFolder or IDX folder")
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for both runtimes (default: all)")
+        p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for both runtimes (default: all)")
         p.add_argument("--no-latency", action="store_true", help="skip timing (faster)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -372,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("point", nargs="?", help="point key (prefix); omit to export the pick above --floor/--max-drop")
     p.add_argument("--format", choices=["onnx", "onnx-fp16", "onnx-int8", "pt2", "archive"],
                    help="default: the format the point was measured as")
-    p.add_argument("-o", "--output", required=True, help="file or folder to write")
+    p.add_argument("-o", "--output", required=True, help="file, or folder to write <model>-<spec hash>-<format> into")
     with_floor(p)
     p.set_defaults(func=cmd_export)
 

@@ -238,7 +238,7 @@ def load_idx(images: str | Path, labels: str | Path, seed: int = SEED) -> DataSe
 
 MAX_ZIP_BYTES = 2 * 2**30   # uncompressed total
 MAX_ZIP_FILES = 200_000
-MAX_ZIP_RATIO = 200         # uncompressed / compressed, per member: beyond it, a zip bomb
+MAX_ZIP_RATIO = 200         # uncompressed / compressed, per member and for the whole zip: beyond it, a zip bomb
 
 
 def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
@@ -256,16 +256,19 @@ def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
         members = z.infolist()
         if len(members) > MAX_ZIP_FILES:
             raise DataError(f"{archive.name} holds {len(members)} files, more than the {MAX_ZIP_FILES} allowed.")
-        total = 0
+        total, packed = 0, 0
         for m in members:
             name = m.filename
             if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
                 raise DataError(f"{archive.name} contains the unsafe path {name!r}; refusing to extract it.")
             if stat.S_ISLNK(m.external_attr >> 16):
                 raise DataError(f"{archive.name} contains a symbolic link ({name}); refusing to extract it.")
-            total += m.file_size
+            total, packed = total + m.file_size, packed + m.compress_size
             if m.compress_size and m.file_size / m.compress_size > MAX_ZIP_RATIO and m.file_size > 2**20:
                 raise DataError(f"{archive.name} looks like a zip bomb ({name} expands {m.file_size // m.compress_size}x).")
+        if total > 2**20 and total > MAX_ZIP_RATIO * max(packed, 1):  # many members, each just under the bar
+            raise DataError(f"{archive.name} looks like a zip bomb (its files together expand "
+                            f"{total // max(packed, 1)}x); refusing to extract it.")
         if total > MAX_ZIP_BYTES:
             raise DataError(f"{archive.name} expands to {total >> 20} MB, more than the {MAX_ZIP_BYTES >> 20} MB allowed.")
         dest.mkdir(parents=True, exist_ok=True)

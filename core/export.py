@@ -114,7 +114,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         raise ExportError(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
     out = Path(out)
     if out.is_dir():
-        out = out / f"{point.model}-{point.spec.hash}{FORMATS[fmt]}"
+        out = out / f"{point.model}-{point.spec.hash}-{fmt}{FORMATS[fmt]}"  # formats sharing a suffix never collide
     _writable_dir(out)
     compressed = rebuild(point, model, data)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")  # torch.export wants the .pt2 suffix

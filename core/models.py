@@ -8,10 +8,14 @@ that asks to run code is refused, never executed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
+import logging.handlers
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,18 +168,70 @@ def load_sample(name: str) -> LoadedModel:
 
 # ---- users' files ------------------------------------------------------------------
 
-def _archive_kind(path: Path) -> str:
-    """'torchscript', 'export' or 'state_dict', told apart by the zip archive's layout."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except zipfile.BadZipFile:
-        return "state_dict"  # legacy torch.save format; weights_only still guards it
+LOOKS_LIKE = {"torchscript": "a TorchScript file", "export": "a torch.export .pt2 program",
+              "state_dict": "a torch.save weights file"}
+
+
+def _kind_of(names: list[str]) -> str:
+    """'torchscript', 'export' or 'state_dict', told apart by the names in the zip archive."""
     if any("/code/" in n or n.endswith("constants.pkl") for n in names):
         return "torchscript"
-    if any("/models/" in n and n.endswith(".json") for n in names) or any(n.endswith("archive_format") for n in names):
+    if any(("/models/" in n and n.endswith(".json")) or n.endswith("archive_format") or "/data/weights/" in n
+           for n in names):
         return "export"
     return "state_dict"
+
+
+def _archive_kind(path: Path) -> str:
+    """The kind of a model file; a zip archive cut short (no directory at its end) is refused, naming its kind."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return _kind_of(z.namelist())
+    except zipfile.BadZipFile:
+        raw = path.read_bytes()
+    if not raw.startswith(b"PK\x03\x04"):
+        return "state_dict"  # legacy torch.save format; weights_only still guards it
+    # the names in the local headers that survive; torch.save writes data.pkl first, TorchScript its tensors
+    names = [raw[i + 30:i + 30 + int.from_bytes(raw[i + 26:i + 28], "little")].decode("utf-8", "replace")
+             for i in (m.start() for m in re.finditer(b"PK\x03\x04", raw))]
+    kind = _kind_of(names)
+    if kind == "state_dict" and not names[0].endswith("data.pkl"):
+        kind = "torchscript"
+    raise ModelLoadError(f"{path.name} is truncated or corrupt: it starts like {LOOKS_LIKE[kind]} but its zip "
+                         "archive is incomplete; copy or save it again.")
+
+
+def _reason(e: BaseException) -> str:
+    """The first non-empty line of an exception's message (without torch's boilerplate), else its type's name."""
+    lines = [re.sub(r"\s*\(Could this error message be improved.*", "", line).strip(" :.")
+             for line in str(e).splitlines()]
+    return next((line[:120] for line in lines if line), type(e).__name__)
+
+
+@contextlib.contextmanager
+def _torch_log_held():
+    """Keep what torch logs while it reads a file (a whole traceback for a bad .pt2) off the screen; yield it."""
+    keep = logging.handlers.BufferingHandler(capacity=10_000)
+    loggers = [logging.getLogger(n) for n in ("torch", "torch.export")]
+    saved = [(lg.handlers, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.handlers, lg.propagate = [keep], False
+    try:
+        yield keep.buffer
+    finally:
+        for lg, (handlers, propagate) in zip(loggers, saved):
+            lg.handlers, lg.propagate = handlers, propagate
+
+
+def _load_graph(path: Path, kind: str):
+    """A torch.export program or a TorchScript module, with torch's own log of a failure kept off the screen."""
+    with _torch_log_held() as logged:
+        try:
+            return torch.export.load(path) if kind == "export" else torch.jit.load(str(path), map_location="cpu")
+        except Exception as e:
+            cause = next((r.exc_info[1] for r in logged if r.exc_info), e)  # torch.export logs the real error first
+            raise ModelLoadError(f"{path.name} looks like {LOOKS_LIKE[kind]} but torch could not load it "
+                                 f"({_reason(cause)}).") from e
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -188,8 +244,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                                  "edgetrim refuses to load; save model.state_dict() with torch.save instead.") from e
         raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file (it does not unpickle).") from e
     except Exception as e:  # torch.load fails in many ways on junk: RuntimeError, EOFError, KeyError, ...
-        detail = (str(e).splitlines() or [type(e).__name__])[0][:120]
-        raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file ({detail}).") from e
+        raise ModelLoadError(f"{path.name} is truncated or not a PyTorch file ({_reason(e)}).") from e
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -210,10 +265,7 @@ def load_model(path: str | Path, arch: str | None = None, input_shape: tuple[int
     name = name or path.stem
     arch_kwargs = dict(arch_kwargs or {})
     if kind == "export":
-        try:
-            program = torch.export.load(path)
-        except Exception as e:
-            raise ModelLoadError(f"{path.name} could not be loaded as a torch.export program ({type(e).__name__}).") from e
+        program = _load_graph(path, kind)
         module = GraphModel(program.module())
         if input_shape is None:
             specs = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"]
@@ -221,10 +273,7 @@ def load_model(path: str | Path, arch: str | None = None, input_shape: tuple[int
             input_shape = tuple(int(d) for d in user[0].shape[1:]) if user else None
         arch = None
     elif kind == "torchscript":
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as e:
-            raise ModelLoadError(f"{path.name} could not be loaded as TorchScript ({str(e).splitlines()[0][:120]}).") from e
+        module = _load_graph(path, kind)
         arch = None
     else:
         if arch is None:
@@ -276,7 +325,7 @@ def check_classifier(module: nn.Module, input_shape: tuple[int, ...], fname: str
             out = module(torch.zeros(2, *input_shape))
     except Exception as e:
         raise ModelLoadError(f"{fname} does not run on inputs of shape {'x'.join(map(str, input_shape))} "
-                             f"({str(e).splitlines()[0][:120]}).") from e
+                             f"({_reason(e)}).") from e
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelLoadError(f"{fname} does not output one class-score vector per input (got {shape}).")

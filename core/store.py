@@ -7,6 +7,8 @@ the same SQL (`INSERT ... ON CONFLICT` works on both). A point's key is the hash
 fingerprint, Spec): a point already stored is never recomputed, whichever run asks.
 Runs are named lists of point keys, so runs can share points and be compared and
 deleted. The schema has a version; a store written by a newer edgetrim is refused.
+A SQLite store opened `read_only` (for commands that only read) is never created,
+migrated or written: a missing file or one that is not an edgetrim store is refused.
 """
 from __future__ import annotations
 
@@ -80,16 +82,18 @@ def is_postgres(target: str | Path | None) -> bool:
 
 
 class Store:
-    """The results store on SQLite (a file) or PostgreSQL (a URL). Safe for several writers at once."""
+    """The results store on SQLite (a file) or PostgreSQL (a URL). Safe for several writers at once.
+    `read_only` opens an existing SQLite store for reading only (PostgreSQL stores open as usual)."""
 
-    def __init__(self, target: str | Path | None = None):
+    def __init__(self, target: str | Path | None = None, read_only: bool = False):
         target = target or default_path()
         self.postgres = is_postgres(target)
+        self.read_only = read_only and not self.postgres
         self._url = str(target) if self.postgres else None
         self.path = self._redacted(str(target)) if self.postgres else Path(target)
         try:
             self.db = self._connect_postgres(str(target)) if self.postgres else self._connect_sqlite()
-            self._migrate()
+            self._check_store() if self.read_only else self._migrate()
         except StoreError:
             raise
         except sqlite3.DatabaseError as e:
@@ -102,9 +106,16 @@ class Store:
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
     def _connect_sqlite(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        if self.read_only:
+            if not self.path.is_file():
+                raise StoreError(f"No edgetrim store at {self.path}; run `edgetrim sweep` to make one, or give the "
+                                 "--store a sweep wrote to.")
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60,
+                                 isolation_level=None, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=60000")
         return db
@@ -141,15 +152,27 @@ class Store:
             if self.postgres:
                 self._run("SELECT pg_advisory_xact_lock(4242)")  # one migration at a time across machines
             self._run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = self._run("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row and int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} was written by a newer edgetrim (schema {row[0]}, this one reads "
-                                 f"{SCHEMA_VERSION}); upgrade edgetrim or use another --store.")
+            self._schema_version()
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     self._run(stmt)
             self._run("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
                       (str(SCHEMA_VERSION),))
+
+    def _schema_version(self) -> int | None:
+        """The store's schema version (None if it has none yet); a newer one than this edgetrim reads is refused."""
+        row = self._run("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row and int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer edgetrim (schema {row[0]}, this one reads "
+                             f"{SCHEMA_VERSION}); upgrade edgetrim or use another --store.")
+        return int(row[0]) if row else None
+
+    def _check_store(self) -> None:
+        """A read-only store must already be one: tables and a schema version, written by a sweep."""
+        has_meta = self._run("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has_meta or self._schema_version() is None:
+            raise StoreError(f"{self.path} is not an edgetrim store (it holds no edgetrim tables); give the --store "
+                             "a sweep wrote to.")
 
     def _tx(self):
         store = self

@@ -64,7 +64,7 @@ CASES = [
     ("not a model", lambda t: M.load_model(t / "x.pt", arch="lenet5") if (t / "x.pt").write_text("hello") else 0,
      "truncated or not a PyTorch file"),
     ("truncated file", lambda t: M.load_model(t / "c.pt", arch="lenet5") if (t / "c.pt").write_bytes(
-        _state_dict(t).read_bytes()[:3000]) else 0, "truncated or not a PyTorch file"),
+        _state_dict(t).read_bytes()[:3000]) else 0, "truncated or corrupt"),
     ("state_dict of another architecture", lambda t: M.load_model(_state_dict(t), arch="mlp"),
      "does not fit mlp: it has a tensor 'features.0.weight'"),
     ("wrong tensor shape", lambda t: M.load_model(_state_dict(t, **{"classifier.5.weight": torch.zeros(7, 84)}),

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from core import cli
 
 
@@ -64,3 +66,25 @@ def test_sweep_runs_front_pick_export_table_delete(tmp_path, capsys, monkeypatch
     assert cli.main(["delete", "cli", *db]) == 0
     assert cli.main(["front", "cli", *db]) == 2
     assert "No run named 'cli'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threads", ["-1", "0", "two"])
+def test_threads_below_one_are_refused_when_the_arguments_are_parsed(threads, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(["measure", "--model", "mlp", "--threads", threads])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert exit_.value.code == 2 and err.endswith(f"argument --threads: must be a whole number of threads, 1 or more, "
+                                                  f"not {threads!r}")
+
+
+@pytest.mark.parametrize("command", [["runs"], ["front", "r"], ["pick", "r", "--max-drop", "1"], ["table", "r"],
+                                     ["export", "r", "abc", "-o", "out.onnx"]])
+def test_read_only_commands_never_create_or_change_a_store(command, tmp_path, capsys):
+    empty, missing = tmp_path / "empty.sqlite", tmp_path / "missing.sqlite"
+    empty.write_bytes(b"")
+    assert cli.main([*command, "--store", str(empty)]) == 2
+    assert capsys.readouterr().err == (f"edgetrim: error: {empty} is not an edgetrim store (it holds no edgetrim "
+                                       "tables); give the --store a sweep wrote to.\n")
+    assert cli.main([*command, "--store", str(missing)]) == 2
+    assert capsys.readouterr().err.startswith(f"edgetrim: error: No edgetrim store at {missing}; run `edgetrim sweep`")
+    assert empty.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.sqlite"]

@@ -1,5 +1,6 @@
 import gzip
 import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -103,3 +104,14 @@ def test_npz_without_y_and_non_image_file(tmp_path):
     (tmp_path / "f" / "a" / "notes.txt").write_text("hello")
     with pytest.raises(D.DataError, match="not an image"):
         D.load_image_folder(tmp_path / "f")
+
+
+def test_a_zip_of_many_members_each_just_under_the_per_member_bar_is_refused_as_a_whole(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(50):
+            z.writestr(f"a/{i}.png", bytes(2**20))  # 1 MiB of zeros each: 52 MB from a ~57 KB zip
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(D.DataError, match="looks like a zip bomb") as err:
+        D.safe_extract_zip(bomb, tmp_path / "out")
+    assert "\n" not in str(err.value) and not (tmp_path / "out").exists(), "one sentence, nothing written"

@@ -45,6 +45,15 @@ def test_every_format_reloads(swept, tmp_path, fmt):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")], "no temporary file left behind"
 
 
+def test_several_formats_of_one_point_in_one_folder_keep_their_own_files_and_cards(swept, tmp_path):
+    store, model, data = swept
+    point = next(p for p in store.points("e") if p.spec.label == "UnstructuredPrune(ratio=0.6)")
+    results = [export.export_point(point, model, data, fmt, tmp_path) for fmt in ("onnx", "onnx-fp16", "onnx-int8")]
+    assert results[2].path.name == f"lenet5-{point.spec.hash}-onnx-int8.onnx"
+    assert sorted(os.listdir(tmp_path)) == sorted([r.path.name for r in results] + [r.card_path.name for r in results])
+    assert [json.loads(r.card_path.read_text())["format"] for r in results] == ["onnx", "onnx-fp16", "onnx-int8"]
+
+
 def test_an_export_that_does_not_verify_leaves_no_file(swept, tmp_path):
     store, model, data = swept
     point = next(p for p in store.points("e") if p.spec.label == "UnstructuredPrune(ratio=0.6)")

@@ -74,7 +74,7 @@ def test_broken_files_are_refused_clearly(tmp_path, lenet5):
     torch.save(lenet5.module.state_dict(), good)
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(M.ModelLoadError, match="truncated or not a PyTorch file"):
+    with pytest.raises(M.ModelLoadError, match="truncated or corrupt: it starts like a torch.save weights file"):
         M.load_model(cut, arch="lenet5")
     (tmp_path / "text.pt").write_text("not a model")
     with pytest.raises(M.ModelLoadError, match="truncated or not a PyTorch file"):
@@ -86,6 +86,67 @@ def test_broken_files_are_refused_clearly(tmp_path, lenet5):
         M.load_model(tmp_path / "nan.pt", arch="lenet5")
     with pytest.raises(M.ModelLoadError, match="holds only weights"):
         M.load_model(good)
+
+
+@pytest.fixture(scope="module")
+def graph_files(tmp_path_factory, lenet5):
+    """A TorchScript file and a torch.export .pt2 of the LeNet-5 sample."""
+    tmp = tmp_path_factory.mktemp("graphs")
+    x = torch.rand(2, *lenet5.input_shape)
+    torch.jit.save(torch.jit.trace(lenet5.module, x), tmp / "ts.pt")
+    torch.export.save(torch.export.export(lenet5.module, (x,)), tmp / "m.pt2")
+    return {"TorchScript file": tmp / "ts.pt", "torch.export .pt2 program": tmp / "m.pt2"}
+
+
+def _one_sentence(err) -> str:
+    text = str(err.value)
+    assert "\n" not in text and "()" not in text and len(text) < 300
+    return text
+
+
+@pytest.mark.parametrize("kind", ["TorchScript file", "torch.export .pt2 program"])
+def test_a_truncated_graph_file_is_called_truncated_not_weights(graph_files, kind, tmp_path):
+    cut = tmp_path / f"cut{graph_files[kind].suffix}"
+    cut.write_bytes(graph_files[kind].read_bytes()[: graph_files[kind].stat().st_size // 2])
+    with pytest.raises(M.ModelLoadError, match=f"truncated or corrupt: it starts like an? {kind}") as err:
+        M.load_model(cut, input_shape=(1, 28, 28))
+    _one_sentence(err)
+
+
+def test_a_malformed_pt2_gets_one_sentence_and_torch_prints_nothing(tmp_path, capfd):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bad.pt2", "w") as z:  # the layout of a .pt2, none of its content
+        z.writestr("bad/archive_format", b"pt2")
+        z.writestr("bad/models/model.json", b"{}")
+    capfd.readouterr()
+    with pytest.raises(M.ModelLoadError) as err:
+        M.load_model(tmp_path / "bad.pt2")
+    assert capfd.readouterr().err == "", "torch's own traceback stays off the screen"
+    assert "looks like a torch.export .pt2 program but torch could not load it" in _one_sentence(err)
+    assert "hasRecord" in str(err.value), "the reason torch logged, not 'see the warnings above'"
+
+
+def test_a_disguised_torchscript_file_gets_a_reason(graph_files, tmp_path):
+    import zipfile
+
+    src = zipfile.ZipFile(graph_files["TorchScript file"])
+    with zipfile.ZipFile(tmp_path / "disguised.pt", "w") as z:  # TorchScript's layout, its code emptied
+        for n in src.namelist():
+            z.writestr(n, b"" if "/code/" in n and n.endswith(".py") else src.read(n))
+    with pytest.raises(M.ModelLoadError, match=r"looks like a TorchScript file but torch could not load it \(\w") as err:
+        M.load_model(tmp_path / "disguised.pt", input_shape=(1, 28, 28))
+    _one_sentence(err)
+
+
+def test_an_exception_without_a_message_is_named_by_its_type():
+    with pytest.raises(M.ModelLoadError, match=r"does not run on inputs of shape 1x8x8 \(ValueError\)"):
+        M.check_classifier(_Raises(), (1, 8, 8), "silent.pt")
+
+
+class _Raises(torch.nn.Module):
+    def forward(self, x):
+        raise ValueError()
 
 
 def test_a_model_that_does_not_output_class_scores_is_refused():

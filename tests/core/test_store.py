@@ -97,3 +97,17 @@ def test_a_file_that_is_not_a_store(tmp_path):
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(StoreError, match="not a usable edgetrim store"):
         Store(tmp_path / "junk.sqlite")
+
+
+def test_a_read_only_store_reads_and_leaves_the_file_as_it_was(tmp_path):
+    s = Store(tmp_path / "s.sqlite")
+    s.add_run("r", {}, "mlp", "digits")
+    s.put(point(), "r")
+    s.close()
+    before = (tmp_path / "s.sqlite").read_bytes()
+    ro = Store(tmp_path / "s.sqlite", read_only=True)
+    assert list(ro.runs()["run"]) == ["r"] and ro.get(point().key) == point()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        ro.put(point(S.Spec(prune=UnstructuredPrune(0.5))), "r")
+    ro.close()
+    assert (tmp_path / "s.sqlite").read_bytes() == before
