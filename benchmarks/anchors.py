@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core import measure as ME  # noqa: E402
 from core import models as M  # noqa: E402
-from core import pareto, sweep  # noqa: E402
+from core import grid, pareto, runner, sweep  # noqa: E402
 from core import spec as S  # noqa: E402
 from core.cli import format_table  # noqa: E402
 from core.store import Store  # noqa: E402
@@ -45,11 +45,11 @@ REFERENCE = {"mlp": "Deep Compression, LeNet-300-100 on MNIST: 40x, no accuracy 
 
 
 def run_grid(name: str, store: Store) -> tuple:
-    cfg = sweep.load_config({"run": name, "model": name, "axes": AXES, "settings": SETTINGS,
+    cfg = grid.load_config({"run": name, "model": name, "axes": AXES, "settings": SETTINGS,
                              "measure": {"latency": True, "budget_s": 0.05}})
     t0 = time.perf_counter()
     sweep.run_sweep(cfg, store, progress=lambda d, t, m: print(f"\r  {name}: {d}/{t}", end="", flush=True))
-    print(f"\r  {name}: {len(sweep.expand(cfg))} points in {time.perf_counter() - t0:.0f} s")
+    print(f"\r  {name}: {len(grid.expand(cfg))} points in {time.perf_counter() - t0:.0f} s")
     df = store.table(name)
     return cfg, df[df["status"] == "ok"]
 
@@ -71,7 +71,7 @@ def size_rows(name: str, df) -> list[dict]:
 
 
 def speed_rows(name: str, df, cfg) -> list[dict]:
-    model, data = sweep.load_context(cfg.model, cfg.data)
+    model, data = runner.load_context(cfg.model, cfg.data)
     base = df[df["family"] == "baseline"].iloc[0]
     rows = []
     for drop in FLOORS:
@@ -81,7 +81,7 @@ def speed_rows(name: str, df, cfg) -> list[dict]:
             spec = S.Spec.from_json(choice.row["spec_json"])
             fast = S.apply(model, spec, data)
             rounds = [(ME.measure(model, data, budget_s=BUDGET_S, batches=(1,), runtimes=(runtime,)),
-                       ME.measure(fast, data, budget_s=BUDGET_S, batches=(1,), runtimes=(runtime,)))
+                       ME.measure(fast, data, spec.deploy, budget_s=BUDGET_S, batches=(1,), runtimes=(runtime,)))
                       for _ in range(ROUNDS)]
             pairs = [(o.latency_ms(runtime, 1), n.latency_ms(runtime, 1)) for o, n in rounds]
             ratios = sorted(o / n for o, n in pairs)

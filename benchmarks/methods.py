@@ -30,7 +30,8 @@ from core import spec as S  # noqa: E402
 from core.cli import format_table  # noqa: E402
 from core.distill import Distill  # noqa: E402
 from core.prune import StructuredPrune, UnstructuredPrune  # noqa: E402
-from core.quantize import Float16, Int8, WeightQuant  # noqa: E402
+from core.deploy import Float16, Int8  # noqa: E402
+from core.quantize import WeightQuant  # noqa: E402
 
 # ---- defaults -------------------------------------------------------------------------
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -48,7 +49,7 @@ OUT = Path(__file__).resolve().parent / "results"
 
 
 def point(model, spec: S.Spec, data, latency=False) -> ME.Metrics:
-    return ME.measure(S.apply(model, spec, data), data, latency=latency, budget_s=LATENCY_BUDGET_S)
+    return ME.measure(S.apply(model, spec, data), data, spec.deploy, latency=latency, budget_s=LATENCY_BUDGET_S)
 
 
 def pct(x: float | None) -> float | None:
@@ -84,7 +85,7 @@ def quant_rows(name, model, data, base: ME.Metrics):
         print(f"  {name} {bits} bits: PTQ {rows[-1]['PTQ acc %']} QAT {rows[-1][f'QAT{QAT_EPOCHS} acc %']}", flush=True)
     for label, cfg in (("int8 static QDQ (ORT)", Int8()), ("int8 dynamic (ORT)", Int8(mode="dynamic")),
                        ("fp16 (ORT)", Float16())):
-        m = point(model, S.Spec(quantize=cfg), data)
+        m = point(model, S.Spec(deploy=cfg), data)
         rows.append({"model": name, "method": label, "PTQ acc %": pct(m.accuracy), f"QAT{QAT_EPOCHS} acc %": None,
                      "archive KB": None, "x smaller": round(base.onnx_bytes / m.onnx_bytes, 1),
                      "onnx KB": kb(m.onnx_bytes)})
@@ -112,12 +113,12 @@ def student_rows(name, model, data, seeds: int):
 def latency_rows(name, model, data):
     """Each change timed against the fp32 model in alternating rounds, so both see the same machine."""
     rows = []
-    for label, spec in (("int8 static QDQ", S.Spec(quantize=Int8())),
+    for label, spec in (("int8 static QDQ", S.Spec(deploy=Int8())),
                         ("50% structured", S.Spec(prune=StructuredPrune(0.5))),
                         ("90% unstructured", S.Spec(prune=UnstructuredPrune(0.9)))):
         new_model = S.apply(model, spec, data)
         rounds = [(ME.measure(model, data, budget_s=LATENCY_BUDGET_S / 3),
-                   ME.measure(new_model, data, budget_s=LATENCY_BUDGET_S / 3)) for _ in range(3)]
+                   ME.measure(new_model, data, spec.deploy, budget_s=LATENCY_BUDGET_S / 3)) for _ in range(3)]
         for runtime in ME.RUNTIMES:
             for b in ME.BATCHES:
                 pairs = [(o.latency_ms(runtime, b), n.latency_ms(runtime, b)) for o, n in rounds]

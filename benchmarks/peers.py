@@ -32,7 +32,7 @@ from core import models as M  # noqa: E402
 from core import spec as S  # noqa: E402
 from core.cli import format_table  # noqa: E402
 from core.prune import StructuredPrune, UnstructuredPrune, prunable_weights  # noqa: E402
-from core.quantize import Int8  # noqa: E402
+from core.deploy import Int8  # noqa: E402
 from core.train import accuracy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,8 +72,7 @@ def int8_rows(name, lm, data, tmp):
     torch_q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(lm.module), {torch.nn.Linear}, dtype=torch.qint8)
     files = {}
     for label, cfg in (("fp32", None), ("static", Int8()), ("dynamic", Int8(mode="dynamic"))):
-        model = lm if cfg is None else S.compress(lm, cfg, data)
-        files[label] = onnx_io.write_deployable(model, tmp / f"{name}-{label}.onnx", calibration=data.adapted(
+        files[label] = onnx_io.write_deployable(lm, cfg, tmp / f"{name}-{label}.onnx", calibration=data.adapted(
             lm.input_shape).train)
     ms = alternate({"torch fp32": lambda: torch_ms(lm.module, lm.input_shape),
                     "torch dynamic int8": lambda: torch_ms(torch_q, lm.input_shape),

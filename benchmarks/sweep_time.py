@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edgetrim-sweep-bench-"))
     os.environ["EDGETRIM_CACHE"] = str(tmp / "cache")
-    cfg = sweep.load_config(args.config)
+    cfg = grid.load_config(args.config)
     rows = []
     for phase in ("cold", "warm"):
         store = Store(tmp / "results.sqlite")
@@ -63,12 +63,12 @@ def single_point(cfg, tmp: Path) -> list[dict]:
     from core.quantize import WeightQuant
     from core.store import Point, point_key
 
-    model, data = sweep.load_context(cfg.model, cfg.data)
+    model, data = runner.load_context(cfg.model, cfg.data)
     store = Store(tmp / "results.sqlite")
     spec = S.Spec(prune=UnstructuredPrune(0.65), quantize=WeightQuant(5))  # not in the default grid
     key = point_key(model.fingerprint, data.fingerprint, spec)
     t0 = time.perf_counter()
-    metrics = ME.measure(S.apply(model, spec, data), data, budget_s=0.05)
+    metrics = ME.measure(S.apply(model, spec, data), data, spec.deploy, budget_s=0.05)
     store.put(Point(key, model.name, model.fingerprint, data.name, data.fingerprint, spec, "ok", metrics))
     unseen = time.perf_counter() - t0
     t0 = time.perf_counter()

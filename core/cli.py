@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from core import data as D
+from core import describe
 from core import measure as ME
 from core import models as M
 from core import spec as S
@@ -97,7 +98,7 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 def open_model(args) -> M.LoadedModel:
     """A sample name or a model file, resolved like a sweep file's `model:`."""
-    from core.sweep import open_model as resolve
+    from core.runner import open_model as resolve
 
     options = {"arch": args.arch, "input_shape": parse_shape(args.input_shape), "num_classes": args.num_classes}
     if not any(v is not None for v in options.values()):
@@ -153,13 +154,14 @@ def cmd_models(args) -> None:
 def cmd_measure(args) -> None:
     model = open_model(args)
     data = D.load_data(args.data)
-    if data.num_classes > model.num_classes:
-        raise UsageError(f"{data.name} has {data.num_classes} classes but the model scores only {model.num_classes}.")
     spec = read_spec(args.spec)
+    reason = S.why_not_spec(model, data, spec)
+    if reason:
+        raise UsageError(reason)
     if spec.steps():
         print(f"applying {spec.label} ...", file=sys.stderr)
         model = S.apply(model, spec, data, progress=_epoch_progress())
-    m = ME.measure(model, data, latency=not args.no_latency, threads=args.threads)
+    m = ME.measure(model, data, spec.deploy, latency=not args.no_latency, threads=args.threads)
     if args.json:
         print(m.to_json())
         return
@@ -167,7 +169,7 @@ def cmd_measure(args) -> None:
     print(f"model: {model.name} ({model.arch or 'graph'}, input {'x'.join(map(str, model.input_shape))}); "
           f"data: {data.describe()}")
     print(format_table([metrics_row(model.name, m)]))
-    for note in m.notes:
+    for note in describe.notes(m):
         print(f"note: {note}")
     if m.latency:
         print()
@@ -188,9 +190,15 @@ def _store(args, read_only: bool = False):
 def cmd_sweep(args) -> None:
     from tqdm import tqdm
 
-    from core import sweep
+    from core import grid, sweep
 
-    cfg = sweep.load_config(args.config)
+    if args.verbose:
+        import logging
+
+        logger = logging.getLogger("edgetrim")
+        logger.addHandler(logging.StreamHandler())
+        logger.setLevel(logging.DEBUG)
+    cfg = grid.load_config(args.config)
     if args.run:
         cfg = dataclasses.replace(cfg, run=args.run)
     store = _store(args)
@@ -215,6 +223,12 @@ def cmd_sweep(args) -> None:
     bar.close()
     print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
+    if result.failed:
+        for error in result.errors:
+            print(f"failed: {error}", file=sys.stderr)
+        print(f"edgetrim: {result.failed} point(s) failed ({len(result.errors)} distinct cause(s) above); "
+              f"`edgetrim table {result.run}` lists them, --verbose shows tracebacks.", file=sys.stderr)
+        raise SystemExit(1)
 
 
 def cmd_runs(args) -> None:
@@ -273,8 +287,7 @@ def _find_point(store, run: str, prefix: str):
 
 
 def cmd_export(args) -> None:
-    from core import export, pareto, sweep
-    from core.measure import Metrics
+    from core import export, pareto, runner
 
     store = _store(args, read_only=True)
     cfg = store.run_config(args.run)
@@ -290,7 +303,7 @@ def cmd_export(args) -> None:
         if not choice.met_floor:
             raise UsageError("Nothing meets the floor, so nothing was exported; lower the floor or name a point.")
         point = store.get(choice.row["key"])
-    model, data = sweep.load_context(cfg["model"], cfg["data"])
+    model, data = runner.load_context(cfg["model"], cfg["data"])
     base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
     print(f"rebuilding {point.spec.label} ...", file=sys.stderr)
     result = export.export_point(point, model, data, args.format, args.output, baseline=base)
@@ -319,6 +332,8 @@ def cmd_delete(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core import export, pareto, sweep
+
     ap = argparse.ArgumentParser(prog="edgetrim", description="Fit a trained classifier to its device budget.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -349,18 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
     def with_floor(p):
         p.add_argument("--floor", type=float, help="absolute accuracy floor, e.g. 0.97")
         p.add_argument("--max-drop", type=float, help="accuracy points below the baseline allowed, e.g. 1.0")
-        p.add_argument("--objective", default="size", choices=["size", "archive", "latency", "torch_latency", "macs"],
+        p.add_argument("--objective", default="size", choices=pareto.MINIMISED,
                        help="what to minimise above the floor (size = ONNX file bytes)")
 
     p = with_store(sub.add_parser("sweep", help="run a sweep file (grid or search) into the store"))
     p.add_argument("config", help="a sweep file (.yaml / .json), e.g. sweeps/default.yaml")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (local executor)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
+    p.add_argument("--executor", choices=sweep.EXECUTORS, default="local",
                    help="local processes, or Ray tasks (pip install 'edgetrim[ray]')")
     p.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: start a local Ray)")
     p.add_argument("--cpus-per-point", type=float, default=1, help="Ray resources per task (CPUs)")
     p.add_argument("--gpus-per-point", type=float, default=0, help="Ray resources per task (GPUs)")
     p.add_argument("--run", help="run name (default: the file's 'run' or its stem)")
+    p.add_argument("--verbose", action="store_true", help="print the traceback of every failed point")
     p.set_defaults(func=cmd_sweep)
 
     p = with_store(sub.add_parser("runs", help="list the runs in the store"))
@@ -368,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_store(sub.add_parser("front", help="the Pareto front of a run"))
     p.add_argument("run")
-    p.add_argument("--objective", default="size", choices=["size", "archive", "latency", "torch_latency", "macs"])
-    p.add_argument("--also", choices=["size", "archive", "latency", "torch_latency", "macs"],
+    p.add_argument("--objective", default="size", choices=pareto.MINIMISED)
+    p.add_argument("--also", choices=pareto.MINIMISED,
                    help="a third objective (e.g. --objective size --also latency)")
     p.add_argument("--by", default="none", choices=["none", "family"], help="one front per method family")
     p.set_defaults(func=cmd_front)
@@ -382,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_store(sub.add_parser("export", help="export a point, reloaded and re-scored"))
     p.add_argument("run")
     p.add_argument("point", nargs="?", help="point key (prefix); omit to export the pick above --floor/--max-drop")
-    p.add_argument("--format", choices=["onnx", "onnx-fp16", "onnx-int8", "pt2", "archive"],
+    p.add_argument("--format", choices=list(export.FORMATS),
                    help="default: the format the point was measured as")
     p.add_argument("-o", "--output", required=True, help="file, or folder to write <model>-<spec hash>-<format> into")
     with_floor(p)

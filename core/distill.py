@@ -18,7 +18,7 @@ import torch
 from core import cache_dir
 from core.data import DataSet
 from core.models import LoadedModel, build
-from core.spec import SpecError, config_to_dict, register
+from core.registry import SpecError, config_to_dict, register
 from core.train import Progress, train_
 
 
@@ -46,6 +46,21 @@ class Distill:
         if self.depth is not None and self.depth < 1:
             raise SpecError(f"A student needs at least 1 hidden layer, got depth {self.depth}.")
 
+    @property
+    def label(self) -> str:
+        how = "trained alone, no teacher" if self.alone else f"distilled, T={self.temperature:g}"
+        depth = f", {self.depth} hidden layers" if self.depth is not None else ""
+        return f"student width {self.width:g}{depth} ({how}, {self.epochs} ep)"
+
+
+def _why_not(teacher: LoadedModel, cfg: Distill) -> str | None:
+    """Checked before any training: a student must be buildable from the teacher's architecture."""
+    try:
+        build_student(teacher, cfg)
+    except (SpecError, ValueError) as e:
+        return str(e)
+    return None
+
 
 def student_kwargs(teacher: LoadedModel, cfg: Distill) -> dict:
     """Keyword arguments of `build` that make the student (also what rebuilds it from an archive)."""
@@ -66,7 +81,7 @@ def build_student(teacher: LoadedModel, cfg: Distill) -> torch.nn.Module:
     return build(teacher.arch, teacher.num_classes, teacher.input_shape, **student_kwargs(teacher, cfg))
 
 
-@register(Distill)
+@register(Distill, check=_why_not)
 def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progress | None = None) -> LoadedModel:
     student = build_student(teacher, cfg)
     key = hashlib.sha256(json.dumps([teacher.fingerprint, config_to_dict(cfg), data.fingerprint]).encode())

@@ -25,7 +25,7 @@ from core import spec as S
 from core.data import DataSet
 from core.measure import Metrics
 from core.models import GraphModel, LoadedModel
-from core.quantize import Float16, Int8
+from core.deploy import Float16, Int8
 from core.store import Point
 from core.train import accuracy
 
@@ -47,9 +47,9 @@ class ExportResult:
 
 def default_format(spec: S.Spec) -> str:
     """The format the point was measured as."""
-    if isinstance(spec.quantize, Int8):
+    if isinstance(spec.deploy, Int8):
         return "onnx-int8"
-    return "onnx-fp16" if isinstance(spec.quantize, Float16) else "onnx"
+    return "onnx-fp16" if isinstance(spec.deploy, Float16) else "onnx"
 
 
 def rebuild(point: Point, model: LoadedModel, data: DataSet) -> LoadedModel:
@@ -76,19 +76,20 @@ def _writable_dir(out: Path) -> None:
         raise ExportError(f"Cannot write {out}: the folder {parent} is not writable; choose another -o path.") from e
 
 
-def _write_and_score(model: LoadedModel, fmt: str, tmp: Path, data: DataSet) -> tuple[float, str]:
+def _write_and_score(model: LoadedModel, spec: S.Spec, fmt: str, tmp: Path, data: DataSet) -> tuple[float, str]:
     """Write `model` as `fmt` to `tmp`, reload it from disk, and score it in its runtime."""
     test = data.adapted(model.input_shape)
     if fmt.startswith("onnx"):
-        deploy = {"onnx": None, "onnx-fp16": Float16(), "onnx-int8": model.deploy if isinstance(model.deploy, Int8)
-                  else Int8()}[fmt]
-        onnx_io.write_deployable(model.derive(model.module, deploy=deploy), tmp, calibration=test.train)
+        deploy = {"onnx": None, "onnx-fp16": Float16(),
+                  "onnx-int8": spec.deploy if isinstance(spec.deploy, Int8) else Int8()}[fmt]
+        onnx_io.write_deployable(model, deploy, tmp, calibration=test.train)
         import onnxruntime
 
         return onnx_io.onnx_accuracy(tmp, test.test), f"onnxruntime {onnxruntime.__version__}"
     if fmt == "pt2":
-        program = torch.export.export(model.module.eval(), (model.example_input(2),),
-                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+        with onnx_io.EXPORT_LOCK:
+            program = torch.export.export(model.module.eval(), (model.example_input(2),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
         torch.export.save(program, tmp)
         return accuracy(GraphModel(torch.export.load(tmp).module()), test.test), f"torch {torch.__version__}"
     if fmt == "archive":
@@ -119,7 +120,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     compressed = rebuild(point, model, data)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")  # torch.export wants the .pt2 suffix
     try:
-        score, runtime = _write_and_score(compressed, fmt, tmp, data)
+        score, runtime = _write_and_score(compressed, point.spec, fmt, tmp, data)
         stored = point.metrics.accuracy
         if abs(score - stored) > TOLERANCE:
             raise ExportError(f"The exported {fmt} file scores {100 * score:.2f} % in {runtime.split()[0]}, but the "

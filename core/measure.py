@@ -2,8 +2,10 @@
 
 Size is the size of a file written to disk, never a formula. Latency is timed on
 the runtime it is reported for (PyTorch eager or ONNX Runtime on the CPU) after a
-warm-up, as the median and 90th percentile of many single calls, with the thread
-count recorded. Results are frozen records that serialize to JSON.
+warm-up, as the median, 10th and 90th percentiles of many single calls, with the
+thread count and the number of outlying calls recorded. Results are frozen records of
+numbers that serialize to JSON; the sentences a person reads about them are written
+where they are shown (core.describe). Measuring leaves the caller's module as it was.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ MIN_REPEATS = 15
 MAX_REPEATS = 300
 TIME_BUDGET_S = 0.25     # per (runtime, batch): repeat until this much time has passed
 RUNTIMES = ("onnxruntime", "pytorch")
+OUTLIER_FACTOR = 3.0     # a call slower than 3x the median is counted as an outlier (a preemption, not the model)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Latency:
     p90_ms: float
     repeats: int
     threads: int
+    p10_ms: float | None = None  # None in points stored before it was recorded
+    outliers: int = 0            # calls slower than OUTLIER_FACTOR x the median
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,8 @@ class Metrics:
     nonzero_params: int
     macs: int                   # multiply-accumulates for one input, from torch.utils.flop_counter
     latency: tuple[Latency, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    int8_nodes: int | None = None           # compute nodes on integer kernels after ONNX Runtime's fusion
+    float_compute_nodes: int | None = None  # Conv / Gemm / MatMul nodes left in float (int8 files only)
 
     @property
     def flops(self) -> int:
@@ -78,7 +84,7 @@ class Metrics:
     def from_dict(cls, d: dict) -> "Metrics":
         d = dict(d)
         d["latency"] = tuple(Latency(**l) for l in d.get("latency", ()))
-        d["notes"] = tuple(d.get("notes", ()))
+        d.pop("notes", None)  # sentences stored by edgetrim 0.1; they are written where shown now
         return cls(**d)
 
     @classmethod
@@ -132,8 +138,8 @@ def state_dict_bytes(model: nn.Module) -> int:
 
 # ---- timing ------------------------------------------------------------------------
 
-def time_calls(fn, warmup: int = WARMUP, budget_s: float = TIME_BUDGET_S) -> tuple[float, float, int]:
-    """(median ms, p90 ms, repeats) of `fn()` after `warmup` untimed calls."""
+def time_calls(fn, warmup: int = WARMUP, budget_s: float = TIME_BUDGET_S) -> dict:
+    """Median, p10 and p90 (ms), repeats and outliers of `fn()` after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     times: list[float] = []
@@ -142,7 +148,9 @@ def time_calls(fn, warmup: int = WARMUP, budget_s: float = TIME_BUDGET_S) -> tup
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times)), float(np.percentile(times, 90)), len(times)
+    median = float(np.median(times))
+    return {"median_ms": median, "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)),
+            "repeats": len(times), "outliers": int(sum(t > OUTLIER_FACTOR * median for t in times))}
 
 
 def time_pytorch(model: nn.Module, input_shape: tuple[int, ...], batch: int, threads: int,
@@ -152,33 +160,34 @@ def time_pytorch(model: nn.Module, input_shape: tuple[int, ...], batch: int, thr
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            med, p90, n = time_calls(lambda: model(x), budget_s=budget_s)
+            timed = time_calls(lambda: model(x), budget_s=budget_s)
     finally:
         torch.set_num_threads(before)
-    return Latency("pytorch", batch, med, p90, n, threads)
+    return Latency("pytorch", batch, threads=threads, **timed)
 
 
 def time_onnx(session, input_shape: tuple[int, ...], batch: int, threads: int,
               budget_s: float = TIME_BUDGET_S) -> Latency:
     x = np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)
     name = session.get_inputs()[0].name
-    med, p90, n = time_calls(lambda: session.run(None, {name: x}), budget_s=budget_s)
-    return Latency("onnxruntime", batch, med, p90, n, threads)
+    timed = time_calls(lambda: session.run(None, {name: x}), budget_s=budget_s)
+    return Latency("onnxruntime", batch, threads=threads, **timed)
 
 
 # ---- the whole record --------------------------------------------------------------
 
-def measure(model: LoadedModel, data: DataSet, latency: bool = True, batches: tuple[int, ...] = BATCHES,
-            runtimes: tuple[str, ...] = RUNTIMES, threads: int | None = None,
+def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True,
+            batches: tuple[int, ...] = BATCHES, runtimes: tuple[str, ...] = RUNTIMES, threads: int | None = None,
             budget_s: float = TIME_BUDGET_S, keep_dir: str | Path | None = None) -> Metrics:
-    """Every metric of one model on `data`'s test split (data adapted to the model's input shape).
+    """Every metric of one model shipped as `deploy` (None: fp32 ONNX; else a core.deploy format) on
+    `data`'s test split (data adapted to the model's input shape).
 
-    The ONNX file is the deployable one (int8 / fp16 when the model carries that format);
-    its accuracy and latency come from running it in ONNX Runtime. PyTorch numbers are
-    for the module itself, and are skipped for ONNX-only formats.
+    The ONNX file is the deployable one; its accuracy and latency come from running it
+    in ONNX Runtime. PyTorch numbers are for the module itself, and are skipped for
+    ONNX-only formats. The module's train/eval mode is restored afterwards.
     """
-    from core import archive
-
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}.")
     threads = threads or torch.get_num_threads()
     if data.num_classes > model.num_classes:
         from core.data import DataError
@@ -186,25 +195,30 @@ def measure(model: LoadedModel, data: DataSet, latency: bool = True, batches: tu
         raise DataError(f"{data.name} has {data.num_classes} classes but {model.name} scores only "
                         f"{model.num_classes}; use data labelled 0..{model.num_classes - 1}.")
     data = data.adapted(model.input_shape)
-    module = model.module.eval()
+    module = model.module
+    was_training = module.training
+    module.eval()
+    try:
+        return _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir)
+    finally:
+        module.train(was_training)
+
+
+def _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir) -> Metrics:
+    from core import archive
+
     params, nonzero = count_params(module)
-    notes: list[str] = []
-    torch_runs = model.deploy is None
+    torch_runs = deploy is None
+    census: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(keep_dir or tmp)
-        onnx_path = onnx_io.write_deployable(model, folder / f"{model.name}.onnx", calibration=data.train)
+        onnx_path = onnx_io.write_deployable(model, deploy, folder / f"{model.name}.onnx", calibration=data.train)
         session = onnx_io.onnx_session(onnx_path, threads)
         archive_bytes = None
         if model.arch is not None:
             archive_bytes = os.path.getsize(archive.write_archive(model, folder / f"{model.name}.etz"))
-        if model.deploy is not None:
+        if deploy is not None:
             census = onnx_io.op_census(onnx_path)
-            notes.append(f"{census['int8_nodes']} integer-kernel nodes, {census['float_compute_nodes']} "
-                         "Conv/Gemm/MatMul nodes left in float after ONNX Runtime's fusion")
-            notes.append("PyTorch latency not measured: this format runs in ONNX Runtime only")
-        if nonzero < params * 0.95:
-            notes.append(f"{1 - nonzero / params:.0%} of weights are zero, but dense CPU kernels multiply zeros "
-                         "too: sparsity shrinks the compressed archive, not latency")
         timings: list[Latency] = []
         if latency:
             for runtime in runtimes:
@@ -224,5 +238,6 @@ def measure(model: LoadedModel, data: DataSet, latency: bool = True, batches: tu
             nonzero_params=nonzero,
             macs=count_macs(module, model.input_shape),
             latency=tuple(timings),
-            notes=tuple(notes),
+            int8_nodes=census.get("int8_nodes"),
+            float_compute_nodes=census.get("float_compute_nodes"),
         )

@@ -9,6 +9,7 @@ that asks to run code is refused, never executed.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -122,7 +123,17 @@ class LoadedModel:
     arch: str | None = None  # None: a TorchScript / torch.export graph that cannot be rebuilt
     arch_kwargs: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
-    deploy: object = None  # an ONNX-only format (int8 / fp16 config) applied when the model is exported
+
+    def copy_module(self) -> nn.Module:
+        """A deep copy of the module whose parameters are trainable leaves, whatever the model kind.
+
+        (A plain deepcopy of a TorchScript module yields non-leaf parameters that no optimiser takes.)
+        """
+        with torch.no_grad():
+            module = copy.deepcopy(self.module)
+        for p in module.parameters():
+            p.requires_grad_(True)
+        return module
 
     def derive(self, module: nn.Module, **changes) -> "LoadedModel":
         """The same record around a new module (a compressed copy)."""

@@ -1,14 +1,14 @@
 """ONNX files: export, ONNX Runtime sessions, accuracy in the runtime, and what the graph runs in int8.
 
 `write_deployable` writes the file a Point is measured and shipped as: the fp32
-export, or, when the model carries an ONNX-only format (int8, fp16), that file
-turned into the format by core.quantize.
+export, or that file turned into the Spec's deploy format (int8, fp16) by core.deploy.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import tempfile
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -24,6 +24,9 @@ INT8_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "Dyn
             "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QGemm",
             "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
 COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
+# torch's exporters keep global tracing state: two exports at once in one process corrupt each other
+# ("ProxyTorchDispatchMode slot already occupied"), so every export in edgetrim holds this lock.
+EXPORT_LOCK = threading.RLock()
 
 
 def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
@@ -31,7 +34,7 @@ def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path)
     path = Path(path)
     example = torch.zeros(1, *input_shape)
     model = model.eval()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with EXPORT_LOCK, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:  # the TorchScript-based exporter: ~10x faster to export, which sweeps feel
             torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
@@ -46,16 +49,16 @@ def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path)
     return path
 
 
-def write_deployable(model, path: str | Path, calibration: Split | None = None) -> Path:
-    """The ONNX file `model` (a LoadedModel) ships as: fp32, or its `deploy` format (int8, fp16)."""
+def write_deployable(model, deploy, path: str | Path, calibration: Split | None = None) -> Path:
+    """The ONNX file `model` (a LoadedModel) ships as: fp32 when `deploy` is None, else that format."""
     path = Path(path)
-    if model.deploy is None:
+    if deploy is None:
         return write_onnx(model.module, model.input_shape, path)
-    from core import quantize
+    from core import deploy as formats
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = write_onnx(model.module, model.input_shape, Path(tmp) / "fp32.onnx")
-        return quantize.realize_onnx(model.deploy, fp32, path, calibration)
+        return formats.realize_onnx(deploy, fp32, path, calibration)
 
 
 def onnx_session(path: str | Path, threads: int | None = None):

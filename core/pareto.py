@@ -20,7 +20,25 @@ OBJECTIVES = {
     "torch_latency": ("torch_b1_ms", "min"),
     "macs": ("macs", "min"),
 }
+MINIMISED = tuple(o for o in OBJECTIVES if o != "accuracy")  # what a pick or a front's x axis can be
+# what a person reads for each objective, and how its values are written
+OBJECTIVE_NAMES = {
+    "accuracy": "test accuracy",
+    "size": "ONNX file size",
+    "archive": "compact archive size",
+    "latency": "ONNX Runtime latency (batch 1)",
+    "torch_latency": "PyTorch latency (batch 1)",
+    "macs": "MACs",
+}
 FAMILIES = ("baseline", "pruning", "quantization", "distillation", "combined")
+
+
+def value_text(objective: str, value) -> str:
+    """`value` of `objective` in its unit: '76.7 KB', '0.041 ms', '1.23 M', '98.06 %'."""
+    from core import describe
+
+    return {"accuracy": describe.pct, "size": describe.size, "archive": describe.size, "latency": describe.ms,
+            "torch_latency": describe.ms, "macs": describe.count}[objective](value)
 
 
 class PickError(ValueError):
@@ -96,8 +114,8 @@ def resolve_floor(baseline_accuracy: float | None, floor: float | None = None, m
 
 def pick(df: pd.DataFrame, floor: float, objective: str = "size") -> Pick:
     """The best point by `objective` with accuracy >= floor; else the most accurate point, said plainly."""
-    if objective == "accuracy" or objective not in OBJECTIVES:
-        raise PickError(f"Pick by one of {', '.join(o for o in OBJECTIVES if o != 'accuracy')}, not {objective!r}.")
+    if objective not in MINIMISED:
+        raise PickError(f"Pick by one of {', '.join(MINIMISED)}, not {objective!r}.")
     col, _ = OBJECTIVES[objective]
     ok = df[df["status"] == "ok"].dropna(subset=["accuracy", col])
     if ok.empty:
@@ -112,8 +130,8 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size") -> Pick:
                     f"{best['label']} at {100 * best['accuracy']:.2f} %.")
     best = above.sort_values([col, "accuracy"], ascending=[True, False]).iloc[0]
     return Pick(best.to_dict(), True, floor,
-                f"{best['label']}: {100 * best['accuracy']:.2f} % >= {100 * floor:.2f} %{base_note}, "
-                f"best by {objective} ({col} = {best[col]:,.4g}).")
+                f"{best['label']}: {100 * best['accuracy']:.2f} % >= {100 * floor:.2f} %{base_note}, the smallest "
+                f"{OBJECTIVE_NAMES[objective]} at the floor: {value_text(objective, best[col])}.")
 
 
 def baseline_accuracy(df: pd.DataFrame) -> float | None:

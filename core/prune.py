@@ -20,11 +20,8 @@ import torch.nn as nn
 
 from core.data import DataSet
 from core.models import LoadedModel
-from core.spec import SpecError, register
+from core.registry import SpecError, register
 from core.train import Progress, accuracy, recalibrate_bn_, train_
-
-PRUNABLE = (nn.Conv2d, nn.Conv1d, nn.Linear)
-
 
 class Scope(str, enum.Enum):
     GLOBAL = "global"
@@ -60,6 +57,10 @@ class UnstructuredPrune:
         _check_common(self.ratio, self.finetune_epochs, self.steps, self.lr)
         object.__setattr__(self, "scope", Scope(self.scope))
 
+    @property
+    def label(self) -> str:
+        return f"prune {_pct(self.ratio)} of weights (unstructured, {self.scope.value}{_tuning(self)})"
+
 
 @dataclass(frozen=True)
 class StructuredPrune:
@@ -74,6 +75,20 @@ class StructuredPrune:
         _check_common(self.ratio, self.finetune_epochs, self.steps, self.lr)
         object.__setattr__(self, "importance", Importance(self.importance))
 
+    @property
+    def label(self) -> str:
+        return f"prune {_pct(self.ratio)} of channels (structured, {self.importance.value.upper()}{_tuning(self)})"
+
+
+def _pct(ratio: float) -> str:
+    return f"{100 * ratio:.4g} %"
+
+
+def _tuning(cfg) -> str:
+    """', 2 ep fine-tuning in 2 steps' or ''."""
+    text = f", {cfg.finetune_epochs} ep fine-tuning" if cfg.finetune_epochs else ""
+    return text + (f" in {cfg.steps} steps" if cfg.steps > 1 else "")
+
 
 def schedule(ratio: float, steps: int) -> list[float]:
     """Cumulative target ratios of the cubic schedule (Zhu & Gupta 2017); the last is `ratio`."""
@@ -81,7 +96,13 @@ def schedule(ratio: float, steps: int) -> list[float]:
 
 
 def prunable_weights(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    return [(n, m.weight) for n, m in module.named_modules() if isinstance(m, PRUNABLE)]
+    """(layer name, weight) of every weight matrix or kernel: parameters named '...weight' with 2+ dims.
+
+    Read off the parameters, not the module types, so TorchScript and torch.export graphs
+    (whose layers are not nn.Linear / nn.Conv2d objects) are pruned and quantized like the rest.
+    """
+    return [(n.removesuffix(".weight"), p) for n, p in module.named_parameters()
+            if (n == "weight" or n.endswith(".weight")) and p.ndim >= 2]
 
 
 def sparsity(module: nn.Module) -> float:
@@ -145,7 +166,7 @@ def _epochs_per_step(total: int, steps: int) -> list[int]:
 @register(UnstructuredPrune)
 def unstructured(model: LoadedModel, cfg: UnstructuredPrune, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
-    out = model.derive(copy.deepcopy(model.module))
+    out = model.derive(model.copy_module())
     for target, epochs in zip(schedule(cfg.ratio, cfg.steps), _epochs_per_step(cfg.finetune_epochs, cfg.steps)):
         magnitude_prune_(out.module, target, cfg.scope)
         _finetune_(out, data, epochs, cfg.lr, cfg.seed, progress)
@@ -157,15 +178,19 @@ def _classifier_layers(module: nn.Module, num_classes: int) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
 
 
-@register(StructuredPrune)
+def _why_not_structured(model: LoadedModel, cfg: StructuredPrune) -> str | None:
+    if model.arch is None:
+        return (f"{model.name} is a fixed graph (TorchScript / torch.export); structured pruning needs an "
+                "nn.Module: load it as an architecture plus state_dict.")
+    return None
+
+
+@register(StructuredPrune, check=_why_not_structured)
 def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
                progress: Progress | None = None) -> LoadedModel:
     import torch_pruning as tp
 
-    if model.arch is None:
-        raise SpecError(f"{model.name} is a fixed graph (TorchScript / torch.export); structured pruning needs "
-                        "an nn.Module: load it as an architecture plus state_dict.")
-    out = model.derive(copy.deepcopy(model.module))
+    out = model.derive(model.copy_module())
     if cfg.ratio == 0:
         return out
     importance = tp.importance.MagnitudeImportance(p=1 if cfg.importance is Importance.L1 else 2)
@@ -193,7 +218,7 @@ def sensitivity(model: LoadedModel, data: DataSet, ratios: tuple[float, ...] = (
     total, done = len(names) * len(ratios), 0
     for name in names:
         for r in ratios:
-            m = copy.deepcopy(model.module)
+            m = model.copy_module()
             magnitude_prune_(m, r, Scope.LAYER, layers=[name])
             rows.append({"layer": name, "ratio": r, "accuracy": accuracy(m, d)})
             done += 1

@@ -1,35 +1,29 @@
-"""Quantization: k-bit weights, weight sharing, real int8 in ONNX Runtime, fp16.
+"""Quantization of weights: k-bit rounding (optionally with QAT) and k-means weight sharing.
 
-Two kinds of method live here:
-- Weight methods change the numbers in the PyTorch model: `WeightQuant` rounds each
-  Conv/Linear weight to 2-8 bit levels (per channel or per tensor, symmetric or
-  affine; optionally after quantization-aware training with a straight-through
-  estimator) and `WeightShare` clusters each layer's weights into 2^k shared values
-  (k-means, linear init, as in Deep Compression). Accuracy is that of the rounded
-  weights; the compact archive (core.archive) stores them as packed k-bit codes.
-- Deployment formats produce an ONNX Runtime file that runs on other kernels:
-  `Int8` (static QDQ with calibration on the training split, or dynamic) and
-  `Float16`. The model carries the format; `realize_onnx` writes the file, and its
-  accuracy and latency are measured by running it in ONNX Runtime, not simulated.
-
-torch-side int8 (torch.ao) is deliberately absent: ONNX Runtime is the deployable path.
+`WeightQuant` rounds every weight matrix / kernel to 2-8 bit levels (per channel or per
+tensor, symmetric or affine; optionally after quantization-aware training with a
+straight-through estimator) and `WeightShare` clusters each layer's weights into 2^k
+shared values (k-means, linear init, as in Deep Compression). Both work on every model
+kind edgetrim loads (nn.Module, TorchScript, torch.export), because they change the
+parameters themselves. Accuracy is that of the rounded weights; the compact archive
+(core.archive) stores them as packed k-bit codes. The file formats a point ships as
+(int8, fp16 ONNX) are core.deploy's, a separate step of the Spec.
 """
 from __future__ import annotations
 
 import copy
 import enum
+import re
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.utils.parametrize as parametrize
 
-from core.data import DataSet, Split
+from core.data import DataSet
 from core.models import LoadedModel
 from core.prune import prunable_weights
-from core.spec import SpecError, register
+from core.registry import SpecError, register
 from core.train import Progress, recalibrate_bn_, train_
 
 
@@ -41,11 +35,6 @@ class Granularity(str, enum.Enum):
 class Scheme(str, enum.Enum):
     SYMMETRIC = "symmetric"
     AFFINE = "affine"
-
-
-class Int8Mode(str, enum.Enum):
-    STATIC = "static"
-    DYNAMIC = "dynamic"
 
 
 def _check_bits(bits: int) -> None:
@@ -69,6 +58,13 @@ class WeightQuant:
         object.__setattr__(self, "granularity", Granularity(self.granularity))
         object.__setattr__(self, "scheme", Scheme(self.scheme))
 
+    @property
+    def label(self) -> str:
+        extra = [x for x, default in ((self.granularity.value.replace("_", "-"), "per-channel"),
+                                      (self.scheme.value, "symmetric")) if x != default]
+        how = f"QAT {self.qat_epochs} ep, " if self.qat_epochs else ""
+        return f"{self.bits}-bit weights ({how}{', '.join(extra) or 'per-channel'})"
+
 
 @dataclass(frozen=True)
 class WeightShare:
@@ -80,22 +76,9 @@ class WeightShare:
         if self.iterations < 1:
             raise SpecError(f"k-means needs at least 1 iteration, got {self.iterations}.")
 
-
-@dataclass(frozen=True)
-class Int8:
-    mode: Int8Mode = Int8Mode.STATIC
-    per_channel: bool = True
-    calibration_samples: int = 256  # drawn from the training split, never from test
-
-    def __post_init__(self):
-        object.__setattr__(self, "mode", Int8Mode(self.mode))
-        if self.calibration_samples < 1:
-            raise SpecError(f"Static int8 needs at least 1 calibration sample, got {self.calibration_samples}.")
-
-
-@dataclass(frozen=True)
-class Float16:
-    keep_io_float32: bool = True    # the file still takes and returns float32
+    @property
+    def label(self) -> str:
+        return f"{self.bits}-bit shared weights ({2 ** self.bits} values per layer)"
 
 
 # ---- k-bit fake quantization -------------------------------------------------------
@@ -127,31 +110,43 @@ class _STEFakeQuant(nn.Module):
         return w + (fake_quantize(w, self.cfg.bits, self.cfg.granularity, self.cfg.scheme) - w).detach()
 
 
-@register(WeightQuant)
+def _why_not_quant(model: LoadedModel, cfg: WeightQuant) -> str | None:
+    if cfg.qat_epochs and model.arch is None:
+        return (f"{model.name} is a fixed graph (TorchScript / torch.export): quantization-aware training needs an "
+                "nn.Module; use plain k-bit rounding (qat_epochs 0) or load it as an architecture plus state_dict.")
+    return None
+
+
+@register(WeightQuant, check=_why_not_quant)
 def weight_quant(model: LoadedModel, cfg: WeightQuant, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
-    module = copy.deepcopy(model.module)
-    layers = [m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    """Every weight matrix / kernel rounded to 2^bits levels (QAT first when asked)."""
+    module = model.copy_module()
     if cfg.qat_epochs > 0:
-        masks = [(m, m.weight.detach() != 0) for m in layers if (m.weight == 0).any()]  # pruned zeros stay zero
-        for m in layers:
-            parametrize.register_parametrization(m, "weight", _STEFakeQuant(cfg))
-        d = data.adapted(model.input_shape)
-
-        @torch.no_grad()
-        def hold_zeros(_):
-            for m, mask in masks:
-                m.parametrizations.weight.original.mul_(mask)
-
-        train_(module, d.train, d.val, epochs=cfg.qat_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
-               after_step=hold_zeros)
-        for m in layers:
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+        _qat_(module, cfg, data.adapted(model.input_shape), progress)
     with torch.no_grad():
-        for m in layers:
-            m.weight.copy_(fake_quantize(m.weight, cfg.bits, cfg.granularity, cfg.scheme))
+        for _, w in prunable_weights(module):
+            w.copy_(fake_quantize(w, cfg.bits, cfg.granularity, cfg.scheme))
     recalibrate_bn_(module, data.adapted(model.input_shape).train)
     return model.derive(module)
+
+
+def _qat_(module: nn.Module, cfg: WeightQuant, data: DataSet, progress: Progress | None) -> None:
+    """Quantization-aware training in place: forward sees k-bit weights, pruned zeros stay zero."""
+    layers = [m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    masks = [(m, m.weight.detach() != 0) for m in layers if (m.weight == 0).any()]
+    for m in layers:
+        parametrize.register_parametrization(m, "weight", _STEFakeQuant(cfg))
+
+    @torch.no_grad()
+    def hold_zeros(_):
+        for m, mask in masks:
+            m.parametrizations.weight.original.mul_(mask)
+
+    train_(module, data.train, data.val, epochs=cfg.qat_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
+           after_step=hold_zeros)
+    for m in layers:
+        parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
 
 
 # ---- weight sharing ------------------------------------------------------------------
@@ -174,7 +169,7 @@ def kmeans_1d(values: torch.Tensor, k: int, iterations: int) -> tuple[torch.Tens
 def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
     """Each layer's non-zero weights replaced by the nearest of 2^bits centroids (zeros stay zero)."""
-    module = copy.deepcopy(model.module)
+    module = model.copy_module()
     with torch.no_grad():
         for _, w in prunable_weights(module):
             flat = w.view(-1)
@@ -187,52 +182,22 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
     return model.derive(module)
 
 
-# ---- ONNX-only formats ------------------------------------------------------------------
+# ---- the one spelling of the quantize tokens: w4 (rounding), qat3 (QAT), share4 (k-means) ----------
 
-@register(Int8)
-def int8(model: LoadedModel, cfg: Int8, data: DataSet, progress: Progress | None = None) -> LoadedModel:
-    """Marks the model for int8 export; the weights are unchanged until `realize_onnx` writes the file."""
-    return model.derive(copy.deepcopy(model.module), deploy=cfg)
-
-
-@register(Float16)
-def float16(model: LoadedModel, cfg: Float16, data: DataSet, progress: Progress | None = None) -> LoadedModel:
-    return model.derive(copy.deepcopy(model.module), deploy=cfg)
+TOKEN = re.compile(r"^(w|qat|share)([2-8])$")
+TOKEN_HELP = {"w<bits>": "round weights to <bits> bits after training (w8 .. w2)",
+              "qat<bits>": "round to <bits> bits with quantization-aware training (qat8 .. qat2)",
+              "share<bits>": "k-means weight sharing: 2^<bits> shared values per layer (share8 .. share2)"}
 
 
-class _Calibration:
-    """ONNX Runtime's CalibrationDataReader over the first `n` training images, batches of 32."""
-
-    def __init__(self, split: Split, n: int, input_name: str):
-        x = split.x[:n].numpy().astype(np.float32)
-        self._batches = iter([{input_name: x[i:i + 32]} for i in range(0, len(x), 32)])
-
-    def get_next(self):
-        return next(self._batches, None)
-
-
-def realize_onnx(cfg, fp32_path: Path, out_path: Path, calibration: Split | None) -> Path:
-    """Turn an fp32 ONNX file into the deployment format `cfg` describes."""
-    import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_dynamic, quantize_static)
-
-    out_path = Path(out_path)
-    if isinstance(cfg, Float16):
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        onnx.save(convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=cfg.keep_io_float32), str(out_path))
-        return out_path
-    if not isinstance(cfg, Int8):
-        raise SpecError(f"{type(cfg).__name__} is not an ONNX deployment format.")
-    pre = fp32_path.with_name("pre.onnx")
-    quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-    if cfg.mode is Int8Mode.DYNAMIC:
-        quantize_dynamic(str(pre), str(out_path), weight_type=QuantType.QInt8, per_channel=cfg.per_channel)
-        return out_path
-    if calibration is None:
-        raise SpecError("Static int8 needs calibration data (the training split).")
-    quantize_static(str(pre), str(out_path), _Calibration(calibration, cfg.calibration_samples, "input"),
-                    quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
-    return out_path
+def from_token(token: str, qat_epochs: int = 3):
+    """'w4' -> WeightQuant(4), 'qat3' -> WeightQuant(3, qat_epochs=...), 'share4' -> WeightShare(4); 'fp32' -> None."""
+    if token == "fp32":
+        return None
+    m = TOKEN.match(str(token))
+    if m is None:
+        raise SpecError(f"{token!r} is not a weight format: use w2..w8, qat2..qat8 or share2..share8 (or fp32).")
+    kind, bits = m.group(1), int(m.group(2))
+    if kind == "w":
+        return WeightQuant(bits)
+    return WeightQuant(bits, qat_epochs=qat_epochs) if kind == "qat" else WeightShare(bits)

@@ -1,29 +1,29 @@
 """Multi-objective search (Optuna NSGA-II or TPE) over a sweep's axes, for spaces too big for a grid.
 
-Each trial picks one value per axis, becomes a Spec, and is measured and stored like a
-grid point (a point already in the store is reused, not recomputed). The trials'
-objective values come from the stored metrics, so the search and the grid share one
-store and one set of fronts.
+Each trial picks one value per axis, becomes a Spec, and is measured and stored by the
+same runner as a grid point (a point already in the store is reused, not recomputed).
+The trials' objective values come from the stored metrics, so the search and the grid
+share one store and one set of fronts.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pandas as pd
 
 from core import pareto
+from core import runner as R
 from core import spec as S
+from core.grid import expand
 from core.store import Store, point_key, points_frame
 
 SEED = 0
 
 
-def run_search(cfg, store: Store, progress, t0: float):
+def run_search(cfg, store: Store, progress, t0: float) -> R.SweepResult:
     import optuna
 
-    from core.sweep import SweepResult, expand, load_context, run_points
-
-    model, data = load_context(cfg.model, cfg.data)
     objectives = list(cfg.search.get("objectives", ["accuracy", "size"]))
     cols = [pareto.OBJECTIVES[o] for o in objectives if o in pareto.OBJECTIVES]
     if len(cols) != len(objectives):
@@ -34,35 +34,29 @@ def run_search(cfg, store: Store, progress, t0: float):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["maximize" if d == "max" else "minimize" for _, d in cols],
                                 sampler=sampler, study_name=cfg.run)
-    axes = cfg.axes
-    counts = {"computed": 0, "reused": 0, "failed": 0}
-    baseline = S.Spec()
+    counts = {"computed": 0, "reused": 0}
+    errors: list[str] = []
+
+    model, data = R.load_context(cfg.model, cfg.data)
+
+    def measure(spec: S.Spec, position: int):
+        reused = store.has_ok(point_key(model.fingerprint, data.fingerprint, spec))
+        counts["reused" if reused else "computed"] += 1
+        return R.run_group(store, cfg.run, cfg.model, cfg.data, [spec], [position], cfg.measure)[0]
 
     def objective(trial):
-        choice = {name: trial.suggest_categorical(name, values) for name, values in axes.items()}
-        one = type(cfg)(cfg.run, cfg.model, cfg.data, {k: [v] for k, v in choice.items()}, cfg.settings,
-                        cfg.measure)
-        spec = expand(one)[-1]  # [baseline, this trial's spec], or [baseline] when the trial is the baseline
-        key = point_key(model.fingerprint, data.fingerprint, spec)
-        if store.has_ok(key):
-            counts["reused"] += 1
-            store.link(cfg.run, [key])
-        else:
-            counts["computed"] += 1
-            run_points(cfg.model, cfg.data, [spec], [trial.number + 1], cfg.run, str(store.path), cfg.measure,
-                       threads=cfg.measure.get("threads"))
-        point = store.get(key)
+        choice = {name: trial.suggest_categorical(name, values) for name, values in cfg.axes.items()}
+        spec = expand(dataclasses.replace(cfg, axes={k: [v] for k, v in choice.items()}))[-1]
+        point = measure(spec, trial.number + 1)
         if progress:
             progress(trial.number + 1, trials, f"trial {trial.number + 1}: {spec.label} -> {point.status}")
         if point.status != "ok":
-            counts["failed"] += 1
+            errors.append(point.error)
             raise optuna.TrialPruned(point.error)
         row = points_frame([point]).iloc[0]  # the same columns the fronts are computed on
         return tuple(float(row[c]) if pd.notna(row[c]) else float("inf") for c, _ in cols)
 
-    # the baseline is always a point of the run, as in a grid
-    run_points(cfg.model, cfg.data, [baseline], [0], cfg.run, str(store.path), cfg.measure,
-               threads=cfg.measure.get("threads"))
+    measure(S.Spec(), 0)  # the baseline is always a point of the run, as in a grid
     study.optimize(objective, n_trials=trials, catch=())
-    return SweepResult(cfg.run, trials + 1, counts["computed"], counts["reused"], counts["failed"],
-                       time.perf_counter() - t0)
+    return R.SweepResult(cfg.run, trials + 1, counts["computed"], counts["reused"], len(errors),
+                         time.perf_counter() - t0, tuple(dict.fromkeys(errors)))

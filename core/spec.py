@@ -1,104 +1,43 @@
-"""One registry, one entry point, one recipe.
+"""One recipe: distill -> prune -> quantize -> deploy format, any step optional.
 
-Each compression method is a frozen config dataclass plus one function registered
-for it with `@register(ConfigType)`; `compress(model, config, data)` dispatches on the
-config's type and returns a new model (the input is never changed).
-
-A `Spec` is the whole recipe, distill -> prune -> quantize, any step optional. Its
+A `Spec` holds one config per step (frozen dataclasses from the method modules). Its
 canonical JSON (every config wrapped as {"_type": ..., fields...} inside a
 {"_type": "Spec", "_version": ...} envelope) is what gets stored, and the hash of that
-JSON is its identity in the results store and in file names.
+JSON is its identity in the results store and in file names. `apply` runs the weight
+steps; the deploy step is applied when the file is written (core.onnx_io).
 """
 from __future__ import annotations
 
-import dataclasses
-import enum
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+# the methods register themselves on import; the registry is a leaf they all import
+from core import deploy, distill, prune, quantize  # noqa: F401
 from core.data import DataSet
 from core.models import LoadedModel
+from core.registry import SpecError, compress, config_from_dict, config_to_dict, why_not  # noqa: F401
 from core.train import Progress
 
-SPEC_VERSION = 1
-_METHODS: dict[type, Callable[..., LoadedModel]] = {}
-_CONFIGS: dict[str, type] = {}
-
-
-class SpecError(ValueError):
-    """A recipe that cannot be built or run; the message says which field and why."""
-
-
-def register(config_type: type) -> Callable:
-    """Register `fn(model, config, data, progress) -> LoadedModel` as the method for `config_type`."""
-    def wrap(fn: Callable[..., LoadedModel]) -> Callable[..., LoadedModel]:
-        _METHODS[config_type] = fn
-        _CONFIGS[config_type.__name__] = config_type
-        return fn
-    return wrap
-
-
-def compress(model: LoadedModel, config: Any, data: DataSet, progress: Progress | None = None) -> LoadedModel:
-    """Apply one method. Pure: `model` is left as it was."""
-    _load_methods()
-    fn = _METHODS.get(type(config))
-    if fn is None:
-        raise SpecError(f"No compression method is registered for {type(config).__name__}.")
-    return fn(model, config, data, progress)
-
-
-def _load_methods() -> None:
-    """Import the method modules so their @register lines have run."""
-    from core import distill, prune, quantize  # noqa: F401
-
-
-# ---- (de)serialising configs ------------------------------------------------------
-
-def config_to_dict(config: Any) -> dict:
-    out: dict[str, Any] = {"_type": type(config).__name__}
-    for f in dataclasses.fields(config):
-        v = getattr(config, f.name)
-        out[f.name] = v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
-    return out
-
-
-def config_from_dict(d: dict) -> Any:
-    _load_methods()
-    d = dict(d)
-    name = d.pop("_type", None)
-    cls = _CONFIGS.get(name)
-    if cls is None:
-        raise SpecError(f"Unknown method config {name!r}; known: {', '.join(sorted(_CONFIGS))}.")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise SpecError(f"{name} has no field {unknown[0]!r}; its fields are {', '.join(sorted(names))}.")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-def config_label(config: Any) -> str:
-    """A short human label, e.g. 'StructuredPrune(ratio=0.5)': only fields that differ from defaults."""
-    parts = []
-    for f in dataclasses.fields(config):
-        v = getattr(config, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if v != default or f.default is dataclasses.MISSING:
-            parts.append(f"{f.name}={v.value if isinstance(v, enum.Enum) else v}")
-    return f"{type(config).__name__}({', '.join(parts)})"
+SPEC_VERSION = 2  # 2: int8 / fp16 moved from `quantize` to their own `deploy` step
 
 
 @dataclass(frozen=True)
 class Spec:
-    """distill -> prune -> quantize; None skips a step. An empty Spec is the baseline."""
+    """distill -> prune -> quantize -> deploy; None skips a step. An empty Spec is the baseline."""
     distill: Any = None
     prune: Any = None
     quantize: Any = None
+    deploy: Any = None  # the file format (core.deploy); None: fp32 ONNX
 
-    STEPS = ("distill", "prune", "quantize")
+    STEPS = ("distill", "prune", "quantize", "deploy")
 
     def steps(self) -> list[Any]:
+        return [c for c in (self.distill, self.prune, self.quantize, self.deploy) if c is not None]
+
+    def weight_steps(self) -> list[Any]:
+        """The steps that change the PyTorch model (all but the deploy format)."""
         return [c for c in (self.distill, self.prune, self.quantize) if c is not None]
 
     def to_dict(self) -> dict:
@@ -114,7 +53,10 @@ class Spec:
             raise SpecError("Not a Spec: the JSON lacks '_type': 'Spec'.")
         if d.get("_version", 0) > SPEC_VERSION:
             raise SpecError(f"This Spec was written by a newer edgetrim (version {d['_version']}); upgrade to read it.")
-        return cls(**{s: config_from_dict(d[s]) if d.get(s) else None for s in cls.STEPS})
+        steps = {s: config_from_dict(d[s]) if d.get(s) else None for s in cls.STEPS}
+        if isinstance(steps["quantize"], (deploy.Int8, deploy.Float16)):  # version 1 kept formats under quantize
+            steps["deploy"], steps["quantize"] = steps["quantize"], None
+        return cls(**steps)
 
     @classmethod
     def from_json(cls, s: str) -> "Spec":
@@ -125,19 +67,36 @@ class Spec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     @property
+    def prefix(self) -> "Spec":
+        """The distill -> prune part, which sweeps compute once for all quantizations of it."""
+        return Spec(distill=self.distill, prune=self.prune)
+
+    @property
     def family(self) -> str:
-        """'baseline', 'distillation', 'pruning', 'quantization', or 'combined'."""
-        kinds = [k for k, s in (("distillation", self.distill), ("pruning", self.prune),
-                                ("quantization", self.quantize)) if s is not None]
+        """'baseline', 'distillation', 'pruning', 'quantization', or 'combined' (int8 / fp16 files count as
+        quantization)."""
+        kinds = list(dict.fromkeys(k for k, s in (("distillation", self.distill), ("pruning", self.prune),
+                                                   ("quantization", self.quantize), ("quantization", self.deploy))
+                                   if s is not None))
         return "baseline" if not kinds else kinds[0] if len(kinds) == 1 else "combined"
 
     @property
     def label(self) -> str:
-        return " -> ".join(config_label(c) for c in self.steps()) or "baseline"
+        """What a person reads: every ratio, bit width, width and kind, e.g.
+        'prune 50 % of weights (unstructured, global) → 4-bit weights (per-channel) → int8 ONNX file (static)'."""
+        return " → ".join(c.label for c in self.steps()) or "baseline (fp32)"
+
+
+def why_not_spec(model: LoadedModel, data: DataSet, spec: Spec) -> str | None:
+    """One sentence on why `spec` cannot run on this model and data, or None: checked before any work."""
+    if data.num_classes > model.num_classes:
+        return (f"{data.name} has {data.num_classes} classes but {model.name} scores only {model.num_classes}; "
+                f"use data labelled 0..{model.num_classes - 1}.")
+    return next((r for r in (why_not(model, c) for c in spec.weight_steps()) if r), None)
 
 
 def apply(model: LoadedModel, spec: Spec, data: DataSet, progress: Progress | None = None) -> LoadedModel:
-    """Run the recipe step by step; each step returns a new model."""
-    for config in spec.steps():
+    """Run the weight steps of the recipe; each returns a new model. The deploy format is not applied here."""
+    for config in spec.weight_steps():
         model = compress(model, config, data, progress)
     return model

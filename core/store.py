@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import cache_root
+from core import cache_root, describe
 from core.measure import Metrics
 from core.spec import Spec
 
@@ -266,6 +266,11 @@ class Store:
         return points_frame(self.points(run), run)
 
 
+FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status", "error", "accuracy", "torch_accuracy",
+                 "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms", "ort_b32_ms",
+                 "torch_b1_ms", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
+
+
 def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
     rows = []
     for p in points:
@@ -283,8 +288,10 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "ort_b1_ms": m.latency_ms("onnxruntime", 1) if m else None,
             "ort_b32_ms": m.latency_ms("onnxruntime", 32) if m else None,
             "torch_b1_ms": m.latency_ms("pytorch", 1) if m else None,
-            "notes": " | ".join(m.notes) if m else "",
+            "int8_nodes": m.int8_nodes if m else None,
+            "float_compute_nodes": m.float_compute_nodes if m else None,
+            "notes": " | ".join(describe.notes(m)) if m else "",  # worded on read, never stored
             "seconds": p.seconds,
             "spec_json": p.spec.to_json(),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)  # the columns even when the run has no point yet

@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 
+PASSWORD_ROLE = "edgetrim_pw"  # the private server makes this role log in with a password over TCP
+
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
@@ -46,6 +48,11 @@ def postgres_server():
     try:
         subprocess.run(_as_postgres([initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]),
                        check=True, capture_output=True, timeout=120)
+        hba = os.path.join(data, "pg_hba.conf")  # one role must log in with its password (the rest: trust)
+        with open(hba) as f:
+            rules = f.read()
+        with open(hba, "w") as f:
+            f.write(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n{rules}")
         subprocess.run(_as_postgres([pg_ctl, "-D", data, "-w", "-l", os.path.join(root, "log"), "-o",
                                      f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
                        check=True, capture_output=True, timeout=120)

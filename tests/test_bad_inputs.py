@@ -8,7 +8,7 @@ import torch
 
 from core import data as D
 from core import models as M
-from core import pareto, sweep
+from core import grid, pareto, sweep
 from core.store import SCHEMA_VERSION, Store
 
 
@@ -37,7 +37,7 @@ def _newer_store(tmp):
 
 
 def _sweep(**axes):
-    return sweep.load_config({"model": "mlp", "axes": axes})
+    return grid.load_config({"model": "mlp", "axes": axes})
 
 
 def _npz(tmp, **arrays):
@@ -98,12 +98,12 @@ CASES = [
      "looks like a zip bomb"),
     ("not a zip", lambda t: D.safe_extract_zip(t / "z.zip", t / "out") if (t / "z.zip").write_text("no") else 0,
      "is not a zip file"),
-    ("sweep: unknown key", lambda t: sweep.load_config({"model": "mlp", "axis": {}}), "Unknown sweep key 'axis'"),
+    ("sweep: unknown key", lambda t: grid.load_config({"model": "mlp", "axis": {}}), "Unknown sweep key 'axis'"),
     ("sweep: ratio outside [0, 1)", lambda t: _sweep(prune_ratio=[1.2]), r"must be in \[0, 1\), got 1.2"),
     ("sweep: bit width outside 2-8", lambda t: _sweep(quantize=["w12"]), "bit widths are 2 to 8"),
     ("sweep: empty axis", lambda t: _sweep(quantize=[]), "Axis 'quantize' is empty"),
     ("sweep: unknown axis", lambda t: _sweep(bits=[4]), "Unknown axis 'bits'"),
-    ("sweep: missing file", lambda t: sweep.load_config(t / "none.yaml"), "No sweep file at"),
+    ("sweep: missing file", lambda t: grid.load_config(t / "none.yaml"), "No sweep file at"),
     ("floor outside [0, 1]", lambda t: pareto.resolve_floor(0.98, floor=97), r"fraction in \[0, 1\]"),
     ("drop below zero", lambda t: pareto.resolve_floor(0.98, max_drop=-2), "from 0 to 100"),
     ("store from a newer edgetrim", _newer_store, "written by a newer edgetrim"),

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from core import export, sweep
+from core import export, grid, runner, sweep
 from core.store import Store
 
 SMALL = {"model": "mlp", "axes": {"prune_ratio": [0.0, 0.3, 0.6, 0.8], "quantize": ["fp32", "w6", "w4"]},
@@ -32,7 +32,7 @@ def test_sigkill_at_random_moments_loses_at_most_the_point_in_flight(tmp_path):
     db, rng = tmp_path / "s.sqlite", random.Random(7)
     env = {**os.environ, "EDGETRIM_CACHE": str(tmp_path / "cache")}
     cmd = _cmd(tmp_path, "k", db)
-    total = len(sweep.expand(sweep.load_config({**SMALL, "run": "k"})))
+    total = len(grid.expand(grid.load_config({**SMALL, "run": "k"})))
     kept: dict = {}
     for _ in range(3):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -56,7 +56,7 @@ def test_two_sweeps_writing_one_store_at_once(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-1000:] for o in outs]
     store = Store(db)
-    total = len(sweep.expand(sweep.load_config({**SMALL, "run": "a"})))
+    total = len(grid.expand(grid.load_config({**SMALL, "run": "a"})))
     for run in ("a", "b"):
         df = store.table(run)
         assert len(df) == total and (df["status"] == "ok").all() and df["accuracy"].notna().all()
@@ -66,10 +66,10 @@ def test_two_sweeps_writing_one_store_at_once(tmp_path):
 def test_an_interrupted_export_leaves_no_file_under_the_final_name(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
     store = Store(tmp_path / "s.sqlite")
-    cfg = sweep.load_config({**SMALL, "run": "e", "axes": {"prune_ratio": [0.0, 0.5]}})
+    cfg = grid.load_config({**SMALL, "run": "e", "axes": {"prune_ratio": [0.0, 0.5]}})
     sweep.run_sweep(cfg, store)
     point = store.points("e")[-1]
-    model, data = sweep.load_context(cfg.model, cfg.data)
+    model, data = runner.load_context(cfg.model, cfg.data)
 
     def interrupted(src, dst):
         raise KeyboardInterrupt

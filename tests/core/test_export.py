@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from core import export, pareto, sweep
+from core import export, grid, pareto, runner, sweep
+from core.prune import UnstructuredPrune
 from core.store import Store
 
 
@@ -12,10 +13,10 @@ def swept(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     os.environ["EDGETRIM_CACHE"] = str(tmp / "cache")
     store = Store(tmp / "s.sqlite")
-    cfg = sweep.load_config({"run": "e", "model": "lenet5", "axes": {"prune_ratio": [0.0, 0.6],
+    cfg = grid.load_config({"run": "e", "model": "lenet5", "axes": {"prune_ratio": [0.0, 0.6],
                              "quantize": ["fp32", "int8", "w4"]}, "measure": {"latency": False}})
     sweep.run_sweep(cfg, store)
-    model, data = sweep.load_context(cfg.model, cfg.data)
+    model, data = runner.load_context(cfg.model, cfg.data)
     return store, model, data
 
 
@@ -39,7 +40,7 @@ def test_a_picked_point_exports_and_rescores_within_tolerance_in_onnx_runtime(sw
 @pytest.mark.parametrize("fmt", ["onnx", "pt2", "archive", "onnx-fp16"])
 def test_every_format_reloads(swept, tmp_path, fmt):
     store, model, data = swept
-    point = next(p for p in store.points("e") if p.spec.label == "UnstructuredPrune(ratio=0.6)")
+    point = next(p for p in store.points("e") if p.spec.prune == UnstructuredPrune(0.6))
     result = export.export_point(point, model, data, fmt, tmp_path)
     assert result.path.suffix == export.FORMATS[fmt] and result.path.exists()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")], "no temporary file left behind"
@@ -47,7 +48,7 @@ def test_every_format_reloads(swept, tmp_path, fmt):
 
 def test_several_formats_of_one_point_in_one_folder_keep_their_own_files_and_cards(swept, tmp_path):
     store, model, data = swept
-    point = next(p for p in store.points("e") if p.spec.label == "UnstructuredPrune(ratio=0.6)")
+    point = next(p for p in store.points("e") if p.spec.prune == UnstructuredPrune(0.6))
     results = [export.export_point(point, model, data, fmt, tmp_path) for fmt in ("onnx", "onnx-fp16", "onnx-int8")]
     assert results[2].path.name == f"lenet5-{point.spec.hash}-onnx-int8.onnx"
     assert sorted(os.listdir(tmp_path)) == sorted([r.path.name for r in results] + [r.card_path.name for r in results])
@@ -56,7 +57,7 @@ def test_several_formats_of_one_point_in_one_folder_keep_their_own_files_and_car
 
 def test_an_export_that_does_not_verify_leaves_no_file(swept, tmp_path):
     store, model, data = swept
-    point = next(p for p in store.points("e") if p.spec.label == "UnstructuredPrune(ratio=0.6)")
+    point = next(p for p in store.points("e") if p.spec.prune == UnstructuredPrune(0.6))
     lying = type(point)(**{**point.__dict__, "metrics": type(point.metrics)(**{**point.metrics.__dict__,
                                                                             "accuracy": 0.5})})
     with pytest.raises(export.ExportError, match="more than 0.3 point apart"):
@@ -75,7 +76,7 @@ def test_export_path_errors(swept, tmp_path):
 
 def test_search_trials_land_in_the_same_store(tmp_path):
     store = Store(tmp_path / "search.sqlite")
-    cfg = sweep.load_config({"run": "opt", "model": "mlp", "axes": {"prune_ratio": [0.0, 0.5, 0.8],
+    cfg = grid.load_config({"run": "opt", "model": "mlp", "axes": {"prune_ratio": [0.0, 0.5, 0.8],
                              "quantize": ["fp32", "w4", "w2"]}, "measure": {"latency": False},
                              "search": {"trials": 4, "sampler": "tpe"}})
     result = sweep.run_sweep(cfg, store)

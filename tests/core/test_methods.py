@@ -4,16 +4,17 @@ import dataclasses
 import pytest
 import torch
 
-from core import archive, measure as ME, onnx_io, spec as S
+from core import archive, describe, measure as ME, onnx_io, spec as S
 from core.distill import Distill
 from core.prune import Scope, StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
-from core.quantize import Float16, Int8, WeightQuant, WeightShare, fake_quantize
+from core.deploy import Float16, Int8
+from core.quantize import WeightQuant, WeightShare, fake_quantize
 from core.train import accuracy
 
 ALL_CONFIGS = [UnstructuredPrune(0.5), UnstructuredPrune(0.3, scope="layer", finetune_epochs=1, steps=2),
                StructuredPrune(0.25, importance="l1"), WeightQuant(4, granularity="per_tensor", scheme="affine"),
-               WeightQuant(3, qat_epochs=1), WeightShare(3), Int8(), Int8(mode="dynamic", per_channel=False),
-               Float16(), Distill(0.5, epochs=1)]
+               WeightQuant(3, qat_epochs=1), WeightShare(3), Distill(0.5, epochs=1)]
+FORMATS = [Int8(), Int8(mode="dynamic", per_channel=False), Float16()]
 
 
 @pytest.fixture(autouse=True)
@@ -21,19 +22,20 @@ def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: S.config_label(c))
+@pytest.mark.parametrize("config", ALL_CONFIGS + FORMATS, ids=lambda c: c.label)
 def test_every_config_round_trips_through_json(config):
-    spec = S.Spec(prune=config) if "Prune" in type(config).__name__ else S.Spec(quantize=config)
+    step = {"Distill": "distill", "Int8": "deploy", "Float16": "deploy"}.get(type(config).__name__)
+    spec = S.Spec(**{step or ("prune" if "Prune" in type(config).__name__ else "quantize"): config})
     again = S.Spec.from_json(spec.to_json())
     assert again == spec and again.hash == spec.hash
     assert S.config_from_dict(S.config_to_dict(config)) == config
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: S.config_label(c))
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: c.label)
 def test_no_method_mutates_its_input(config, lenet5, digits):
     before = lenet5.fingerprint
     out = S.compress(lenet5, config, digits)
-    assert lenet5.fingerprint == before and lenet5.deploy is None
+    assert lenet5.fingerprint == before
     assert out.module is not lenet5.module
 
 
@@ -120,16 +122,16 @@ def test_fake_quantize_levels_and_zero():
 
 def test_int8_onnx_runtime_accuracy_within_one_point_of_fp32(lenet5, digits, tmp_path):
     fp32 = ME.measure(lenet5, digits, latency=False)
-    int8 = S.compress(lenet5, Int8(), digits)
-    m = ME.measure(int8, digits, latency=False, keep_dir=tmp_path)
+    m = ME.measure(lenet5, digits, Int8(), latency=False, keep_dir=tmp_path)
     assert abs(m.accuracy - fp32.accuracy) <= 0.01
     assert m.onnx_bytes < 0.5 * fp32.onnx_bytes and m.torch_accuracy is None
     census = onnx_io.op_census(tmp_path / f"{lenet5.name}.onnx")
-    assert census["int8_nodes"] >= 4 and any("integer-kernel" in n for n in m.notes)
+    assert census["int8_nodes"] >= 4 and m.int8_nodes == census["int8_nodes"]
+    assert any("integer kernels" in n for n in describe.notes(m))
 
 
 def test_fp16_halves_the_file(lenet5, digits):
-    m = ME.measure(S.compress(lenet5, Float16(), digits), digits, latency=False)
+    m = ME.measure(lenet5, digits, Float16(), latency=False)
     assert m.onnx_bytes < 0.6 * ME.measure(lenet5, digits, latency=False).onnx_bytes
     assert m.accuracy >= lenet5.card["test_accuracy"] - 0.01
 

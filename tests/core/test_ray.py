@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import sweep
+from core import grid, sweep
 from core.store import Store
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edgetrim[ray]')")
@@ -19,11 +19,11 @@ GRID = {"model": "mlp", "axes": {"prune_ratio": [0.0, 0.5, 0.8], "quantize": ["f
 
 def test_ray_gives_the_same_points_as_the_local_executor(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
-    cfg = sweep.load_config({**GRID, "run": "same"})
+    cfg = grid.load_config({**GRID, "run": "same"})
     local, remote = Store(tmp_path / "local.sqlite"), Store(tmp_path / "ray.sqlite")
     sweep.run_sweep(cfg, local)
     result = sweep.run_sweep(cfg, remote, executor="ray")
-    assert result.computed == len(sweep.expand(cfg)) and result.failed == 0
+    assert result.computed == len(grid.expand(cfg)) and result.failed == 0
     a = local.table("same").set_index("key")
     b = remote.table("same").set_index("key")
     assert sorted(a.index) == sorted(b.index)
@@ -45,14 +45,14 @@ def _ray_task_pids(name: str) -> list[int]:
 
 def test_a_killed_ray_worker_is_retried_and_every_point_completes(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
-    cfg = sweep.load_config({**GRID, "run": "kill", "axes": {**GRID["axes"], "prune_ratio": [0.0, 0.5, 0.8, 0.9],
+    cfg = grid.load_config({**GRID, "run": "kill", "axes": {**GRID["axes"], "prune_ratio": [0.0, 0.5, 0.8, 0.9],
                                                              "finetune_epochs": [4]}})
     killed = []
 
     def killer():
         deadline = time.time() + 240
         while time.time() < deadline and not killed:
-            pids = _ray_task_pids("ray::_measure_group")
+            pids = _ray_task_pids("ray::measure_task")
             if pids:
                 time.sleep(0.3)  # let it get into its work
                 os.kill(pids[0], signal.SIGKILL)
@@ -66,5 +66,5 @@ def test_a_killed_ray_worker_is_retried_and_every_point_completes(tmp_path, monk
     t.join(timeout=1)
     assert killed, "no Ray worker was seen running a task"
     df = store.table("kill")
-    assert len(df) == len(sweep.expand(cfg)) and (df["status"] == "ok").all(), df[["label", "status", "error"]]
+    assert len(df) == len(grid.expand(cfg)) and (df["status"] == "ok").all(), df[["label", "status", "error"]]
     assert result.failed == 0

@@ -1,3 +1,4 @@
+import os
 import sqlite3
 
 import pandas as pd
@@ -111,3 +112,32 @@ def test_a_read_only_store_reads_and_leaves_the_file_as_it_was(tmp_path):
         ro.put(point(S.Spec(prune=UnstructuredPrune(0.5))), "r")
     ro.close()
     assert (tmp_path / "s.sqlite").read_bytes() == before
+
+
+def test_a_sweep_logs_in_to_a_password_protected_postgresql_store(pg_url, tmp_path, monkeypatch):
+    """The runner writes through the open store; nothing reopens it from its printed (redacted) URL."""
+    import psycopg
+
+    from core import grid, sweep
+    from tests.pg_server import PASSWORD_ROLE
+
+    if "EDGETRIM_TEST_PG_URL" in os.environ:
+        pytest.skip("SKIPPED LOUDLY: the password test needs the private server's pg_hba rule")
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS pwdb WITH (FORCE)")
+        con.execute(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")
+        con.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 's3cret'")
+        con.execute(f"CREATE DATABASE pwdb OWNER {PASSWORD_ROLE}")
+    host = pg_url.split("@", 1)[1].rsplit("/", 1)[0]
+    url = f"postgresql://{PASSWORD_ROLE}:s3cret@{host}/pwdb"
+    with pytest.raises(Exception, match="password"):
+        Store(f"postgresql://{PASSWORD_ROLE}:wrong@{host}/pwdb")  # the role really needs its password
+    monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
+    store = Store(url)
+    assert "s3cret" not in str(store.path)
+    for workers in (1, 2):
+        cfg = grid.load_config({"run": f"pw{workers}", "model": "mlp", "measure": {"latency": False},
+                                "axes": {"prune_ratio": [0.0, 0.5, 0.7], "quantize": ["fp32", "w4"]}})
+        result = sweep.run_sweep(cfg, store, workers=workers)
+        assert result.failed == 0 and len(store.table(f"pw{workers}")) == len(grid.expand(cfg))
+    store.close()

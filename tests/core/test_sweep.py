@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from core import spec as S
-from core import sweep
+from core import grid, sweep
 from core.prune import StructuredPrune, UnstructuredPrune
-from core.quantize import Int8, WeightQuant
+from core.deploy import Int8
+from core.quantize import WeightQuant
 from core.store import Store
 
 FAST = {"latency": False}
@@ -23,8 +24,8 @@ def config(**axes):
 
 
 def test_default_sweep_file_has_at_least_sixty_points_in_canonical_order():
-    cfg = sweep.load_config("sweeps/default.yaml")
-    specs = sweep.expand(cfg)
+    cfg = grid.load_config("sweeps/default.yaml")
+    specs = grid.expand(cfg)
     assert len(specs) >= 60 and specs[0] == S.Spec()
     assert len({s.hash for s in specs}) == len(specs)
     first_student = next(i for i, s in enumerate(specs) if s.distill is not None)
@@ -32,12 +33,12 @@ def test_default_sweep_file_has_at_least_sixty_points_in_canonical_order():
 
 
 def test_grid_expansion_drops_duplicates_and_builds_configs():
-    cfg = sweep.load_config(config(prune=["unstructured", "structured"], prune_ratio=[0.0, 0.5],
+    cfg = grid.load_config(config(prune=["unstructured", "structured"], prune_ratio=[0.0, 0.5],
                                    quantize=["fp32", "int8", "w4"]))
-    specs = sweep.expand(cfg)
+    specs = grid.expand(cfg)
     # ratio 0 is the same for both kinds: 1 unpruned + 2 pruned, times 3 formats
     assert len(specs) == 9
-    assert S.Spec(prune=StructuredPrune(0.5), quantize=Int8()) in specs
+    assert S.Spec(prune=StructuredPrune(0.5), deploy=Int8()) in specs
     assert S.Spec(prune=UnstructuredPrune(0.5), quantize=WeightQuant(4)) in specs
 
 
@@ -45,7 +46,7 @@ def test_the_same_sweep_as_json_yaml_and_dict(tmp_path):
     raw = config(prune_ratio=[0.0, 0.5], quantize=["fp32", "w4"])
     (tmp_path / "s.json").write_text(json.dumps(raw))
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
-    hashes = [[s.hash for s in sweep.expand(sweep.load_config(src))]
+    hashes = [[s.hash for s in grid.expand(grid.load_config(src))]
               for src in (raw, tmp_path / "s.json", tmp_path / "s.yaml")]
     assert hashes[0] == hashes[1] == hashes[2]
 
@@ -62,13 +63,13 @@ def test_the_same_sweep_as_json_yaml_and_dict(tmp_path):
     ({"axes": {}}, "needs a 'model'"),
 ])
 def test_bad_sweep_files_are_refused_with_one_sentence(raw, message):
-    with pytest.raises(sweep.SweepError, match=message):
-        sweep.load_config(raw)
+    with pytest.raises(grid.SweepError, match=message):
+        grid.load_config(raw)
 
 
 def test_sweep_stores_every_point_and_reruns_from_the_store(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    cfg = sweep.load_config(config(prune_ratio=[0.0, 0.5], quantize=["fp32", "w4"]))
+    cfg = grid.load_config(config(prune_ratio=[0.0, 0.5], quantize=["fp32", "w4"]))
     seen = []
     first = sweep.run_sweep(cfg, store, progress=lambda d, t, m: seen.append((d, t)))
     assert (first.total, first.computed, first.failed) == (4, 4, 0)
@@ -80,21 +81,22 @@ def test_sweep_stores_every_point_and_reruns_from_the_store(tmp_path):
 
 
 def test_a_failing_point_is_stored_as_failed_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    from core import quantize
+    from core import registry
 
     def broken(*a, **k):
         raise RuntimeError("kernel exploded")
-    monkeypatch.setitem(S._METHODS, WeightQuant, broken)
+    monkeypatch.setitem(registry._METHODS, WeightQuant, broken)
     store = Store(tmp_path / "s.sqlite")
-    result = sweep.run_sweep(sweep.load_config(config(quantize=["fp32", "w4", "int8"])), store)
+    result = sweep.run_sweep(grid.load_config(config(quantize=["fp32", "w4", "int8"])), store)
     assert result.failed == 1 and result.total == 3
     df = store.table("t")
     failed = df[df["status"] == "failed"]
     assert len(failed) == 1 and "kernel exploded" in failed["error"].iloc[0]
+    assert result.errors == ("RuntimeError: kernel exploded",)
 
 
 def test_parallel_workers_give_the_same_points(tmp_path):
-    cfg = sweep.load_config(config(prune_ratio=[0.0, 0.5], quantize=["fp32", "w4"]))
+    cfg = grid.load_config(config(prune_ratio=[0.0, 0.5], quantize=["fp32", "w4"]))
     serial, parallel = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
     sweep.run_sweep(cfg, serial)
     sweep.run_sweep(cfg, parallel, workers=2)
@@ -106,7 +108,7 @@ def test_parallel_workers_give_the_same_points(tmp_path):
 def test_a_sweep_killed_with_sigkill_resumes_and_keeps_finished_points(tmp_path):
     raw = config(prune_ratio=[0.0, 0.3, 0.5, 0.7], finetune_epochs=[1], quantize=["fp32", "w4", "w3"])
     (tmp_path / "kill.yaml").write_text(yaml.safe_dump(raw))
-    total = len(sweep.expand(sweep.load_config(raw)))
+    total = len(grid.expand(grid.load_config(raw)))
     db = tmp_path / "kill.sqlite"
     env = {**os.environ, "EDGETRIM_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "core.cli", "sweep", str(tmp_path / "kill.yaml"), "--store", str(db)]
@@ -131,3 +133,49 @@ def test_a_sweep_killed_with_sigkill_resumes_and_keeps_finished_points(tmp_path)
     after = dict(con.execute("SELECT key, created_at FROM points WHERE status='ok'").fetchall())
     assert len(after) == total
     assert all(after[k] == t for k, t in before.items()), "finished points were not recomputed"
+
+
+def test_measure_threads_in_a_sweep_file_is_used_not_passed_twice(tmp_path):
+    for threads in (None, 1):
+        cfg = grid.load_config({**config(quantize=["fp32", "w4"]), "run": f"th{threads}",
+                                "measure": {"latency": True, "budget_s": 0.01, "threads": threads}})
+        result = sweep.run_sweep(cfg, Store(tmp_path / f"s{threads}.sqlite"))
+        assert result.failed == 0, result.errors
+    lat = Store(tmp_path / "s1.sqlite").points("th1")[1].metrics.latency
+    assert lat and {l.threads for l in lat} == {1}
+    with pytest.raises(grid.SweepError, match="measure.threads must be a whole number of at least 1"):
+        grid.load_config({**config(), "measure": {"threads": -1}})
+
+
+def test_data_with_more_classes_than_the_model_is_refused_before_any_work(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((120, 1, 28, 28), dtype=np.float32), y=np.arange(120) % 12)
+    store = Store(tmp_path / "s.sqlite")
+    with pytest.raises(ValueError, match="12 classes but mlp scores only 10") as e:
+        sweep.run_sweep(grid.load_config({**config(prune_ratio=[0.0, 0.5]), "data": str(tmp_path / "d.npz")}), store)
+    assert "\n" not in str(e.value) and store.runs().empty  # nothing was run or stored
+
+
+def test_a_sweep_with_failed_points_exits_non_zero_with_one_line_per_cause(tmp_path, monkeypatch, capsys):
+    import logging
+
+    from core import cli, registry
+
+    def broken(*a, **k):
+        raise RuntimeError("kernel exploded\n  at a deep frame")
+    monkeypatch.setitem(registry._METHODS, WeightQuant, broken)
+    monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(config(prune_ratio=[0.0, 0.5], quantize=["fp32", "w4"])))
+    args = ["sweep", str(cfg), "--store", str(tmp_path / "s.sqlite")]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("failed: RuntimeError: kernel exploded") == 1 and "2 point(s) failed" in err
+    assert "Traceback" not in err and "deep frame" not in err
+    store = Store(tmp_path / "s.sqlite")
+    store.delete_run("t")
+    assert cli.main(args + ["--verbose"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+    logging.getLogger("edgetrim").handlers.clear()

@@ -1,7 +1,7 @@
 """A private results store and cache for the dashboard tests, with one small run in it."""
 import pytest
 
-from core import sweep
+from core import grid, sweep
 from core.store import Store
 
 RUN = {"run": "ui", "model": "lenet5", "axes": {"prune": ["unstructured", "structured"], "prune_ratio": [0.0, 0.5, 0.9],
@@ -15,7 +15,7 @@ def ui_env(tmp_path_factory):
     mp.setenv("EDGETRIM_STORE", str(tmp / "results.sqlite"))
     mp.setenv("EDGETRIM_CACHE", str(tmp / "cache"))
     store = Store()
-    sweep.run_sweep(sweep.load_config(RUN), store)
+    sweep.run_sweep(grid.load_config(RUN), store)
     store.close()
     yield tmp
     mp.undo()

@@ -1,0 +1,53 @@
+"""Words for numbers: the sentences and units a person reads, written from a point's Metrics.
+
+Core measures numbers; the CLI and the dashboard show them through these functions, so
+both say the same thing the same way, and nothing worded is stored in the database.
+"""
+from __future__ import annotations
+
+from core.measure import Metrics
+
+
+def notes(m: Metrics) -> list[str]:
+    """Why a point is or is not faster than it looks: integer kernels, float fallbacks, zeros in dense kernels."""
+    out = []
+    if m.int8_nodes is not None:
+        out.append(f"{m.int8_nodes} compute nodes run on integer kernels and {m.float_compute_nodes} Conv/Gemm/MatMul "
+                   "nodes stay in float after ONNX Runtime's fusion"
+                   + (": the float ones get no int8 speed-up" if m.float_compute_nodes else ""))
+        out.append("PyTorch latency not measured: this file format runs in ONNX Runtime only")
+    if m.params and m.nonzero_params < 0.95 * m.params:
+        out.append(f"{m.sparsity:.0%} of weights are zero, but dense CPU kernels multiply zeros too: sparsity "
+                   "shrinks the compressed archive, not latency")
+    return out
+
+
+def size(n: float | None) -> str:
+    """Bytes as B / KB / MB (1024-based), e.g. '76.7 KB'."""
+    if n is None or n != n:
+        return "n/a"
+    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,.0f} B"
+
+
+def ms(v: float | None) -> str:
+    """Milliseconds with precision that suits the value, e.g. '0.041 ms', '12.3 ms'."""
+    if v is None or v != v:
+        return "n/a"
+    return f"{v:.3f} ms" if abs(v) < 1 else f"{v:.2f} ms" if abs(v) < 100 else f"{v:,.0f} ms"
+
+
+def pct(fraction: float | None, digits: int = 2) -> str:
+    return "n/a" if fraction is None or fraction != fraction else f"{100 * fraction:.{digits}f} %"
+
+
+def count(v: float | None) -> str:
+    """A large count as '1.2 M' / '340 k'."""
+    if v is None or v != v:
+        return "n/a"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:,.2f} {unit}"
+    return f"{v:,.0f}"

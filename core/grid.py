@@ -1,0 +1,185 @@
+"""The grid: a small sweep file of axes becomes a list of Specs (core.runner measures them).
+
+A sweep file (YAML or JSON, or the same as a dict):
+
+    run: lenet5-default           # the run's name in the store (default: the file's stem)
+    model: lenet5                 # a sample, or {path:, arch:, input_shape: [C, H, W], num_classes:}
+    data: digits                  # or an .npz / ImageFolder / IDX directory
+    axes:
+      student_width: [1.0, 0.5]   # 1.0 = the teacher itself (no distillation)
+      prune: [unstructured, structured]
+      prune_ratio: [0.0, 0.5, 0.9]
+      finetune_epochs: [2]
+      quantize: [fp32, w4, qat3]  # weights: fp32 | w2..w8 | qat2..qat8 | share2..share8 (int8 / fp16 accepted: see deploy)
+      deploy: [fp32, int8]        # the file: fp32 | fp16 | int8 | int8-dynamic ONNX
+    settings:                     # fixed knobs of each method
+      distill: {epochs: 30, temperature: 4.0, alpha: 0.9}
+      prune: {scope: global, importance: l2, steps: 1}
+      qat_epochs: 3
+    measure: {latency: true, budget_s: 0.1, threads: null}
+    search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
+
+The grid is in the canonical order distill -> prune -> quantize -> deploy, baseline first.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import deploy, quantize
+from core import spec as S
+from core.distill import Distill
+from core.prune import StructuredPrune, UnstructuredPrune
+
+AXES = {"student_width": [1.0], "prune": ["unstructured"], "prune_ratio": [0.0], "finetune_epochs": [0],
+        "quantize": ["fp32"], "deploy": ["fp32"]}
+TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
+SETTINGS = {"distill", "prune", "qat_epochs"}
+MEASURE_KEYS = {"latency", "budget_s", "threads"}
+MAX_POINTS = 5000
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot run; the message names the key and what it accepts."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    run: str
+    model: Any
+    data: str = "digits"
+    axes: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    measure: dict = field(default_factory=dict)
+    search: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"run": self.run, "model": self.model, "data": self.data, "axes": self.axes,
+                "settings": self.settings, "measure": self.measure, "search": self.search}
+
+
+def load_config(source: str | Path | dict) -> SweepConfig:
+    """A validated SweepConfig from a YAML/JSON file or a dict."""
+    if isinstance(source, dict):
+        raw, stem = source, "sweep"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise SweepError(f"No sweep file at {path}.")
+        text = path.read_text()
+        try:
+            if path.suffix == ".json":
+                raw = json.loads(text)
+            else:
+                import yaml
+                raw = yaml.safe_load(text)
+        except Exception as e:
+            raise SweepError(f"{path.name} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({e}).") from e
+        stem = path.stem
+    if not isinstance(raw, dict):
+        raise SweepError("A sweep file must be a mapping with at least 'model' and 'axes'.")
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise SweepError(f"Unknown sweep key {unknown[0]!r}; a sweep file may have {', '.join(sorted(TOP_KEYS))}.")
+    if "model" not in raw:
+        raise SweepError("The sweep file needs a 'model' (a sample name or {path:, arch:, input_shape:}).")
+    axes = raw.get("axes") or {}
+    if not isinstance(axes, dict):
+        raise SweepError("'axes' must be a mapping of axis name to a list of values.")
+    for name, values in axes.items():
+        if name not in AXES:
+            raise SweepError(f"Unknown axis {name!r}; the axes are {', '.join(AXES)}.")
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"Axis {name!r} is empty; give it a list of at least one value.")
+    axes = {**AXES, **axes}
+    _check_axes(axes)
+    settings = raw.get("settings") or {}
+    bad = sorted(set(settings) - SETTINGS)
+    if bad:
+        raise SweepError(f"Unknown setting {bad[0]!r}; settings are {', '.join(sorted(SETTINGS))}.")
+    measure = raw.get("measure") or {}
+    bad = sorted(set(measure) - MEASURE_KEYS)
+    if bad:
+        raise SweepError(f"Unknown measure option {bad[0]!r}; options are {', '.join(sorted(MEASURE_KEYS))}.")
+    threads = measure.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SweepError(f"measure.threads must be a whole number of at least 1 (or null for all), not {threads!r}.")
+    budget = measure.get("budget_s", 0.1)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 60:
+        raise SweepError(f"measure.budget_s must be a number of seconds in (0, 60], not {budget!r}.")
+    search = raw.get("search")
+    if search is not None:
+        if not isinstance(search, dict) or int(search.get("trials", 0)) < 1:
+            raise SweepError("'search' needs a number of trials of at least 1, e.g. {trials: 30, sampler: nsga2}.")
+        if search.get("sampler", "nsga2") not in ("nsga2", "tpe"):
+            raise SweepError(f"search.sampler must be nsga2 or tpe, not {search.get('sampler')!r}.")
+    cfg = SweepConfig(str(raw.get("run") or stem), raw["model"], str(raw.get("data", "digits")), axes, settings,
+                      measure, search)
+    specs = expand(cfg)  # builds every config once, so a bad value fails here, before any work
+    if len(specs) > MAX_POINTS:
+        raise SweepError(f"The grid has {len(specs)} points, more than {MAX_POINTS}; use 'search' with a trial budget.")
+    return cfg
+
+
+def _check_axes(axes: dict) -> None:
+    for w in axes["student_width"]:
+        if not isinstance(w, (int, float)) or not 0 < w <= 1:
+            raise SweepError(f"student_width values must be in (0, 1], got {w!r}.")
+    for k in axes["prune"]:
+        if k not in ("unstructured", "structured"):
+            raise SweepError(f"prune values are 'unstructured' or 'structured', not {k!r}.")
+    for r in axes["prune_ratio"]:
+        if not isinstance(r, (int, float)) or not 0 <= r < 1:
+            raise SweepError(f"prune_ratio values must be in [0, 1), got {r!r}.")
+    for e in axes["finetune_epochs"]:
+        if not isinstance(e, int) or e < 0:
+            raise SweepError(f"finetune_epochs values must be whole numbers >= 0, got {e!r}.")
+    for q in axes["quantize"]:
+        if not isinstance(q, str) or not (quantize.TOKEN.match(q) or q in deploy.TOKENS):
+            raise SweepError(f"quantize value {q!r} is not one of fp32, w2..w8, qat2..qat8, share2..share8 "
+                             f"(bit widths are 2 to 8), or a file format: {', '.join(deploy.TOKENS)}.")
+    for f in axes["deploy"]:
+        if f not in deploy.TOKENS:
+            raise SweepError(f"deploy value {f!r} is not one of {', '.join(deploy.TOKENS)}.")
+
+
+def steps_of(quant_token: str, deploy_token: str, settings: dict) -> tuple[Any, Any] | None:
+    """(quantize config, deploy config) of one grid cell, or None when the cell names two file formats.
+    A format token on the quantize axis (int8, fp16: the 0.1 spelling) is the file format, so
+    `quantize: [int8]` still means an int8 file."""
+    if quant_token in deploy.TOKENS:
+        fmt = deploy.from_token(quant_token)
+        if fmt is not None and deploy_token != "fp32":
+            return None
+        return None, fmt or deploy.from_token(deploy_token)
+    return quantize.from_token(quant_token, int(settings.get("qat_epochs", 3))), deploy.from_token(deploy_token)
+
+
+def expand(cfg: SweepConfig) -> list[S.Spec]:
+    """The grid in canonical order (distill -> prune -> quantize -> deploy), baseline first, duplicates dropped."""
+    a, st = cfg.axes, cfg.settings
+    try:
+        distills = [None if w == 1 else Distill(width=float(w), **st.get("distill", {})) for w in a["student_width"]]
+        prunes = []
+        for kind, ratio, ft in itertools.product(a["prune"], a["prune_ratio"], a["finetune_epochs"]):
+            if ratio == 0:
+                prunes.append(None)
+                continue
+            opts = dict(st.get("prune", {}))
+            opts.pop("importance" if kind == "unstructured" else "scope", None)
+            make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
+            prunes.append(make(ratio=float(ratio), finetune_epochs=ft, **opts))
+        formats = [c for c in (steps_of(q, f, st) for q, f in itertools.product(a["quantize"], a["deploy"])) if c]
+    except TypeError as e:
+        raise SweepError(f"A setting is not a field of its method ({e}).") from e
+    seen, specs = set(), [S.Spec()]
+    seen.add(S.Spec().hash)
+    for d, p, (q, f) in itertools.product(distills, prunes, formats):
+        s = S.Spec(distill=d, prune=p, quantize=q, deploy=f)
+        if s.hash not in seen:
+            seen.add(s.hash)
+            specs.append(s)
+    return specs

@@ -1,0 +1,77 @@
+"""The method registry: a leaf module (it imports nothing of edgetrim's), filled by the methods.
+
+Each compression method is a frozen config dataclass plus one function registered for
+it with `@register(ConfigType)`; `compress(model, config, data)` dispatches on the
+config's type (torchao's `quantize_(model, config)` pattern). A method may also
+register a `check(model, config)` that returns why it cannot run on a model, so a
+sweep refuses an impossible point before any work. Deploy formats (core.deploy) are
+registered as configs only: they are applied when a file is written, not to weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Callable
+
+_METHODS: dict[type, Callable] = {}
+_CHECKS: dict[type, Callable[[Any, Any], str | None]] = {}
+_CONFIGS: dict[str, type] = {}
+
+
+class SpecError(ValueError):
+    """A recipe that cannot be built or run; the message says which field and why."""
+
+
+def register_config(config_type: type) -> type:
+    """Make a config class known to (de)serialisation."""
+    _CONFIGS[config_type.__name__] = config_type
+    return config_type
+
+
+def register(config_type: type, check: Callable[[Any, Any], str | None] | None = None) -> Callable:
+    """Register `fn(model, config, data, progress) -> LoadedModel` as the method for `config_type`."""
+    def wrap(fn: Callable) -> Callable:
+        _METHODS[config_type] = fn
+        if check is not None:
+            _CHECKS[config_type] = check
+        register_config(config_type)
+        return fn
+    return wrap
+
+
+def compress(model, config: Any, data, progress=None):
+    """Apply one method. Pure: `model` is left as it was."""
+    fn = _METHODS.get(type(config))
+    if fn is None:
+        raise SpecError(f"No compression method is registered for {type(config).__name__}.")
+    reason = why_not(model, config)
+    if reason:
+        raise SpecError(reason)
+    return fn(model, config, data, progress)
+
+
+def why_not(model, config: Any) -> str | None:
+    """One sentence on why `config` cannot run on `model`, or None when it can."""
+    check = _CHECKS.get(type(config))
+    return check(model, config) if check else None
+
+
+def config_to_dict(config: Any) -> dict:
+    out: dict[str, Any] = {"_type": type(config).__name__}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        out[f.name] = v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def config_from_dict(d: dict) -> Any:
+    d = dict(d)
+    name = d.pop("_type", None)
+    cls = _CONFIGS.get(name)
+    if cls is None:
+        raise SpecError(f"Unknown method config {name!r}; known: {', '.join(sorted(_CONFIGS))}.")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise SpecError(f"{name} has no field {unknown[0]!r}; its fields are {', '.join(sorted(names))}.")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -1,0 +1,197 @@
+"""The one runner: measure a group of Specs on one model and data, and store each point.
+
+Every executor uses it unchanged: the CLI's in-process sweep, the process pool, Ray
+and the Optuna search call `run_group` (in process, with the open store) or ship
+`measure_task` to a worker and hand the outcomes back to `record` in the driver, so
+only the driver ever writes to the store and a password in a store URL never leaves it.
+A group shares its distill -> prune prefix: each student is trained once (and cached on
+disk), each pruned model is reused for every quantization and file format of it.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from core import data as D
+from core import measure as ME
+from core import models as M
+from core import spec as S
+from core.store import Point, Store, point_key
+
+log = logging.getLogger("edgetrim")
+Progress = Callable[[int, int, str], None]
+
+
+class RunError(ValueError):
+    """A model, data or spec that cannot run together; one sentence, said before any work."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What measuring one Spec gave: metrics, or the one-line error that stopped it."""
+    spec: S.Spec
+    metrics: ME.Metrics | None
+    error: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    run: str
+    total: int
+    computed: int
+    reused: int
+    failed: int
+    seconds: float
+    errors: tuple[str, ...] = ()  # distinct causes of the failed points
+
+
+# ---- models and data -------------------------------------------------------------------
+
+def open_model(source: Any) -> M.LoadedModel:
+    """A sample name, a model file path, or {path, arch, input_shape, num_classes, arch_kwargs}."""
+    if isinstance(source, str):
+        if source in M.sample_names():
+            return M.load_sample(source)
+        if "/" not in source and "." not in source:
+            raise M.ModelLoadError(f"No sample model named {source!r}; the samples are "
+                                   f"{', '.join(M.sample_names())}, or give a path to a model file.")
+        return M.load_model(source)
+    if isinstance(source, dict):
+        known = {"path", "arch", "input_shape", "num_classes", "arch_kwargs"}
+        bad = sorted(set(source) - known)
+        if bad or "path" not in source:
+            raise RunError(f"A model mapping needs 'path' and may have {', '.join(sorted(known))}.")
+        return M.load_model(source["path"], arch=source.get("arch"), input_shape=source.get("input_shape"),
+                            num_classes=source.get("num_classes"), arch_kwargs=source.get("arch_kwargs"))
+    raise RunError("'model' must be a sample name, a path, or a mapping with 'path'.")
+
+
+def model_name(source: Any) -> str:
+    return source if isinstance(source, str) and "/" not in source else Path(str(
+        source["path"] if isinstance(source, dict) else source)).stem
+
+
+@functools.lru_cache(maxsize=4)
+def _context(model_json: str, data_source: str) -> tuple[M.LoadedModel, D.DataSet]:
+    return open_model(json.loads(model_json)), D.load_data(data_source)
+
+
+def load_context(model_source: Any, data_source: str) -> tuple[M.LoadedModel, D.DataSet]:
+    """Model and data, loaded once per process (the last few kept)."""
+    return _context(json.dumps(model_source, sort_keys=True), data_source)
+
+
+def preflight(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec]) -> None:
+    """Refuse, before any work, a sweep in which some point cannot run on this model and data."""
+    reasons = {}
+    for spec in specs:
+        reason = S.why_not_spec(model, data, spec)
+        if reason:
+            reasons.setdefault(reason, spec.label)
+    if reasons:
+        reason, label = next(iter(reasons.items()))
+        more = f" ({len(reasons) - 1} other reason(s) too)" if len(reasons) > 1 else ""
+        raise RunError(f"Nothing was run: {reason}{more} (first seen at the point '{label}').")
+
+
+# ---- measuring -------------------------------------------------------------------------
+
+def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], measure_opts: dict,
+                  progress: Progress | None = None) -> Iterator[Outcome]:
+    """One Outcome per spec, computing each shared distill -> prune prefix once. A spec that raises
+    gives its error as one line (the traceback goes to the 'edgetrim' logger at debug level)."""
+    prefixes: dict[str, M.LoadedModel] = {}
+    for spec in specs:
+        t0 = time.perf_counter()
+        try:
+            if spec.prefix.hash not in prefixes:
+                prefixes[spec.prefix.hash] = S.apply(model, spec.prefix, data, progress)
+            out = prefixes[spec.prefix.hash]
+            if spec.quantize is not None:
+                out = S.compress(out, spec.quantize, data, progress)
+            yield Outcome(spec, ME.measure(out, data, spec.deploy, **measure_opts), None, time.perf_counter() - t0)
+        except Exception as e:
+            log.debug("point %s failed", spec.label, exc_info=True)
+            message = (str(e).splitlines() or [""])[0][:500]
+            yield Outcome(spec, None, f"{type(e).__name__}: {message}", time.perf_counter() - t0)
+
+
+def record(store: Store, run: str, source: Any, model: M.LoadedModel, data: D.DataSet, outcome: Outcome,
+           position: int) -> Point:
+    """The Point of an Outcome, written to the store in one transaction."""
+    point = Point(point_key(model.fingerprint, data.fingerprint, outcome.spec), model_name(source), model.fingerprint,
+                  data.name, data.fingerprint, outcome.spec, "ok" if outcome.error is None else "failed",
+                  outcome.metrics, outcome.error, outcome.seconds)
+    store.put(point, run, position)
+    return point
+
+
+def run_group(store: Store, run: str, source: Any, data_source: str, specs: list[S.Spec], positions: list[int],
+              measure_opts: dict, on_point: Callable[[Point], None] | None = None,
+              progress: Progress | None = None, store_failures: bool = True) -> list[Point]:
+    """Measure the `specs` not yet stored and store each point; return every point of the group.
+
+    `store_failures=False` (the dashboard's Explore) raises instead of storing a failed point,
+    so an app-side failure never becomes the point's stored result.
+    """
+    model, data = load_context(source, data_source)
+    done, fresh = [], []
+    position = dict(zip((s.hash for s in specs), positions))
+    for spec in specs:
+        stored = store.get(point_key(model.fingerprint, data.fingerprint, spec))
+        if stored is not None and stored.status == "ok":
+            store.link(run, [stored.key])
+            done.append(stored)
+        else:
+            fresh.append(spec)
+    for outcome in measure_group(model, data, fresh, measure_opts, progress):
+        if outcome.error is not None and not store_failures:
+            raise RunError(f"{outcome.spec.label} could not be computed ({outcome.error}).")
+        point = record(store, run, source, model, data, outcome, position[outcome.spec.hash])
+        done.append(point)
+        if on_point:
+            on_point(point)
+    return done
+
+
+# ---- in worker processes (process pool, Ray) ------------------------------------------------
+
+def _resolve(context) -> tuple[M.LoadedModel, D.DataSet]:
+    """A context is (model, data) already loaded (Ray's object store) or (model source, data source)."""
+    first, second = context
+    return (first, second) if isinstance(first, M.LoadedModel) else load_context(first, second)
+
+
+def _threads(measure_opts: dict) -> None:
+    import torch
+
+    if measure_opts.get("threads"):
+        torch.set_num_threads(int(measure_opts["threads"]))
+
+
+def measure_task(context, specs: list[S.Spec], measure_opts: dict) -> list[Outcome]:
+    """One worker task: a group of specs; never raises for one bad point."""
+    _threads(measure_opts)
+    model, data = _resolve(context)
+    return list(measure_group(model, data, specs, measure_opts))
+
+
+def train_student_task(context, distill_config, measure_opts: dict) -> None:
+    """Train (and cache on disk) one student, so no two workers train the same one."""
+    _threads(measure_opts)
+    model, data = _resolve(context)
+    S.compress(model, distill_config, data)
+
+
+def groups(specs: list[S.Spec]) -> list[list[int]]:
+    """Indices of specs grouped by their distill -> prune prefix, so each prefix is computed once."""
+    out: dict[str, list[int]] = {}
+    for i, s in enumerate(specs):
+        out.setdefault(s.prefix.hash, []).append(i)
+    return list(out.values())
