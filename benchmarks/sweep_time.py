@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import sweep  # noqa: E402
+from core import grid, runner, sweep  # noqa: E402
 from core.cli import format_table  # noqa: E402
 from core.store import Store  # noqa: E402
 

@@ -11,7 +11,6 @@ gradually: k steps of a cubic schedule with fine-tuning between.
 """
 from __future__ import annotations
 
-import copy
 import enum
 from dataclasses import dataclass
 
@@ -20,74 +19,65 @@ import torch.nn as nn
 
 from core.data import DataSet
 from core.models import LoadedModel
-from core.registry import SpecError, register
+from core.registry import SpecError, needs_architecture, register
 from core.train import Progress, accuracy, recalibrate_bn_, train_
 
-class Scope(str, enum.Enum):
-    GLOBAL = "global"
-    LAYER = "layer"
 
-
-class Importance(str, enum.Enum):
-    L1 = "l1"
-    L2 = "l2"
-
-
-def _check_common(ratio: float, finetune_epochs: int, steps: int, lr: float) -> None:
-    if not 0.0 <= ratio < 1.0 or ratio > 0.99:
-        raise SpecError(f"A pruning ratio must be in [0, 0.99], got {ratio}.")
-    if finetune_epochs < 0:
-        raise SpecError(f"finetune_epochs must be 0 or more, got {finetune_epochs}.")
-    if steps < 1:
-        raise SpecError(f"Pruning needs at least 1 step, got {steps}.")
-    if lr <= 0:
-        raise SpecError(f"The fine-tuning learning rate must be positive, got {lr}.")
+# str enums in one line each: the values are what sweep files and the JSON of a Spec spell
+Scope = enum.Enum("Scope", [("GLOBAL", "global"), ("LAYER", "layer")], type=str)
+Importance = enum.Enum("Importance", [("L1", "l1"), ("L2", "l2")], type=str)
 
 
 @dataclass(frozen=True)
-class UnstructuredPrune:
-    ratio: float = 0.5              # fraction of Conv/Linear weights set to zero
-    scope: Scope = Scope.GLOBAL     # rank weights across the model, or within each layer
+class _Pruning:
+    """What both kinds share: how much, and the fine-tuning that follows (split over `steps`)."""
+    ratio: float = 0.5              # fraction of weights (unstructured) or channels (structured) removed
     finetune_epochs: int = 0        # total fine-tuning budget, split over the steps
     steps: int = 1                  # gradual pruning: cubic schedule in `steps` steps
     lr: float = 5e-4
     seed: int = 0
 
     def __post_init__(self):
-        _check_common(self.ratio, self.finetune_epochs, self.steps, self.lr)
+        if not 0.0 <= self.ratio < 1.0 or self.ratio > 0.99:
+            raise SpecError(f"A pruning ratio must be in [0, 0.99], got {self.ratio}.")
+        if self.finetune_epochs < 0:
+            raise SpecError(f"finetune_epochs must be 0 or more, got {self.finetune_epochs}.")
+        if self.steps < 1:
+            raise SpecError(f"Pruning needs at least 1 step, got {self.steps}.")
+        if self.lr <= 0:
+            raise SpecError(f"The fine-tuning learning rate must be positive, got {self.lr}.")
+
+    def _tuning(self) -> str:
+        """', 2 ep fine-tuning in 2 steps' or ''."""
+        text = f", {self.finetune_epochs} ep fine-tuning" if self.finetune_epochs else ""
+        return text + (f" in {self.steps} steps" if self.steps > 1 else "")
+
+
+@dataclass(frozen=True)
+class UnstructuredPrune(_Pruning):
+    scope: Scope = Scope.GLOBAL     # rank weights across the model, or within each layer
+
+    def __post_init__(self):
+        super().__post_init__()
         object.__setattr__(self, "scope", Scope(self.scope))
 
     @property
     def label(self) -> str:
-        return f"prune {_pct(self.ratio)} of weights (unstructured, {self.scope.value}{_tuning(self)})"
+        return f"prune {100 * self.ratio:.4g} % of weights (unstructured, {self.scope.value}{self._tuning()})"
 
 
 @dataclass(frozen=True)
-class StructuredPrune:
-    ratio: float = 0.5              # fraction of channels / neurons removed from each prunable layer
-    importance: Importance = Importance.L2
-    finetune_epochs: int = 0
-    steps: int = 1
-    lr: float = 5e-4
-    seed: int = 0
+class StructuredPrune(_Pruning):
+    importance: Importance = Importance.L2  # channels ranked by the L1 or L2 norm of their weights
 
     def __post_init__(self):
-        _check_common(self.ratio, self.finetune_epochs, self.steps, self.lr)
+        super().__post_init__()
         object.__setattr__(self, "importance", Importance(self.importance))
 
     @property
     def label(self) -> str:
-        return f"prune {_pct(self.ratio)} of channels (structured, {self.importance.value.upper()}{_tuning(self)})"
-
-
-def _pct(ratio: float) -> str:
-    return f"{100 * ratio:.4g} %"
-
-
-def _tuning(cfg) -> str:
-    """', 2 ep fine-tuning in 2 steps' or ''."""
-    text = f", {cfg.finetune_epochs} ep fine-tuning" if cfg.finetune_epochs else ""
-    return text + (f" in {cfg.steps} steps" if cfg.steps > 1 else "")
+        return (f"prune {100 * self.ratio:.4g} % of channels (structured, {self.importance.value.upper()}"
+                f"{self._tuning()})")
 
 
 def schedule(ratio: float, steps: int) -> list[float]:
@@ -178,14 +168,7 @@ def _classifier_layers(module: nn.Module, num_classes: int) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
 
 
-def _why_not_structured(model: LoadedModel, cfg: StructuredPrune) -> str | None:
-    if model.arch is None:
-        return (f"{model.name} is a fixed graph (TorchScript / torch.export); structured pruning needs an "
-                "nn.Module: load it as an architecture plus state_dict.")
-    return None
-
-
-@register(StructuredPrune, check=_why_not_structured)
+@register(StructuredPrune, check=needs_architecture("structured pruning"))
 def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
                progress: Progress | None = None) -> LoadedModel:
     import torch_pruning as tp

@@ -11,7 +11,6 @@ parameters themselves. Accuracy is that of the rounded weights; the compact arch
 """
 from __future__ import annotations
 
-import copy
 import enum
 import re
 from dataclasses import dataclass
@@ -23,18 +22,12 @@ import torch.nn.utils.parametrize as parametrize
 from core.data import DataSet
 from core.models import LoadedModel
 from core.prune import prunable_weights
-from core.registry import SpecError, register
+from core.registry import SpecError, needs_architecture, register
 from core.train import Progress, recalibrate_bn_, train_
 
 
-class Granularity(str, enum.Enum):
-    PER_CHANNEL = "per_channel"
-    PER_TENSOR = "per_tensor"
-
-
-class Scheme(str, enum.Enum):
-    SYMMETRIC = "symmetric"
-    AFFINE = "affine"
+Granularity = enum.Enum("Granularity", [("PER_CHANNEL", "per_channel"), ("PER_TENSOR", "per_tensor")], type=str)
+Scheme = enum.Enum("Scheme", [("SYMMETRIC", "symmetric"), ("AFFINE", "affine")], type=str)
 
 
 def _check_bits(bits: int) -> None:
@@ -110,14 +103,7 @@ class _STEFakeQuant(nn.Module):
         return w + (fake_quantize(w, self.cfg.bits, self.cfg.granularity, self.cfg.scheme) - w).detach()
 
 
-def _why_not_quant(model: LoadedModel, cfg: WeightQuant) -> str | None:
-    if cfg.qat_epochs and model.arch is None:
-        return (f"{model.name} is a fixed graph (TorchScript / torch.export): quantization-aware training needs an "
-                "nn.Module; use plain k-bit rounding (qat_epochs 0) or load it as an architecture plus state_dict.")
-    return None
-
-
-@register(WeightQuant, check=_why_not_quant)
+@register(WeightQuant, check=needs_architecture("quantization-aware training", when=lambda cfg: cfg.qat_epochs > 0))
 def weight_quant(model: LoadedModel, cfg: WeightQuant, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
     """Every weight matrix / kernel rounded to 2^bits levels (QAT first when asked)."""

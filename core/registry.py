@@ -56,6 +56,16 @@ def why_not(model, config: Any) -> str | None:
     return check(model, config) if check else None
 
 
+def needs_architecture(what: str, when: Callable[[Any], bool] = lambda cfg: True) -> Callable:
+    """A check that refuses fixed graphs (TorchScript / torch.export), which edgetrim cannot rebuild."""
+    def check(model, config) -> str | None:
+        if model.arch is None and when(config):
+            return (f"{model.name} is a fixed graph (TorchScript / torch.export): {what} needs an nn.Module; "
+                    "load it as an architecture plus state_dict.")
+        return None
+    return check
+
+
 def config_to_dict(config: Any) -> dict:
     out: dict[str, Any] = {"_type": type(config).__name__}
     for f in dataclasses.fields(config):

@@ -22,9 +22,9 @@ from core import measure as ME
 from core import models as M
 from core import spec as S
 from core.store import Point, Store, point_key
+from core.train import Progress
 
 log = logging.getLogger("edgetrim")
-Progress = Callable[[int, int, str], None]
 
 
 class RunError(ValueError):

@@ -19,8 +19,8 @@ from typing import Callable
 from core import runner as R
 from core.grid import SweepConfig, SweepError, expand
 from core.store import Point, Store, point_key
+from core.train import Progress
 
-Progress = Callable[[int, int, str], None]
 EXECUTORS = ("local", "ray")
 
 

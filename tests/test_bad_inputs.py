@@ -1,5 +1,4 @@
 """Bad input, one table: each row feeds edgetrim something wrong and asserts the one-sentence message."""
-import io
 import zipfile
 
 import numpy as np
@@ -8,7 +7,7 @@ import torch
 
 from core import data as D
 from core import models as M
-from core import grid, pareto, sweep
+from core import grid, pareto
 from core.store import SCHEMA_VERSION, Store
 
 

@@ -6,7 +6,7 @@ import torch
 
 from core import archive, describe, measure as ME, onnx_io, spec as S
 from core.distill import Distill
-from core.prune import Scope, StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
+from core.prune import StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
 from core.deploy import Float16, Int8
 from core.quantize import WeightQuant, WeightShare, fake_quantize
 from core.train import accuracy

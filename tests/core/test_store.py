@@ -124,7 +124,7 @@ def test_a_sweep_logs_in_to_a_password_protected_postgresql_store(pg_url, tmp_pa
     if "EDGETRIM_TEST_PG_URL" in os.environ:
         pytest.skip("SKIPPED LOUDLY: the password test needs the private server's pg_hba rule")
     with psycopg.connect(pg_url, autocommit=True) as con:
-        con.execute(f"DROP DATABASE IF EXISTS pwdb WITH (FORCE)")
+        con.execute("DROP DATABASE IF EXISTS pwdb WITH (FORCE)")
         con.execute(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")
         con.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 's3cret'")
         con.execute(f"CREATE DATABASE pwdb OWNER {PASSWORD_ROLE}")
