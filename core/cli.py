@@ -207,7 +207,7 @@ def cmd_sweep(args) -> None:
     def progress(done: int, total: int, message: str) -> None:
         bar.total = total
         bar.n = done
-        bar.set_postfix_str(message[-60:], refresh=False)
+        bar.set_postfix_str(message if len(message) <= 60 else "…" + message[-59:], refresh=False)
         bar.refresh()
 
     try:
@@ -263,6 +263,9 @@ def cmd_front(args) -> None:
     else:
         print(f"{len(fr)} of {len(df)} points on the ({', '.join(objectives)}) front")
         print(_show(fr))
+    if fr.empty and len(df):
+        print(f"No point of {args.run!r} has a value for every objective: a TorchScript or torch.export model has no "
+              "compact archive, an int8 file no PyTorch latency, and latency is absent when not measured.")
 
 
 def cmd_pick(args) -> None:

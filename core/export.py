@@ -113,6 +113,8 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     fmt = fmt or default_format(point.spec)
     if fmt not in FORMATS:
         raise ExportError(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
+    if str(out).endswith(("/", os.sep)):  # "-o out/" names a folder, made if missing
+        Path(out).mkdir(parents=True, exist_ok=True)
     out = Path(out)
     if out.is_dir():
         out = out / f"{point.model}-{point.spec.hash}-{fmt}{FORMATS[fmt]}"  # formats sharing a suffix never collide

@@ -17,6 +17,7 @@ import logging
 import logging.handlers
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,7 +237,8 @@ def _torch_log_held():
 
 def _load_graph(path: Path, kind: str):
     """A torch.export program or a TorchScript module, with torch's own log of a failure kept off the screen."""
-    with _torch_log_held() as logged:
+    with _torch_log_held() as logged, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated": a user's file is what it is
         try:
             return torch.export.load(path) if kind == "export" else torch.jit.load(str(path), map_location="cpu")
         except Exception as e:

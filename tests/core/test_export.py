@@ -53,6 +53,8 @@ def test_several_formats_of_one_point_in_one_folder_keep_their_own_files_and_car
     assert results[2].path.name == f"lenet5-{point.spec.hash}-onnx-int8.onnx"
     assert sorted(os.listdir(tmp_path)) == sorted([r.path.name for r in results] + [r.card_path.name for r in results])
     assert [json.loads(r.card_path.read_text())["format"] for r in results] == ["onnx", "onnx-fp16", "onnx-int8"]
+    into_new = export.export_point(point, model, data, "onnx", f"{tmp_path}/new/")  # "-o new/": a folder, made
+    assert into_new.path.parent == tmp_path / "new" and into_new.path.name == results[0].path.name
 
 
 def test_an_export_that_does_not_verify_leaves_no_file(swept, tmp_path):
