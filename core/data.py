@@ -4,8 +4,12 @@ Calibration and fine-tuning draw only from train and validation; accuracy is
 always reported on test. Every data set carries a fingerprint (a hash of its
 content and split) so stored results can say exactly what they were measured on.
 
-Sources: scikit-learn's bundled digits (no download), an ImageFolder directory,
-an ``.npz`` with ``x`` and ``y``, or MNIST-style IDX files.
+Sources: scikit-learn's bundled digits (no download), MNIST (``mnist``, fetched once
+through the package registry: core.mnist), an ImageFolder directory, an ``.npz`` with
+``x`` and ``y``, or MNIST-style IDX files. Where the data comes with its own splits (an
+``.npz`` with ``x_train``/``x_test``, an IDX folder with the ``t10k`` files, an
+ImageFolder with ``train/`` and ``test/``) those are kept and the test split is the
+official one; otherwise one fixed, stratified split is cut.
 """
 from __future__ import annotations
 
@@ -105,6 +109,30 @@ def split(x: np.ndarray, y: np.ndarray, name: str, seed: int = SEED,
     return DataSet(name, *splits, num_classes, fp)
 
 
+def given(parts: dict[str, tuple[np.ndarray, np.ndarray]], name: str, seed: int = SEED) -> DataSet:
+    """A data set with its own splits: `parts` has 'train' and 'test' (and maybe 'val') as (x, y).
+    Without a validation split, a stratified part of train becomes one; test is never touched."""
+    from sklearn.model_selection import train_test_split
+
+    checked = {k: _check(x, y, f"{name} ({k})") for k, (x, y) in parts.items()}
+    if "val" not in checked:
+        x, y = checked["train"]
+        try:
+            tr, va = train_test_split(np.arange(len(y)), test_size=VAL_FRACTION / (1 - TEST_FRACTION), stratify=y,
+                                      random_state=seed)
+        except ValueError as e:
+            raise DataError(f"{name}'s train split is too small to keep a validation part by class ({e}).") from e
+        tr, va = np.sort(tr), np.sort(va)
+        checked["train"], checked["val"] = (x[tr], y[tr]), (x[va], y[va])
+    shapes = {k: v[0].shape[1:] for k, v in checked.items()}
+    if len(set(shapes.values())) != 1:
+        raise DataError(f"{name}: the splits hold images of different shapes ({shapes}); give one shape.")
+    num_classes = max(int(y.max()) for _, y in checked.values()) + 1
+    splits = [Split(torch.from_numpy(checked[k][0]), torch.from_numpy(checked[k][1])) for k in ("train", "val", "test")]
+    fp = _hash(b"given", *(t.numpy().tobytes() for sp in splits for t in (sp.x, sp.y)))
+    return DataSet(name, *splits, num_classes, fp)
+
+
 def _check(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Bring images to float32 N x C x H x W and labels to int64, or say what is wrong."""
     x, y = np.asarray(x), np.asarray(y)
@@ -165,16 +193,28 @@ def load_digits(seed: int = SEED) -> DataSet:
     return split(d.images.astype(np.float32) / 16.0, d.target, "digits", seed)
 
 
-def load_npz(path: str | Path, seed: int = SEED) -> DataSet:
-    """An .npz holding `x` (images) and `y` (class indices). Never unpickles objects."""
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def load_npz(path: str | Path, seed: int = SEED, name: str | None = None) -> DataSet:
+    """An .npz holding `x` and `y` (one fixed split is cut), or `x_train`/`y_train`/`x_test`/`y_test` and maybe
+    `x_val`/`y_val` (the layout Keras writes for mnist.npz: those splits are kept). Never unpickles objects."""
     path = Path(path)
+    name = name or path.stem
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(f"{path.name} is larger than the {MAX_FILE_BYTES >> 20} MB edgetrim reads.")
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
+            files = set(f.files)
+            if {"x_train", "y_train", "x_test", "y_test"} <= files:
+                parts = {k: (f[f"x_{k}"], f[f"y_{k}"]) for k in SPLIT_NAMES if {f"x_{k}", f"y_{k}"} <= files}
+                return given(parts, name, seed)
+            if any(k.startswith(("x_", "y_")) for k in files) and not {"x", "y"} <= files:
+                raise DataError(f"{path.name} has some split arrays but not all of x_train, y_train, x_test, y_test.")
+            missing = [k for k in ("x", "y") if k not in files]
             if missing:
-                raise DataError(f"{path.name} has no array named {missing[0]!r}; save images as x and labels as y.")
+                raise DataError(f"{path.name} has no array named {missing[0]!r}; save images as x and labels as y "
+                                "(or x_train, y_train, x_test, y_test).")
             x, y = f["x"], f["y"]
     except DataError:
         raise
@@ -182,19 +222,47 @@ def load_npz(path: str | Path, seed: int = SEED) -> DataSet:
         raise DataError(f"{path.name} holds Python objects, which edgetrim does not unpickle; save plain arrays.") from e
     except Exception as e:
         raise DataError(f"{path.name} is not a readable .npz file ({type(e).__name__}).") from e
-    return split(x, y, path.stem, seed)
+    return split(x, y, name, seed)
+
+
+def load_mnist(seed: int = SEED) -> DataSet:
+    """MNIST with its own splits: 50,000 train / 10,000 validation / 10,000 official test (core.mnist)."""
+    from core import mnist
+
+    return load_npz(mnist.ensure(), seed, name="mnist")
 
 
 def load_image_folder(root: str | Path, size: tuple[int, int] | None = None, seed: int = SEED) -> DataSet:
-    """root/<class>/<image>: classes are the sorted folder names; images resized to `size` (default: the first's)."""
+    """root/<class>/<image>: classes are the sorted folder names; images resized to `size` (default: the first's).
+    root/train/<class>/... and root/test/<class>/... (and maybe val/): those splits are kept."""
+    root = Path(root)
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        first = _read_folder(root / "train", None, size)
+        classes, size = first[2], first[3]
+        parts = {"train": first[:2]}
+        for k in ("val", "test"):
+            if (root / k).is_dir():
+                x, y, names, _ = _read_folder(root / k, classes, size)
+                parts[k] = (x, y)
+        return given(parts, root.name, seed)
+    x, y, _, _ = _read_folder(root, None, size)
+    return split(x, y, root.name, seed)
+
+
+def _read_folder(root: Path, classes: list[str] | None, size):
+    """(images, labels, class names, size) of root/<class>/<image>; `classes` fixes the label order."""
     from PIL import Image, UnidentifiedImageError
 
-    root = Path(root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is not None and set(found) - set(classes):
+        raise DataError(f"{root.name}/ has classes the train/ folder lacks: {sorted(set(found) - set(classes))[:3]}.")
+    classes = classes or found
     if len(classes) < 2:
         raise DataError(f"{root.name} needs one sub-folder per class, at least two; found {len(classes)}.")
     images, labels = [], []
     for label, cls in enumerate(classes):
+        if not (root / cls).is_dir():
+            continue
         for f in sorted((root / cls).iterdir()):
             if f.name.startswith(".") or f.is_dir():
                 continue
@@ -212,7 +280,7 @@ def load_image_folder(root: str | Path, size: tuple[int, int] | None = None, see
     size = size or images[0].size
     mode = "RGB" if any(im.mode == "RGB" for im in images) else "L"
     arr = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR)) for im in images])
-    return split(arr, np.array(labels), root.name, seed)
+    return arr, np.array(labels), classes, size
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -277,13 +345,19 @@ def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
 
 
+BUILT_IN = ("digits", "mnist")
+
+
 def load_data(source: str = "digits", seed: int = SEED) -> DataSet:
-    """Resolve a data source: 'digits', an .npz, an ImageFolder directory, or a directory of IDX files."""
+    """Resolve a data source: 'digits', 'mnist', an .npz, an ImageFolder directory, or a directory of IDX files."""
     if source == "digits":
         return load_digits(seed)
+    if source == "mnist":
+        return load_mnist(seed)
     path = Path(source)
     if not path.exists():
-        raise DataError(f"No data at {source!r}; give 'digits', an .npz file, an ImageFolder or an IDX directory.")
+        raise DataError(f"No data at {source!r}; give 'digits', 'mnist', an .npz file, an ImageFolder or an IDX "
+                        "directory.")
     if path.is_file():
         if path.suffix == ".npz":
             return load_npz(path, seed)
@@ -292,7 +366,13 @@ def load_data(source: str = "digits", seed: int = SEED) -> DataSet:
     if idx:
         imgs = [p for p in idx if "idx3" in p.name]
         labs = [p for p in idx if "idx1" in p.name]
+        test_imgs, test_labs = [p for p in imgs if p.name.startswith("t10k")], [p for p in labs if p.name.startswith("t10k")]
+        if len(imgs) == len(labs) == 2 and len(test_imgs) == len(test_labs) == 1:  # train-* and t10k-*: MNIST's layout
+            train_imgs, train_labs = [p for p in imgs if p not in test_imgs], [p for p in labs if p not in test_labs]
+            return given({"train": (read_idx(train_imgs[0]), read_idx(train_labs[0])),
+                          "test": (read_idx(test_imgs[0]), read_idx(test_labs[0]))}, path.name, seed)
         if len(imgs) != 1 or len(labs) != 1:
-            raise DataError(f"{path.name} must hold exactly one idx3 (images) and one idx1 (labels) file.")
+            raise DataError(f"{path.name} must hold one idx3 (images) and one idx1 (labels) file, or the train-* and "
+                            "t10k-* pairs MNIST ships as.")
         return load_idx(imgs[0], labs[0], seed)
     return load_image_folder(path, seed=seed)

