@@ -3,25 +3,33 @@
 A model source is what a sweep file takes: a sample name, or {path, arch, input_shape}
 for an uploaded file. It travels through st.session_state as JSON so every page and
 every cached call agrees on it.
+
+Work that builds, measures or exports a model (a baseline, an Explore point, a
+sensitivity table, an export) runs under one process-wide lock: Streamlit runs
+each session's reruns in threads, and torch.export must not run twice at once.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+import threading
 from pathlib import Path
 
 import streamlit as st
 
 from core import data as D
+from core import export
 from core import measure as ME
 from core import models as M
 from core import prune
 from core import spec as S
-from core import sweep
+from core import runner
 from core import cache_dir
-from core.store import Store, default_path
+from core.store import Store
 
 EXPLORE_RUN = "explore"
+WORK_LOCK = threading.Lock()  # one model build / measurement / export at a time in this process
 
 
 def current_sources() -> tuple[str, str]:
@@ -31,12 +39,12 @@ def current_sources() -> tuple[str, str]:
 
 
 def model_label(model_json: str) -> str:
-    return sweep.model_name(json.loads(model_json))
+    return runner.model_name(json.loads(model_json))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def model(model_json: str) -> M.LoadedModel:
-    return sweep.open_model(json.loads(model_json))
+    return runner.open_model(json.loads(model_json))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -46,7 +54,9 @@ def dataset(source: str = "digits") -> D.DataSet:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def baseline(model_json: str, data_source: str = "digits") -> dict:
-    return ME.measure(model(model_json), dataset(data_source), budget_s=0.1).to_dict()
+    lm, data = model(model_json), dataset(data_source)
+    with WORK_LOCK:
+        return ME.measure(lm, data, budget_s=0.1).to_dict()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -55,26 +65,60 @@ def layers(model_json: str) -> list[dict]:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def explore_point(model_json: str, data_source: str, spec_json: str) -> dict:
+def explore_point(model_json: str, data_source: str, spec_json: str, _progress=None) -> dict:
     """Metrics of one Spec: from the store when seen before, else computed now and stored (run 'explore')."""
     lm, data = model(model_json), dataset(data_source)
     spec = S.Spec.from_json(spec_json)
-    store = Store()
-    try:
-        store.add_run(EXPLORE_RUN, {"model": json.loads(model_json), "data": data_source}, lm.name, data.name)
-        key = sweep.run_points(json.loads(model_json), data_source, [spec], [0], EXPLORE_RUN, str(default_path()),
-                               {"budget_s": 0.05})[0]
-        point = store.get(key)
-    finally:
-        store.close()
-    if point.status != "ok":
-        raise ValueError(f"{spec.label} could not be computed: {point.error}")
+    run = explore_run(model_json, data_source)
+    with WORK_LOCK:
+        store = Store()
+        try:
+            store.add_run(run, {"model": json.loads(model_json), "data": data_source}, lm.name, data.name)
+            # a failure here is the app's or the machine's, not the point's: raised, never stored as its result
+            point = runner.run_group(store, run, json.loads(model_json), data_source, [spec], [0],
+                                     {"budget_s": 0.05}, progress=_progress, store_failures=False)[0]
+        finally:
+            store.close()
     return point.metrics.to_dict()
+
+
+def explore_run(model_json: str, data_source: str) -> str:
+    """The run that keeps one model's Explore points: one per model and data, so Export rebuilds each point
+    on the model it was measured on."""
+    digest = hashlib.sha256(f"{model_json}|{data_source}".encode()).hexdigest()[:6]
+    return f"{EXPLORE_RUN} · {model_label(model_json)} · {data_source if data_source == 'digits' else Path(data_source).stem} · {digest}"
+
+
+def is_explore_run(name: str) -> bool:
+    return name == EXPLORE_RUN or name.startswith(f"{EXPLORE_RUN} · ")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def sensitivity(model_json: str, data_source: str, ratios: tuple[float, ...]) -> list[dict]:
-    return prune.sensitivity(model(model_json), dataset(data_source), ratios)
+    lm, data = model(model_json), dataset(data_source)
+    with WORK_LOCK:
+        return prune.sensitivity(lm, data, ratios)
+
+
+def export_point(key: str, fmt: str) -> dict:
+    """Rebuild the stored point `key`, write it as `fmt`, reload and re-score it (under the lock).
+    Returns the file, its model card and the reloaded accuracy; never cached (it writes files)."""
+    store = Store()
+    try:
+        point = store.get(key)
+        runs = store.runs_of(key)
+        cfg = store.run_config(runs[0]) if runs else None
+    finally:
+        store.close()
+    if point is None or cfg is None:
+        raise ValueError("That point is no longer in the results store; choose another on the Trade-offs page.")
+    lm = model(json.dumps(cfg["model"], sort_keys=True) if isinstance(cfg["model"], dict) else json.dumps(cfg["model"]))
+    data = dataset(cfg["data"])
+    out = Path(tempfile.mkdtemp(prefix="edgetrim-export-"))
+    with WORK_LOCK:
+        result = export.export_point(point, lm, data, fmt, out)
+    return {"key": key, "format": fmt, "path": str(result.path), "card": str(result.card_path),
+            "accuracy": result.reloaded_accuracy}
 
 
 def run_table(run: str):

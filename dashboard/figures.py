@@ -2,75 +2,139 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 
 from core import pareto
+from dashboard import fmt
 
 FAMILY_COLOURS = {"baseline": "#111827", "pruning": "#2563eb", "quantization": "#16a34a",
                   "distillation": "#d97706", "combined": "#9333ea"}
-AXIS_TITLES = {"onnx_bytes": "ONNX file (bytes, log)", "archive_bytes": "compact archive (bytes, log)",
-               "ort_b1_ms": "ONNX Runtime latency, batch 1 (ms, log)",
-               "torch_b1_ms": "PyTorch latency, batch 1 (ms, log)", "macs": "MACs (log)"}
+# objective -> (axis title, factor from the stored column to the axis unit)
+AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
+        "archive": ("compact archive (KB, log scale)", 1 / 1024),
+        "latency": ("ONNX Runtime latency, batch 1 (ms, log scale)", 1.0),
+        "torch_latency": ("PyTorch latency, batch 1 (ms, log scale)", 1.0),
+        "macs": ("multiply-accumulates per input (millions, log scale)", 1e-6)}
 SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x"]
+
+
+def human(objective: str, value: float | None) -> str:
+    """A value of `objective` as a person reads it: '12.3 KB', '0.392 ms', '1.23 M MACs'."""
+    if value is None or value != value:
+        return "n/a"
+    if objective in ("size", "archive"):
+        return fmt.size(value)
+    if objective in ("latency", "torch_latency"):
+        return fmt.ms(value)
+    return f"{fmt.count(value)} MACs" if objective == "macs" else f"{value:,.4g}"
 
 
 def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recommended: str | None = None,
              selected: str | None = None) -> go.Figure:
-    """Accuracy against `objective` (log x): points by family (symbol by run), each family's Pareto front
-    as a line, the floor as a horizontal line, the recommended point ringed."""
+    """Accuracy against `objective` (log x, human units): points by family (symbol by run), each
+    family's Pareto front as a line, the floor as a dashed line, the recommended point in a large
+    red ring and the selected one in a smaller teal diamond (both stay visible on the same point)."""
     col = pareto.OBJECTIVES[objective][0]
+    title, scale = AXES[objective]
     ok = df[df["status"] == "ok"].dropna(subset=[col, "accuracy"]).copy()
     ok["accuracy %"] = 100 * ok["accuracy"]
+    ok["x"] = ok[col] * scale
+    ok["x text"] = [human(objective, v) for v in ok[col]]
     runs = list(dict.fromkeys(ok["run"]))
     fig = go.Figure()
     for (family, run), g in ok.groupby(["family", "run"], sort=False):
         fig.add_trace(go.Scatter(
-            x=g[col], y=g["accuracy %"], mode="markers", name=f"{family}" + (f" · {run}" if len(runs) > 1 else ""),
-            legendgroup=family, customdata=g[["key", "label"]].to_numpy(),
+            x=g["x"], y=g["accuracy %"], mode="markers", name=f"{family}" + (f" · {run}" if len(runs) > 1 else ""),
+            legendgroup=family, customdata=g[["key", "label", "x text", "run"]].to_numpy(),
             marker=dict(color=FAMILY_COLOURS.get(family, "#6b7280"), size=9, opacity=0.8,
                         symbol=SYMBOLS[runs.index(run) % len(SYMBOLS)]),
-            hovertemplate="%{customdata[1]}<br>accuracy %{y:.2f} %<br>" + col + " %{x:,.4g}<extra>%{customdata[0]}</extra>"))
+            hovertemplate="<b>%{customdata[1]}</b><br>accuracy %{y:.2f} %<br>" + title.split(" (")[0]
+                          + " %{customdata[2]}<br>run %{customdata[3]}<extra></extra>"))
     by = ["run", "family"] if len(runs) > 1 else ["family"]
-    for keys, g in ok.groupby(by, sort=False):
+    for _, g in ok.groupby(by, sort=False):
         fr = pareto.front(g, ["accuracy", objective])
         family = g["family"].iloc[0]
         if len(fr) > 1:
-            fig.add_trace(go.Scatter(x=fr[col], y=100 * fr["accuracy"], mode="lines", line=dict(
+            fig.add_trace(go.Scatter(x=fr[col] * scale, y=100 * fr["accuracy"], mode="lines", line=dict(
                 color=FAMILY_COLOURS.get(family, "#6b7280"), width=1.5, shape="hv",
                 dash="solid" if runs.index(g["run"].iloc[0]) == 0 else "dot"),
                 name=f"front: {family}" + (f" · {g['run'].iloc[0]}" if len(runs) > 1 else ""),
                 legendgroup=family, hoverinfo="skip", showlegend=False))
     if floor is not None:
         fig.add_hline(y=100 * floor, line=dict(color="#dc2626", dash="dash"),
-                      annotation_text=f"floor {100 * floor:.2f} %", annotation_position="bottom right")
-    for key, colour, label in ((recommended, "#dc2626", "recommended"), (selected, "#0f766e", "selected")):
+                      annotation_text=f"floor {100 * floor:.1f} %", annotation_position="bottom right")
+    rings = ((recommended, "recommended", dict(size=26, symbol="circle-open", color="#dc2626", line=dict(width=3))),
+             (selected, "selected", dict(size=15, symbol="diamond-open", color="#0f766e", line=dict(width=3))))
+    for key, label, marker in rings:
         hit = ok[ok["key"] == key]
         if key and len(hit):
-            fig.add_trace(go.Scatter(x=hit[col], y=hit["accuracy %"], mode="markers", name=label,
-                                     marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(color=colour, width=3)),
+            fig.add_trace(go.Scatter(x=hit["x"], y=hit["accuracy %"], mode="markers", name=label, marker=marker,
                                      hoverinfo="skip"))
-    fig.update_xaxes(type="log", title=AXIS_TITLES.get(col, col))
+    fig.update_xaxes(type="log", title=title)
     fig.update_yaxes(title="test accuracy (%)")
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
                       clickmode="event+select")
     return fig
 
 
+# colour of a sensitivity cell: its accuracy change against the unpruned model, in points
+DROP_SCALE = [[0.0, "#b91c1c"], [0.5, "#f97316"], [0.8, "#facc15"], [0.95, "#86efac"], [1.0, "#15803d"]]
+WORST_DROP = -20.0   # this many points below the unpruned model (or worse) is full red
+
+
 def sensitivity_heatmap(rows: list[dict]) -> go.Figure:
+    """Validation accuracy after pruning each layer alone: equal columns per ratio ('25 %', ...),
+    each cell coloured by its change against the unpruned model (a drop is red)."""
+    unpruned = next((r["accuracy"] for r in rows if r["layer"] == "(none)"), None)
     df = pd.DataFrame([r for r in rows if r["layer"] != "(none)"])
-    grid = df.pivot(index="layer", columns="ratio", values="accuracy") * 100
+    if unpruned is None:
+        unpruned = float(df["accuracy"].max())
+    grid = df.pivot(index="layer", columns="ratio", values="accuracy")
     grid = grid.loc[list(dict.fromkeys(df["layer"]))]
-    fig = px.imshow(grid, text_auto=".1f", aspect="auto", color_continuous_scale="RdYlGn", zmin=0, zmax=100,
-                    labels=dict(x="fraction of the layer's weights pruned", y="layer", color="val. accuracy %"))
+    ratios = list(grid.columns)
+    labels = [f"{100 * r:g} %" for r in ratios]
+    change = (grid - unpruned) * 100
+    text = [[f"{100 * v:.1f} %" for v in row] for row in grid.to_numpy()]
+    fig = go.Figure(go.Heatmap(
+        z=change.clip(lower=WORST_DROP, upper=0).to_numpy(), x=labels, y=list(grid.index), text=text,
+        texttemplate="%{text}", zmin=WORST_DROP, zmax=0, colorscale=DROP_SCALE, xgap=2, ygap=2,
+        customdata=change.to_numpy(),
+        hovertemplate="%{y} pruned %{x}: %{text} (%{customdata:+.1f} pt)<extra></extra>",
+        colorbar=dict(title=dict(text="change vs<br>unpruned (pt)"), ticksuffix=" pt")))
+    fig.update_xaxes(type="category", title=f"share of the layer's weights pruned (unpruned: {100 * unpruned:.1f} %)")
+    fig.update_yaxes(type="category", title="layer", autorange="reversed")
     fig.update_layout(height=max(250, 28 * len(grid) + 120), margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
 
-def latency_bars(latency: list[dict]) -> go.Figure:
+CLIP = 3.0  # a p90 whisker is drawn up to this many medians; longer ones are clipped and counted
+
+
+def latency_bars(latency: list[dict]) -> tuple[go.Figure, int]:
+    """Median latency bars per runtime and batch with a p10-p90 whisker (only up to p90 for points
+    stored without p10), the top clipped at CLIP x the median so a few slow calls cannot dwarf the
+    bars; log scale when the medians span more than 10x. Returns the figure and how many whiskers
+    were clipped."""
     df = pd.DataFrame(latency)
-    df["batch"] = "batch " + df["batch"].astype(str)
-    fig = px.bar(df, x="runtime", y="median_ms", color="batch", barmode="group", error_y=df["p90_ms"] - df["median_ms"],
-                 labels=dict(median_ms="median ms (bar: p90)"))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    if "p10_ms" not in df:
+        df["p10_ms"] = None
+    df["runtime name"] = df["runtime"].map({"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}).fillna(df["runtime"])
+    df["top"] = df["p90_ms"].clip(upper=CLIP * df["median_ms"])
+    df["bottom"] = df["p10_ms"].fillna(df["median_ms"]).clip(upper=df["median_ms"])
+    clipped = int((df["p90_ms"] > CLIP * df["median_ms"]).sum())
+    fig = go.Figure()
+    for batch, g in df.groupby("batch", sort=True):
+        fig.add_trace(go.Bar(
+            x=g["runtime name"], y=g["median_ms"], name=f"batch {batch}",
+            error_y=dict(type="data", symmetric=False, array=(g["top"] - g["median_ms"]).to_numpy(),
+                         arrayminus=(g["median_ms"] - g["bottom"]).to_numpy()),
+            text=[fmt.ms(v) for v in g["median_ms"]], textposition="outside", cliponaxis=False,
+            customdata=g[["p90_ms", "repeats"]].to_numpy(),
+            hovertemplate="%{x}, " + f"batch {batch}" + ": median %{y:.3g} ms, p90 %{customdata[0]:.3g} ms "
+                          "(%{customdata[1]} calls)<extra></extra>"))
+    log = df["median_ms"].max() / max(df["median_ms"].min(), 1e-9) > 10
+    fig.update_yaxes(title="median ms per call" + (" (log scale)" if log else ""), type="log" if log else "linear",
+                     **({} if log else {"rangemode": "tozero"}))
+    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=-0.15))
+    return fig, clipped

@@ -1,7 +1,9 @@
 """Sweeps launched from the dashboard run as `edgetrim sweep` processes, so they outlive a page reload.
 
 The page only starts the process and reads the results store; the process writes a
-pid file and a log beside its sweep file in the cache folder.
+pid file and a log beside its sweep file in the cache folder. That sweep file is the
+job's own record: after a page reload the Sweep page rebuilds its form, its total and
+its progress from it.
 """
 from __future__ import annotations
 
@@ -68,6 +70,23 @@ def stop(run: str) -> None:
             os.kill(int(pid_file.read_text()), 2)  # SIGINT: the sweep stops after the point in flight
         except (ValueError, OSError):
             pass
+
+
+def config(run: str) -> dict | None:
+    """The sweep file a job was started with, or None when there is no such job."""
+    path = folder() / f"{safe_name(run)}.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def latest() -> str | None:
+    """The most recently started job that still has its sweep file (a running one first)."""
+    pids = sorted(folder().glob("*.pid"), key=lambda p: p.stat().st_mtime, reverse=True)
+    names = [p.stem for p in pids if p.with_suffix(".yaml").exists()]
+    return next((n for n in names if is_running(n)), names[0] if names else None)
 
 
 def log_tail(run: str, lines: int = 5) -> str:

@@ -3,29 +3,42 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import describe
 from core import measure as ME
 from core import spec as S
 from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune
 from core.quantize import Float16, Int8, WeightQuant
-from dashboard import cache
+from dashboard import cache, fmt, state
 
 FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
 EXTRA_FORMATS = {"int8 (ONNX Runtime)": Int8(), "fp16 (ONNX Runtime)": Float16()}
 
 
 def build_spec() -> S.Spec:
-    """The Spec the widgets describe (widget keys keep the choices across pages)."""
+    """The Spec the widgets describe (each choice kept under an app-owned key, see dashboard/state.py)."""
     c1, c2 = st.columns(2)
-    sparsity = c1.slider("Sparsity (%)", 0, 95, 0, 5, key="sparsity")
-    kind = c1.radio("Pruning", ["unstructured", "structured"], horizontal=True, key="prune_kind",
-                    help="unstructured zeroes single weights; structured removes whole channels and neurons")
-    finetune = c1.number_input("Fine-tuning epochs after pruning", 0, 20, 0, key="finetune_epochs")
-    bits = c2.select_slider("Weight bits", FORMATS, value="fp32", key="bits")
-    runtime_format = c2.radio("Number format", ["as the bits say", *EXTRA_FORMATS], horizontal=True,
-                              key="runtime_format", help="int8 and fp16 are real ONNX Runtime files")
-    width = c2.select_slider("Student width (distillation)", [0.25, 0.5, 0.75, 1.0], value=1.0, key="student_width",
-                             help="below 1.0 a narrower student is trained on the model's soft labels (slow once)")
+    sparsity = state.widget(c1.slider, "Sparsity (%)", 0, 95, step=5, key="explore.sparsity", default=0,
+                            help="Share of the weights set to zero (unstructured) or of the channels and neurons "
+                                 "removed (structured), smallest magnitudes first. 0 = no pruning.")
+    kind = state.widget(c1.radio, "Pruning", key="explore.prune_kind", default="unstructured",
+                        options=["unstructured", "structured"], horizontal=True,
+                        help="unstructured zeroes single weights (smaller archive, same dense shapes); "
+                             "structured removes whole channels and neurons (a smaller, faster model)")
+    finetune = state.widget(c1.number_input, "Fine-tuning epochs after pruning", min_value=0, max_value=20, step=1,
+                            key="explore.finetune_epochs", default=0,
+                            help="Passes over the training split after pruning to win back accuracy; "
+                                 "0 = prune only. Each epoch adds a few seconds to a new point.")
+    bits = state.widget(c2.select_slider, "Weight bits", key="explore.bits", default="fp32", options=FORMATS,
+                        help="Bits per weight after quantization (one scale per output channel); fp32 = no "
+                             "quantization. Fewer bits make the compact archive smaller and may cost accuracy.")
+    runtime_format = state.widget(c2.radio, "Number format", key="explore.runtime_format", default="as the bits say",
+                                  options=["as the bits say", *EXTRA_FORMATS], horizontal=True,
+                                  help="int8 and fp16 are real ONNX Runtime files (integer or half-precision "
+                                       "kernels); 'as the bits say' uses the weight bits above")
+    width = state.widget(c2.select_slider, "Student width (distillation)", key="explore.student_width", default=1.0,
+                         options=[0.25, 0.5, 0.75, 1.0],
+                         help="below 1.0 a narrower student is trained on the model's soft labels (slow once)")
     prune = None
     if sparsity:
         make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
@@ -34,9 +47,22 @@ def build_spec() -> S.Spec:
     return S.Spec(distill=None if width == 1.0 else Distill(width=width), prune=prune, quantize=quant)
 
 
-def _delta(new, old, fmt: str, scale: float = 1.0) -> str | None:
-    """The change as text, or None (no arrow) when there is none to show."""
-    return None if new is None or old is None or new == old else fmt.format((new - old) * scale)
+LATENCY_NOISE = 0.20  # a latency difference smaller than this share of the baseline is never shown
+
+
+def _latency_delta(new: ME.Latency | None, old: ME.Latency | None) -> str | None:
+    """The latency change, only when it is beyond noise: more than 20 % of the baseline AND the
+    point's and the baseline's [median, p90] ranges do not overlap."""
+    if new is None or old is None:
+        return None
+    apart = new.median_ms > old.p90_ms or old.median_ms > new.p90_ms
+    if not apart or abs(new.median_ms - old.median_ms) <= LATENCY_NOISE * old.median_ms:
+        return None
+    return fmt.ms_delta(new.median_ms, old.median_ms)
+
+
+def _latency(m: ME.Metrics, runtime: str, batch: int) -> ME.Latency | None:
+    return next((l for l in m.latency if l.runtime == runtime and l.batch == batch), None)
 
 
 def main() -> None:
@@ -46,33 +72,45 @@ def main() -> None:
                "from the results store.")
     spec = build_spec()
     try:
-        base = ME.Metrics.from_dict(cache.baseline(model_json, data_source))
+        with st.spinner("Measuring the baseline…"):
+            base = ME.Metrics.from_dict(cache.baseline(model_json, data_source))
         with st.spinner(f"Computing {spec.label}…"):
             m = ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json()))
-    except ValueError as e:
-        st.error(str(e))
+    except Exception as e:  # one sentence, never a traceback or colour codes
+        st.error(f"This point could not be computed: {fmt.one_sentence(e)} Change a setting, or try again.")
         return
     st.session_state["explore_spec"] = spec.to_json()
-    st.markdown(f"**{spec.label}** · `{spec.hash}`")
+    st.markdown(f"**{spec.label}**")
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{100 * m.accuracy:.2f} %", _delta(m.accuracy, base.accuracy, "{:+.2f} pt", 100))
-    cols[1].metric("ONNX file", f"{m.onnx_bytes / 1024:,.1f} KB",
-                   _delta(m.onnx_bytes, base.onnx_bytes, "{:+,.1f} KB", 1 / 1024), delta_color="inverse")
-    cols[2].metric("Compact archive", f"{m.archive_bytes / 1024:,.1f} KB" if m.archive_bytes else "n/a",
-                   _delta(m.archive_bytes, base.archive_bytes, "{:+,.1f} KB", 1 / 1024), delta_color="inverse")
-    cols[3].metric("Non-zeros", f"{m.nonzero_params:,}", _delta(m.nonzero_params, base.nonzero_params, "{:+,}"),
+    cols[0].metric("Test accuracy", fmt.pct(m.accuracy), fmt.points_delta(m.accuracy, base.accuracy))
+    cols[1].metric("ONNX file", fmt.size(m.onnx_bytes), fmt.size_delta(m.onnx_bytes, base.onnx_bytes),
+                   delta_color="inverse")
+    cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "n/a",
+                   fmt.size_delta(m.archive_bytes, base.archive_bytes), delta_color="inverse")
+    cols[3].metric("Non-zeros", f"{m.nonzero_params:,}", fmt.count_delta(m.nonzero_params, base.nonzero_params),
                    delta_color="inverse")
     cols = st.columns(4)
+    hidden = 0
     for col, (runtime, batch) in zip(cols, [("onnxruntime", 1), ("onnxruntime", 32), ("pytorch", 1), ("pytorch", 32)]):
-        new, old = m.latency_ms(runtime, batch), base.latency_ms(runtime, batch)
+        new, old = _latency(m, runtime, batch), _latency(base, runtime, batch)
+        delta = None if spec.family == "baseline" else _latency_delta(new, old)  # the baseline against itself: noise
+        hidden += delta is None and new is not None and old is not None and new.median_ms != old.median_ms
         col.metric(f"{'ORT' if runtime == 'onnxruntime' else 'PyTorch'} batch {batch}",
-                   "n/a" if new is None else f"{new:.3f} ms", _delta(new, old, "{:+.3f} ms"), delta_color="inverse")
+                   "n/a" if new is None else fmt.ms(new.median_ms), delta, delta_color="inverse",
+                   help=None if new is None else f"median of {new.repeats} calls; p90 {fmt.ms(new.p90_ms)}")
+    if hidden:
+        st.caption(f"Latency differences below measurement noise are not shown (a change must exceed "
+                   f"{100 * LATENCY_NOISE:.0f} % and the median-to-p90 ranges of point and baseline must not overlap).")
     cols = st.columns(4)
-    cols[0].metric("Parameters", f"{m.params:,}", _delta(m.params, base.params, "{:+,}"), delta_color="inverse")
-    cols[1].metric("MACs", f"{m.macs / 1e6:.3f} M", _delta(m.macs, base.macs, "{:+.3f} M", 1e-6), delta_color="inverse")
-    cols[2].metric("Baseline accuracy", f"{100 * base.accuracy:.2f} %")
-    cols[3].metric("Baseline ONNX file", f"{base.onnx_bytes / 1024:,.1f} KB")
-    for note in m.notes:
+    cols[0].metric("Parameters", f"{m.params:,}", fmt.count_delta(m.params, base.params), delta_color="inverse")
+    cols[1].metric("MACs", fmt.count(m.macs), fmt.count_delta(m.macs, base.macs), delta_color="inverse")
+    cols[2].metric("Baseline accuracy", fmt.pct(base.accuracy))
+    cols[3].metric("Baseline ONNX file", fmt.size(base.onnx_bytes))
+    for note in describe.notes(m):
         st.info(note)
     if m.latency and base.latency and m.params == base.params and m.nonzero_params < base.nonzero_params:
         st.caption("Same shapes as the baseline: any latency difference here is measurement noise.")
+
+
+if __name__ == "__main__":
+    main()

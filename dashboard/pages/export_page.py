@@ -1,22 +1,35 @@
-"""Export: the selected point's card, a format, and the verified file to download."""
+"""Export: the point chosen on Trade-offs, a format, and the verified file to download.
+
+The chosen point lives under the app-owned key "chosen_point" and the build under
+"export_result", so both survive this page's reruns and visits to other pages.
+"""
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
-from core import export, sweep
+from core import export, runner
 from core.store import Store
-from dashboard import cache
+from dashboard import cache, fmt, state
 
 FORMATS = list(export.FORMATS)
+FORMAT_NAMES = {"onnx": "ONNX, fp32", "onnx-fp16": "ONNX, fp16 weights", "onnx-int8": "ONNX, int8 (QDQ)",
+                "pt2": "PyTorch torch.export (.pt2)", "archive": "compact archive (.etz)"}
+
+
+def _build(key: str, fmt_name: str) -> None:
+    try:
+        with st.spinner("Rebuilding the model from its spec, writing, reloading and re-scoring…"):
+            st.session_state["export_result"] = cache.export_point(key, fmt_name)
+    except Exception as e:  # one sentence, never a traceback
+        st.session_state.pop("export_result", None)
+        st.error(f"The export did not complete: {fmt.one_sentence(e)}")
 
 
 def main() -> None:
     st.title("Export")
-    key = st.session_state.get("selected_key")
+    key = state.get("chosen_point")
     store = Store()
     try:
         point = store.get(key) if key else None
@@ -24,41 +37,40 @@ def main() -> None:
         cfg = store.run_config(runs[0]) if runs else None
     finally:
         store.close()
-    if point is None or cfg is None:
+    if point is None or cfg is None or point.metrics is None:
         st.info("Select a point on the Trade-offs page first (or keep the recommended one).")
         return
     m = point.metrics
     st.subheader(point.spec.label)
+    st.caption(f"From run {runs[0]} · model {runner.model_name(cfg['model'])} · data {cfg['data']}")
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{100 * m.accuracy:.2f} %")
-    cols[1].metric("ONNX file", f"{m.onnx_bytes / 1024:,.1f} KB")
-    cols[2].metric("Compact archive", f"{m.archive_bytes / 1024:,.1f} KB" if m.archive_bytes else "n/a")
-    lat = m.latency_ms("onnxruntime", 1)
-    cols[3].metric("ORT batch 1", f"{lat:.3f} ms" if lat else "n/a")
+    cols[0].metric("Test accuracy", fmt.pct(m.accuracy))
+    cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))
+    cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "n/a")
+    cols[3].metric("ORT batch 1", fmt.ms(m.latency_ms("onnxruntime", 1)))
     with st.expander("Spec and metrics"):
-        st.json({"spec": point.spec.to_dict(), "metrics": m.to_dict(), "key": point.key})
-    fmt = st.selectbox("Format", FORMATS, index=FORMATS.index(export.default_format(point.spec)), key="export_format",
-                       help="the default is the format the point was measured as")
+        st.json({"spec": point.spec.to_dict(), "metrics": m.to_dict()})
+    if state.get("export.format_for") != point.key:  # a new point: its own measured format first
+        state.put("export.format", export.default_format(point.spec))
+        st.session_state["export.format_for"] = point.key
+    fmt_name = state.widget(st.selectbox, "Format", key="export.format", default=export.default_format(point.spec),
+                            options=FORMATS, format_func=lambda f: FORMAT_NAMES.get(f, f),
+                            help="The default is the format the point was measured as.")
     if st.button("Build, reload and verify", type="primary", key="build_export"):
-        try:
-            with st.spinner("Rebuilding the model from its spec, writing, reloading and re-scoring…"):
-                lm = cache.model(json.dumps(cfg["model"], sort_keys=True) if isinstance(cfg["model"], dict)
-                                 else json.dumps(cfg["model"]))
-                data = cache.dataset(cfg["data"])
-                out = Path(tempfile.mkdtemp(prefix="edgetrim-export-"))
-                result = export.export_point(point, lm, data, fmt, out)
-            st.session_state["export_result"] = (str(result.path), str(result.card_path), result.reloaded_accuracy)
-        except (ValueError, RuntimeError) as e:
-            st.error(str(e))
+        _build(point.key, fmt_name)
     done = st.session_state.get("export_result")
-    if done and Path(done[0]).exists():
-        path, card, acc = Path(done[0]), Path(done[1]), done[2]
-        st.success(f"{path.name}: reloaded from disk it scores {100 * acc:.2f} % "
-                   f"(stored point {100 * m.accuracy:.2f} %).")
+    if done and done["key"] == point.key and done["format"] == fmt_name and Path(done["path"]).exists():
+        path, card = Path(done["path"]), Path(done["card"])
+        st.success(f"{path.name}: reloaded from disk it scores {fmt.pct(done['accuracy'])} "
+                   f"(stored point {fmt.pct(m.accuracy)}).")
         c1, c2 = st.columns(2)
-        c1.download_button(f"Download {path.name} ({path.stat().st_size:,} bytes)", path.read_bytes(),
-                           file_name=path.name, key="download_model")
+        c1.download_button(f"Download {path.name} ({fmt.size(path.stat().st_size)})", path.read_bytes(),
+                           file_name=path.name, key="download_model", on_click="ignore")
         c2.download_button("Download the model card (JSON)", card.read_bytes(), file_name=card.name,
-                           mime="application/json", key="download_card")
-    st.caption(f"Run `edgetrim export {runs[0]} {point.key[:10]} --format {fmt} -o <path>` for the same file "
-               f"from the command line ({sweep.model_name(cfg['model'])}).")
+                           mime="application/json", key="download_card", on_click="ignore")
+    st.caption(f"Run `edgetrim export {runs[0]} {point.key[:10]} --format {fmt_name} -o <path>` for the same file "
+               f"from the command line.")
+
+
+if __name__ == "__main__":
+    main()

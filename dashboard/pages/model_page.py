@@ -8,18 +8,19 @@ import streamlit as st
 from core import data as D
 from core import measure as ME
 from core import models as M
-from dashboard import cache, figures
+from dashboard import cache, figures, fmt, state
 
 MAX_UPLOAD = 200 * 2**20
 
 
 def _choose_model() -> None:
     samples = M.sample_names()
-    kind = st.radio("Model", ["Bundled sample", "Upload my own"], horizontal=True, key="model_kind")
+    kind = state.widget(st.radio, "Model", key="model.kind", default="Bundled sample",
+                        options=["Bundled sample", "Upload my own"], horizontal=True)
     if kind == "Bundled sample":
         current = json.loads(cache.current_sources()[0])
-        name = st.selectbox("Sample model", samples, key="model_name",
-                            index=samples.index(current) if current in samples else 0)
+        name = state.widget(st.selectbox, "Sample model", key="model.sample", options=samples,
+                            default=current if current in samples else samples[0])
         st.session_state["model_source"] = json.dumps(name)
         card = M.sample_card(name)
         st.caption(f"{card['arch']} · input {'x'.join(map(str, card['input_shape']))} · trained on {card['data']} "
@@ -27,20 +28,33 @@ def _choose_model() -> None:
         return
     with st.form("upload_model"):
         file = st.file_uploader("Model file: a state_dict (.pt/.pth), TorchScript (.pt/.ts) or torch.export (.pt2)",
-                                type=["pt", "pth", "ts", "pt2"])
-        arch = st.text_input("Architecture of a state_dict (mlp, lenet5 or tv:<torchvision name>)", "tv:resnet18")
-        shape = st.text_input("Input shape C x H x W", "3x64x64")
-        if st.form_submit_button("Load model") and file is not None:
-            try:
-                path = cache.save_upload(file, MAX_UPLOAD)
-                from core.cli import parse_shape
+                                type=["pt", "pth", "ts", "pt2"], key="model_upload")
+        arch = state.widget(st.text_input, "Architecture of a state_dict (mlp, lenet5 or tv:<torchvision name>)",
+                            key="model.arch", default="tv:resnet18", in_form=True)
+        shape = state.widget(st.text_input, "Input shape C x H x W", key="model.shape", default="3x64x64",
+                             in_form=True)
+        if st.form_submit_button("Load model"):
+            if file is None:
+                st.error("Choose a model file first.")
+            else:
+                _load_upload(file, arch, shape)
 
-                source = {"path": str(path), "arch": arch.strip() or None, "input_shape": list(parse_shape(shape))}
-                cache.model(json.dumps(source, sort_keys=True))  # load now, so errors show here
-                st.session_state["model_source"] = json.dumps(source, sort_keys=True)
-                st.success(f"Loaded {file.name}.")
-            except ValueError as e:
-                st.error(str(e))
+
+def _load_upload(file, arch: str, shape: str) -> None:
+    """Save, load and check the uploaded model now, so that errors show here, named as the person named the file."""
+    rename = {}
+    try:
+        path = cache.save_upload(file, MAX_UPLOAD)
+        rename = {str(path): file.name, path.name: file.name}
+        from core.cli import parse_shape
+
+        source = {"path": str(path), "arch": arch.strip() or None, "input_shape": list(parse_shape(shape))}
+        with st.spinner(f"Loading {file.name}…"):
+            cache.model(json.dumps(source, sort_keys=True))
+        st.session_state["model_source"] = json.dumps(source, sort_keys=True)
+        st.success(f"Loaded {file.name}.")
+    except Exception as e:  # any failure to read a user's file is said in one sentence, never as a traceback
+        st.error(fmt.one_sentence(e, rename))
 
 
 def _choose_data() -> None:
@@ -48,14 +62,15 @@ def _choose_data() -> None:
         file = st.file_uploader("Data file", type=["npz", "zip"], key="data_upload")
         c1, c2 = st.columns(2)
         if c1.button("Use this data", disabled=file is None):
+            path = None
             try:
                 path = cache.save_upload(file, MAX_UPLOAD)
                 if path.suffix == ".zip":
                     path = D.safe_extract_zip(path, path.with_suffix(""))
                 cache.dataset(str(path))
                 st.session_state["data_source"] = str(path)
-            except ValueError as e:
-                st.error(str(e))
+            except Exception as e:  # one sentence, never a traceback
+                st.error(fmt.one_sentence(e, {str(path): file.name, path.name: file.name} if path else None))
         if c2.button("Back to digits"):
             st.session_state["data_source"] = "digits"
 
@@ -70,27 +85,41 @@ def main() -> None:
             lm = cache.model(model_json)
             data = cache.dataset(data_source)
             m = ME.Metrics.from_dict(cache.baseline(model_json, data_source))
-    except ValueError as e:
-        st.error(str(e))
+    except Exception as e:  # one sentence, never a traceback
+        st.error(f"The baseline could not be measured: {fmt.one_sentence(e)}")
         return
     st.caption(f"Data: {data.describe()}. Accuracy is on the held-out test split.")
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{100 * m.accuracy:.2f} %", help=f"{m.test_samples} test images, ONNX Runtime")
-    cols[1].metric("ONNX file", f"{m.onnx_bytes / 1024:,.1f} KB")
-    cols[2].metric("ONNX Runtime, batch 1", f"{m.latency_ms('onnxruntime', 1):.3f} ms")
-    cols[3].metric("PyTorch, batch 1", f"{m.latency_ms('pytorch', 1):.3f} ms")
+    cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))
+    cols[2].metric("ONNX Runtime, batch 1", fmt.ms(m.latency_ms("onnxruntime", 1)))
+    cols[3].metric("PyTorch, batch 1", fmt.ms(m.latency_ms("pytorch", 1)))
     cols = st.columns(4)
     cols[0].metric("Parameters", f"{m.params:,}")
     cols[1].metric("Non-zeros", f"{m.nonzero_params:,}")
-    cols[2].metric("MACs", f"{m.macs / 1e6:.3f} M")
-    cols[3].metric("Compact archive", f"{m.archive_bytes / 1024:,.1f} KB" if m.archive_bytes else "n/a")
+    cols[2].metric("MACs", f"{fmt.count(m.macs)}")
+    cols[3].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "n/a")
     left, right = st.columns(2)
     with left:
         st.subheader("Latency")
-        st.plotly_chart(figures.latency_bars([l.__dict__ for l in m.latency]), key="latency_chart")
-        st.caption(f"{m.latency[0].threads} threads; median of repeated calls after warm-up, bars to p90.")
+        if m.latency:
+            fig, clipped = figures.latency_bars([l.__dict__ for l in m.latency])
+            st.plotly_chart(fig, key="latency_chart")
+            repeats = sorted({l.repeats for l in m.latency})
+            outliers = sum(getattr(l, "outliers", 0) for l in m.latency)
+            st.caption(f"Bars: median of {repeats[0]}–{repeats[-1]} timed calls per runtime and batch after a warm-up, "
+                       f"{m.latency[0].threads} threads; whiskers from the 10th to the 90th percentile"
+                       + (f", {clipped} clipped at {figures.CLIP:g}x the median" if clipped else "")
+                       + (f"; {outliers} calls slower than {ME.OUTLIER_FACTOR:g}x the median counted as outliers "
+                          "(the machine, not the model)" if outliers else "") + ".")
+        else:
+            st.info("Latency was not measured for this model.")
     with right:
         st.subheader("Layers")
         st.dataframe(cache.layers(model_json), hide_index=True, width="stretch", height=320)
     st.caption(f"Model: {lm.name} · {lm.arch or 'fixed graph'} · input {'x'.join(map(str, lm.input_shape))} · "
                f"{lm.num_classes} classes · weights fingerprint {lm.fingerprint}")
+
+
+if __name__ == "__main__":
+    main()

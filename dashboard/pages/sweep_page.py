@@ -1,81 +1,173 @@
-"""Sweep: choose the axes, see how many points that is, run it in the background and watch it fill in."""
+"""Sweep: choose the axes, see how many points that is, run it in the background and watch it fill in.
+
+Every choice of the form is kept under an app-owned key. After a page reload (a new
+session) the form, the total and the progress are rebuilt from the job's own record:
+the sweep file dashboard/jobs.py wrote beside its pid file.
+"""
 from __future__ import annotations
 
 import json
 
+import pandas as pd
 import streamlit as st
 
-from core import sweep
-from dashboard import cache, jobs
+from core import grid
+from dashboard import cache, fmt, jobs, state
 
-QUANT_CHOICES = ["fp32", "fp16", "int8", "int8-dynamic", "w8", "w6", "w4", "w3", "w2", "qat4", "qat3", "qat2",
-                 "share4", "share3"]
+QUANT_NAMES = {"fp32": "fp32", "fp16": "fp16 file", "int8": "int8 file", "int8-dynamic": "int8-dynamic file",
+               "w8": "w8 (8-bit)", "w6": "w6 (6-bit)", "w4": "w4 (4-bit)", "w3": "w3 (3-bit)", "w2": "w2 (2-bit)",
+               "qat4": "qat4 (4-bit, QAT)", "qat3": "qat3 (3-bit, QAT)", "qat2": "qat2 (2-bit, QAT)",
+               "share4": "share4 (16 values)", "share3": "share3 (8 values)"}
+QUANT_HELP = ("How the weights are stored, one point per choice. fp32: as they are. fp16: a half-precision ONNX "
+              "file. int8: a real 8-bit integer ONNX file calibrated on training images (integer kernels in ONNX "
+              "Runtime); int8-dynamic: integer weights, activations quantized on the fly. w4: each weight rounded to "
+              "4 bits after training, one scale per channel (w8, w6, w3, w2 likewise). qat3: 3-bit weights with a few "
+              "epochs of quantization-aware fine-tuning, slower but usually more accurate (qat4, qat2 likewise). "
+              "share3: each layer's weights replaced by 8 shared values (2^3) found by k-means (share4: 16 values).")
+RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
+WIDTHS = [1.0, 0.75, 0.5, 0.25]
+COLUMNS = {"family": "Family", "label": "Point", "status": "Status", "accuracy": "Test accuracy (%)",
+           "onnx_bytes": "ONNX file (KB)", "archive_bytes": "Compact archive (KB)", "ort_b1_ms": "ONNX Runtime (ms)",
+           "torch_b1_ms": "PyTorch (ms)"}
+
+
+def _restore(record: dict) -> None:
+    """Put a job's sweep file back into the form's app-owned keys."""
+    axes, settings = record.get("axes") or {}, record.get("settings") or {}
+    values = {"sweep.run": record.get("run"), "sweep.widths": axes.get("student_width"),
+              "sweep.kinds": axes.get("prune"),
+              "sweep.ratios": [round(100 * r) for r in axes["prune_ratio"]] if axes.get("prune_ratio") else None,
+              "sweep.finetune": (axes.get("finetune_epochs") or [None])[0], "sweep.quant": axes.get("quantize"),
+              "sweep.distill_epochs": (settings.get("distill") or {}).get("epochs"),
+              "sweep.latency": (record.get("measure") or {}).get("latency")}
+    for key, value in values.items():
+        if value is not None:
+            state.put(key, value)
 
 
 def _config() -> dict:
     model_json, data_source = cache.current_sources()
     c1, c2, c3 = st.columns(3)
-    run = c1.text_input("Run name", f"{cache.model_label(model_json)}-sweep", key="sweep_run")
-    widths = c1.multiselect("Student widths (1.0 = the model itself)", [1.0, 0.75, 0.5, 0.25], [1.0],
-                            key="sweep_widths")
-    kinds = c2.multiselect("Pruning", ["unstructured", "structured"], ["unstructured"], key="sweep_kinds")
-    ratios = c2.multiselect("Pruning ratios", [0.0, 0.25, 0.5, 0.75, 0.9, 0.95], [0.0, 0.5, 0.75, 0.9],
-                            key="sweep_ratios")
-    finetune = c2.number_input("Fine-tuning epochs after pruning", 0, 50, 2, key="sweep_finetune")
-    quant = c3.multiselect("Number formats", QUANT_CHOICES, ["fp32", "int8", "w4", "w2"], key="sweep_quant")
-    distill_epochs = c3.number_input("Student training epochs", 1, 200, 30, key="sweep_distill_epochs")
-    latency = c3.checkbox("Measure latency", True, key="sweep_latency")
+    run = state.widget(c1.text_input, "Run name", key="sweep.run", default=f"{cache.model_label(model_json)}-sweep")
+    widths = state.widget(c1.multiselect, "Student widths", key="sweep.widths", default=[1.0], options=WIDTHS,
+                          format_func=lambda w: "1.0 (the model itself)" if w == 1.0 else f"{w:g}",
+                          help="Below 1.0 a narrower student (that share of the channels) is trained on the "
+                               "model's soft labels before the other steps; 1.0 keeps the model.")
+    kinds = state.widget(c2.multiselect, "Pruning", key="sweep.kinds", default=["unstructured"],
+                         options=["unstructured", "structured"],
+                         help="unstructured zeroes single weights; structured removes whole channels and neurons.")
+    ratios = state.widget(c2.multiselect, "Pruning ratios", key="sweep.ratios", default=[0, 50, 75, 90],
+                          options=RATIOS, format_func=lambda r: f"{r} %",
+                          help="Share of the weights (or channels) removed; 0 % = no pruning.")
+    finetune = state.widget(c2.number_input, "Fine-tuning epochs after pruning", min_value=0, max_value=50, step=1,
+                            key="sweep.finetune", default=2,
+                            help="Passes over the training split after pruning to win back accuracy; 0 = none.")
+    quant = state.widget(c3.multiselect, "Number formats", key="sweep.quant", default=["fp32", "int8", "w4", "w2"],
+                         options=list(QUANT_NAMES), format_func=QUANT_NAMES.get, help=QUANT_HELP)
+    distill_epochs = state.widget(c3.number_input, "Student training epochs", min_value=1, max_value=200, step=1,
+                                  key="sweep.distill_epochs", default=30,
+                                  help="Epochs to train each student (only for widths below 1.0).")
+    latency = state.widget(c3.checkbox, "Measure latency", key="sweep.latency", default=True,
+                           help="Time every point on ONNX Runtime and PyTorch (adds a second or so per point).")
     return {"run": run, "model": json.loads(model_json), "data": data_source,
-            "axes": {"student_width": widths, "prune": kinds, "prune_ratio": ratios,
+            "axes": {"student_width": widths, "prune": kinds, "prune_ratio": [r / 100 for r in ratios],
                      "finetune_epochs": [int(finetune)], "quantize": quant},
             "settings": {"distill": {"epochs": int(distill_epochs)}},
             "measure": {"latency": latency, "budget_s": 0.05}}
 
 
-@st.fragment(run_every=1.0)
-def _progress(run: str, total: int) -> None:
+def _expected(record: dict) -> tuple[int, set[str]]:
+    """(total, spec hashes) of a job's own sweep file."""
+    cfg = grid.load_config(record)
+    if cfg.search:
+        return int(cfg.search.get("trials", 0)) + 1, set()
+    hashes = {s.hash for s in grid.expand(cfg)}
+    return len(hashes), hashes
+
+
+def _table(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[list(COLUMNS)].copy()
+    out["accuracy"] = (100 * out["accuracy"]).round(2)
+    for col in ("onnx_bytes", "archive_bytes"):
+        out[col] = (out[col] / 1024).round(1)
+    for col in ("ort_b1_ms", "torch_b1_ms"):
+        out[col] = out[col].round(3)
+    return out.rename(columns=COLUMNS)
+
+
+def _progress(run: str) -> None:
+    record = jobs.config(run)
     running = jobs.is_running(run)
+    if not running and st.session_state.get("sweep.polling") == run:
+        st.session_state.pop("sweep.polling")
+        st.rerun()  # the job ended: one full rerun, which stops the polling
     try:
         df = cache.run_table(run)
     except ValueError:
         df = None
+    try:
+        total, hashes = _expected(record) if record is not None else (0, set())
+    except ValueError:  # a record this version cannot read: count what is stored
+        record = None
+    if record is not None:
+        if df is not None and hashes:
+            df = df[df["spec_hash"].isin(hashes)]
+    else:  # a run stored by the command line: no job record, so no total to compare against
+        total, hashes = (0 if df is None else len(df)), set()
     done = 0 if df is None else len(df)
-    st.progress(min(1.0, done / max(total, 1)), text=f"{done} of {total} points stored"
-                + (" · running" if running else " · finished" if done >= total else " · stopped"))
+    failed = 0 if df is None else int((df["status"] != "ok").sum())
+    status = "running" if running else "finished" if done >= total else "stopped"
+    st.progress(min(1.0, done / max(total, 1)),
+                text=f"Run {run}: {done} of {total} points stored · {status}"
+                     + (f" · {failed} failed" if failed else ""))
     if running and st.button("Stop after the point in flight", key="stop_sweep"):
         jobs.stop(run)
-    tail = jobs.log_tail(run, 2)
-    if tail and running:
-        st.caption(tail.splitlines()[-1][-160:])
+    if status == "stopped" and record is not None:
+        st.caption(f"The sweep process ended before all its points were stored; run it again to resume "
+                   f"(points already stored are kept). Its log: {jobs.folder() / (jobs.safe_name(run) + '.log')}")
     if df is not None and len(df):
-        cols = ["family", "label", "status", "accuracy", "onnx_bytes", "archive_bytes", "ort_b1_ms", "torch_b1_ms"]
-        st.dataframe(df[cols], hide_index=True, width="stretch", height=360)
+        st.dataframe(_table(df), hide_index=True, width="stretch", height=360)
 
 
 def main() -> None:
     st.title("Sweep")
+    if not st.session_state.get("sweep.restored"):  # a new session (a reload): the latest job's own record
+        st.session_state["sweep.restored"] = True
+        job = st.session_state.get("active_run") or jobs.latest()
+        record = jobs.config(job) if job else None
+        if record is not None:
+            _restore(record)
+            st.session_state["active_run"] = job
     raw = _config()
     try:
-        cfg = sweep.load_config(raw)
-        total = len(sweep.expand(cfg))
+        cfg = grid.load_config(raw)
+        total = len(grid.expand(cfg))
     except ValueError as e:
-        st.error(str(e))
+        st.error(fmt.one_sentence(e))
         return
     st.markdown(f"**{total} points** (baseline included). Points already in the store are not recomputed.")
     c1, c2 = st.columns(2)
-    executor = c1.radio("Executor", ["local", "ray"], horizontal=True, key="sweep_executor",
-                        help="ray: points become Ray tasks (a local Ray, or a cluster address)")
-    address = c2.text_input("Ray address (empty: start a local Ray)", "", key="ray_address",
-                            disabled=executor != "ray")
+    executor = state.widget(c1.radio, "Executor", key="sweep.executor", default="local", options=["local", "ray"],
+                            horizontal=True, help="ray: points become Ray tasks (a local Ray, or a cluster address)")
+    address = state.widget(c2.text_input, "Ray address (empty: start a local Ray)", key="sweep.ray_address",
+                           default="", disabled=executor != "ray")
     if st.button("Run sweep", type="primary", key="run_sweep"):
         try:
             jobs.start(cfg.to_dict(), executor, address.strip() or None)
-            st.session_state["active_run"] = jobs.safe_name(cfg.run)
-            st.session_state["active_total"] = total
+            run = jobs.safe_name(cfg.run)
+            st.session_state["active_run"] = run
+            state.put("tradeoffs.runs", [run])  # Trade-offs opens on the sweep just started
         except ValueError as e:
-            st.error(str(e))
+            st.error(fmt.one_sentence(e))
     run = st.session_state.get("active_run")
     if run is None and (jobs.is_running(cfg.run) or cfg.run in set(cache.runs()["run"])):
-        run = cfg.run  # after a page reload: the sweep of this name, running or stored
+        run = cfg.run  # a run of this name, started elsewhere or stored by the command line
     if run:
-        _progress(run, st.session_state.get("active_total", total))
+        running = jobs.is_running(run)
+        if running:
+            st.session_state["sweep.polling"] = run
+        st.fragment(run_every=1.0 if running else None)(_progress)(run)
+
+
+if __name__ == "__main__":
+    main()

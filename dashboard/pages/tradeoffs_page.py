@@ -1,18 +1,69 @@
 """Trade-offs: accuracy against size and latency, Pareto fronts per family and per run, a floor, a pick."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import streamlit as st
 
 from core import pareto
-from dashboard import cache, figures
+from dashboard import cache, figures, fmt, state
 
-X_CHOICES = {"ONNX file size": "size", "compact archive size": "archive", "ONNX Runtime latency": "latency",
-             "PyTorch latency": "torch_latency", "MACs": "macs"}
+# objective (core's name) -> what a person reads
+X_NAMES = {"archive": "Compact archive size", "size": "ONNX file size", "latency": "ONNX Runtime latency (batch 1)",
+           "torch_latency": "PyTorch latency (batch 1)", "macs": "Compute (multiply-accumulates per input)"}
+BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
+        "macs": "the least compute"}
 
 
 def _points(runs: list[str]) -> pd.DataFrame:
     return pd.concat([cache.run_table(r) for r in runs], ignore_index=True)
+
+
+def _x_changed() -> None:
+    """The recommendation follows the x axis, unless the person chose another measure for it."""
+    if state.get("tradeoffs.pick_follows_x", True):
+        state.put("tradeoffs.pick_by", state.get("tradeoffs.x"))
+
+
+def _pick_changed() -> None:
+    st.session_state["tradeoffs.pick_follows_x"] = state.get("tradeoffs.pick_by") == state.get("tradeoffs.x")
+
+
+def _chart_selected() -> None:
+    """A click on the chart chooses that point (kept under the app's own key for the Export page)."""
+    event = st.session_state.get("tradeoff_chart")
+    points = event.selection.points if event is not None and event.selection else []
+    keys = [p["customdata"][0] for p in points if p.get("customdata")]
+    if keys:
+        state.put("chosen_point", keys[0])
+
+
+def _floor_range(ok: pd.DataFrame) -> tuple[float, float]:
+    """From a bit below the least accurate measured point to the most accurate one, in %."""
+    accs = 100 * ok["accuracy"]
+    lo = max(0.0, math.floor(float(accs.min())) - 1.0)
+    hi = min(100.0, math.ceil(float(accs.max()) * 10) / 10)
+    return float(lo), float(max(hi, lo + 0.1))
+
+
+def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None) -> str:
+    row, floor = choice.row, choice.floor
+    base = f", baseline {fmt.pct(base_acc)}" if base_acc is not None else ""
+    if not choice.met_floor:
+        return (f"No point of {run} reaches the floor of {100 * floor:.1f} %{base}; the closest is "
+                f"{row['label']} at {fmt.pct(row['accuracy'])}.")
+    value = figures.human(pick_by, row[pareto.OBJECTIVES[pick_by][0]])
+    return (f"Recommended in {run}: **{row['label']}**, {fmt.pct(row['accuracy'])} accuracy (floor "
+            f"{100 * floor:.1f} %{base}); {X_NAMES[pick_by].lower()} {value}, {BEST[pick_by]} at or above the floor.")
+
+
+def _front_table(ok: pd.DataFrame, objective: str) -> pd.DataFrame:
+    fr = pareto.front(ok, ["accuracy", objective], by="family")
+    col = pareto.OBJECTIVES[objective][0]
+    return pd.DataFrame({"Run": fr["run"], "Family": fr["family"], "Point": fr["label"],
+                         "Test accuracy": [fmt.pct(a) for a in fr["accuracy"]],
+                         X_NAMES[objective]: [figures.human(objective, v) for v in fr[col]], "Notes": fr["notes"]})
 
 
 def main() -> None:
@@ -22,10 +73,10 @@ def main() -> None:
         st.info("No runs yet: start one on the Sweep page (or `edgetrim sweep sweeps/default.yaml`).")
         return
     names = list(all_runs["run"])
-    sweeps = [n for n in names if n != cache.EXPLORE_RUN] or names
+    sweeps = [n for n in names if n.split(" · ")[0] != cache.EXPLORE_RUN] or names  # Explore's runs last
     default = [st.session_state.get("active_run")] if st.session_state.get("active_run") in names else sweeps[-1:]
-    runs = st.multiselect("Runs (several overlay their fronts: method against method, run against run, "
-                          "model against model)", names, default, key="tradeoff_runs")
+    runs = state.widget(st.multiselect, "Runs (several overlay their fronts: method against method, run against run, "
+                        "model against model)", key="tradeoffs.runs", default=default, options=names)
     if not runs:
         st.info("Choose at least one run.")
         return
@@ -35,42 +86,64 @@ def main() -> None:
         st.warning("These runs have no measured points yet.")
         return
     c1, c2, c3 = st.columns(3)
-    x_label = c1.selectbox("x axis", list(X_CHOICES), key="tradeoff_x")
-    objective = X_CHOICES[x_label]
+    objective = state.widget(c1.selectbox, "x axis", key="tradeoffs.x", default="archive", options=list(X_NAMES),
+                             format_func=X_NAMES.get, on_change=_x_changed,
+                             help="What each point costs. The compact archive is the smallest file a point can be "
+                                  "shipped as (packed low-bit codes, sparse masks); the ONNX file is what a runtime "
+                                  "loads.")
     base_acc = pareto.baseline_accuracy(ok[ok["run"] == runs[0]])
-    default_floor = round(100 * (base_acc - 0.01), 1) if base_acc else 90.0
-    floor_pct = c2.slider("Accuracy floor (%)", 0.0, 100.0, max(0.0, default_floor), 0.1, key="floor")
-    pick_by = c3.selectbox("Recommend the best by", ["size", "archive", "latency", "torch_latency"], key="pick_by")
+    lo, hi = _floor_range(ok)
+    default_floor = min(hi, max(lo, round(100 * base_acc - 1, 1))) if base_acc else lo
+    floor_pct = state.widget(c2.slider, "Accuracy floor (%)", lo, hi, step=0.1, key="tradeoffs.floor",
+                             default=float(default_floor), valid=lambda v: isinstance(v, float) and lo <= v <= hi,
+                             help="The least test accuracy you accept. The recommendation is the best point at or "
+                                  "above it; the default is one point below the baseline. The range spans the "
+                                  "measured points.")
+    pick_by = state.widget(c3.selectbox, "Recommend the best by", key="tradeoffs.pick_by", default=objective,
+                           options=list(X_NAMES), format_func=X_NAMES.get, on_change=_pick_changed,
+                           help="Among the points at or above the floor, the recommended one is the smallest or "
+                                "fastest by this measure. It follows the x axis unless you choose another here.")
     floor = floor_pct / 100
     first = ok[ok["run"] == runs[0]]
-    choice = pareto.pick(first, floor, pick_by)
-    (st.success if choice.met_floor else st.warning)(f"Recommended ({runs[0]}): {choice.message}")
-    st.session_state.setdefault("selected_key", choice.row["key"])
-    if st.session_state.get("recommended_key") != choice.row["key"]:
-        st.session_state["recommended_key"] = choice.row["key"]
-        st.session_state["selected_key"] = choice.row["key"]
-    fig = figures.tradeoff(ok, objective, floor, choice.row["key"], st.session_state.get("selected_key"))
-    event = st.plotly_chart(fig, key="tradeoff_chart", on_select="rerun", selection_mode="points")
-    clicked = [p.get("customdata", [None])[0] for p in (event.selection.points if event else [])
-               if p.get("customdata")]
-    if clicked and clicked[0] != st.session_state.get("selected_key"):
-        st.session_state["selected_key"] = clicked[0]
-        st.rerun()
-    labels = {r["key"]: f"{r['label']} · {100 * r['accuracy']:.2f} % · {r['run']}" for r in ok.to_dict("records")}
-    keys = list(labels)
-    if st.session_state.get("selected_key") not in labels:
-        st.session_state["selected_key"] = choice.row["key"]
-    st.selectbox("Selected point (click one on the chart, or choose here); the Export page exports it", keys,
-                 format_func=labels.get, key="selected_key")
+    try:
+        choice = pareto.pick(first, floor, pick_by)
+    except ValueError as e:
+        st.warning(f"No recommendation by {X_NAMES[pick_by].lower()}: {fmt.one_sentence(e)}")
+        return
+    (st.success if choice.met_floor else st.warning)(_message(choice, runs[0], pick_by, base_acc))
+    recommended = choice.row["key"]
+    labels = {r["key"]: f"{r['label']} · {fmt.pct(r['accuracy'])} · "
+                        f"{figures.human(objective, r[pareto.OBJECTIVES[objective][0]])} · {r['run']}"
+              for r in ok.to_dict("records")}
+    if st.session_state.get("recommended_key") != recommended:  # a new floor or measure: select its pick
+        st.session_state["recommended_key"] = recommended
+        state.put("chosen_point", recommended)
+    elif state.get("chosen_point") not in labels:
+        state.put("chosen_point", recommended)
+    chosen = state.get("chosen_point")
+    fig = figures.tradeoff(ok, objective, floor, recommended, chosen)
+    st.plotly_chart(fig, key="tradeoff_chart", on_select=_chart_selected, selection_mode="points")
+    st.caption("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
+               "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports.")
+    state.widget(st.selectbox, "Selected point (click one on the chart, or choose here); the Export page exports it",
+                 key="chosen_point", default=recommended, options=list(labels), format_func=labels.get)
     with st.expander("Pareto front table"):
-        fr = pareto.front(ok, ["accuracy", objective], by="family")
-        st.dataframe(fr[["run", "family", "label", "accuracy", pareto.OBJECTIVES[objective][0], "notes"]],
-                     hide_index=True, width="stretch")
+        st.dataframe(_front_table(ok, objective), hide_index=True, width="stretch")
     with st.expander("Per-layer pruning sensitivity (validation accuracy, each layer pruned alone)"):
         if st.button("Compute sensitivity", key="sensitivity"):
             st.session_state["show_sensitivity"] = True
         if st.session_state.get("show_sensitivity"):
             model_json, data_source = cache.current_sources()
-            with st.spinner("Pruning each layer alone at 25 / 50 / 75 / 90 %…"):
-                rows = cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9))
+            try:
+                with st.spinner("Pruning each layer alone at 25 / 50 / 75 / 90 %…"):
+                    rows = cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9))
+            except Exception as e:  # one sentence, never a traceback
+                st.error(f"The sensitivity could not be computed: {fmt.one_sentence(e)}")
+                return
             st.plotly_chart(figures.sensitivity_heatmap(rows), key="sensitivity_chart")
+            st.caption("Each cell: validation accuracy with only that layer pruned; the colour is the change against "
+                       "the unpruned model (red: a drop of 20 points or more).")
+
+
+if __name__ == "__main__":
+    main()

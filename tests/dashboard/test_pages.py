@@ -1,10 +1,22 @@
-"""Every page through Streamlit's AppTest: renders, reacts to its widgets, never shows a traceback."""
+"""Every page through Streamlit's AppTest: renders, reacts to its widgets, never shows a traceback.
+
+`page(name)` runs one page alone; `app()` runs the real dashboard/app.py and `goto(at, name)`
+switches pages inside ONE session, as a person does (Streamlit then drops the state of
+widgets that are not drawn, which is what the app-owned keys in dashboard/state.py survive).
+"""
+import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
+from dashboard.state import widget_key as W
+
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PAGES = ["model_page", "explore_page", "sweep_page", "tradeoffs_page", "export_page"]
 TIMEOUT = 180
 
 
@@ -15,55 +27,149 @@ def page(name: str, **state) -> AppTest:
     return at.run()
 
 
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
+def app(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
 
+
+def goto(at: AppTest, name: str) -> AppTest:
+    return at.switch_page(f"pages/{name}.py").run()
+
+
+def metric(at: AppTest, label: str):
+    return next(m for m in at.metric if m.label == label)
+
+
+def texts(at: AppTest) -> list[str]:
+    """Every string anywhere in the rendered page (all proto fields of all elements)."""
+    out: list[str] = []
+
+    def walk(msg: Message) -> None:
+        for field, value in msg.ListFields():
+            repeated = getattr(field, "is_repeated", None)
+            repeated = repeated if repeated is not None else field.label == field.LABEL_REPEATED
+            values = value if repeated else [value]
+            for v in values:
+                if isinstance(v, Message):
+                    walk(v)
+                elif isinstance(v, str):
+                    out.append(v)
+
+    def visit(node) -> None:
+        if getattr(node, "proto", None) is not None and isinstance(node.proto, Message):
+            walk(node.proto)
+        for child in getattr(node, "children", {}).values():
+            visit(child)
+
+    visit(at._tree)
+    return out
+
+
+def assert_clean(at: AppTest, where: str) -> None:
+    assert not at.exception, f"{where}: {[e.message for e in at.exception]}"
+    bad = [t for t in texts(at) if "Traceback" in t or "\x1b[" in t]
+    assert not bad, f"{where} shows a traceback or ANSI codes: {bad[:2]}"
+
+
+# ---- pages one by one --------------------------------------------------------------------
 
 def test_the_app_starts_on_the_model_page_and_switches_samples(ui_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = app()
     assert not at.exception
-    assert metric(at, "Test accuracy").endswith("%")
-    at.selectbox(key="model_name").select("mlp").run()
-    assert not at.exception and metric(at, "Parameters") == "266,610"
+    assert metric(at, "Test accuracy").value.endswith("%")
+    at.selectbox(key=W("model.sample")).select("mlp").run()
+    assert not at.exception and metric(at, "Parameters").value == "266,610"
 
 
 def test_explore_sparsity_slider_changes_the_nonzero_count(ui_env):
     at = page("explore_page")
     assert not at.exception and not at.error
-    before = metric(at, "Non-zeros")
-    at.slider(key="sparsity").set_value(50).run()
+    before = metric(at, "Non-zeros").value
+    at.slider(key=W("explore.sparsity")).set_value(50).run()
     assert not at.exception
-    after = metric(at, "Non-zeros")
+    after = metric(at, "Non-zeros").value
     assert after != before and int(after.replace(",", "")) < int(before.replace(",", ""))
-    at.select_slider(key="bits").set_value("4").run()
-    assert not at.exception and "WeightQuant(bits=4)" in at.markdown[-1].value or any(
-        "WeightQuant(bits=4)" in m.value for m in at.markdown)
+    assert re.fullmatch(r"-\d+(\.\d+)? k \(-\d+ %\)", metric(at, "Non-zeros").delta), metric(at, "Non-zeros").delta
+    at.select_slider(key=W("explore.bits")).set_value("4").run()
+    assert not at.exception and any("4-bit" in m.value for m in at.markdown), [m.value for m in at.markdown]
     assert any("dense CPU kernels" in i.value for i in at.info)
+    for label in ("ONNX file", "Compact archive"):
+        assert re.fullmatch(r"[-+][\d.]+ (B|KB|MB)( \([-+]\d+ %\))?", metric(at, label).delta or "+0 B"), label
+    assert at.slider(key=W("explore.sparsity")).help and at.select_slider(key=W("explore.bits")).help
+    assert at.number_input(key=W("explore.finetune_epochs")).help
+
+
+def test_explore_shows_no_latency_delta_for_the_baseline_against_itself(ui_env):
+    at = page("explore_page")
+    assert not at.exception
+    for label in ("ORT batch 1", "ORT batch 32", "PyTorch batch 1", "PyTorch batch 32"):
+        assert not metric(at, label).delta, f"{label}: the baseline against itself is noise, not a delta"
+
+
+def test_a_latency_delta_is_shown_only_beyond_noise():
+    from core.measure import Latency
+    from dashboard.pages.explore_page import _latency_delta
+
+    base = Latency("onnxruntime", 1, 1.0, 1.5, 100, 2)
+    assert _latency_delta(Latency("onnxruntime", 1, 1.1, 1.4, 100, 2), base) is None      # ranges overlap
+    assert _latency_delta(Latency("onnxruntime", 1, 1.15, 1.2, 100, 2), base) is None     # < 20 %
+    assert _latency_delta(Latency("onnxruntime", 1, 0.5, 0.6, 100, 2), base) == "-0.500 ms (-50 %)"
+    assert _latency_delta(Latency("onnxruntime", 1, 3.0, 3.2, 100, 2), base) == "+2.00 ms (+200 %)"
 
 
 def test_sweep_page_estimates_points_and_refuses_an_empty_axis(ui_env):
     at = page("sweep_page")
     assert not at.exception
     assert any("points" in m.value for m in at.markdown)
-    at.multiselect(key="sweep_quant").set_value([]).run()
+    ratios = at.multiselect(key=W("sweep.ratios"))
+    assert all(o.endswith(" %") for o in ratios.options), ratios.options  # percent, as on Explore
+    assert "qat3" in at.multiselect(key=W("sweep.quant")).help and "share3" in at.multiselect(key=W("sweep.quant")).help
+    at.multiselect(key=W("sweep.quant")).set_value([]).run()
     assert not at.exception and "is empty" in at.error[0].value
 
 
 def test_tradeoffs_floor_changes_the_recommended_point(ui_env):
-    at = page("tradeoffs_page", tradeoff_runs=["ui"])
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui"]})
     assert not at.exception
     assert at.get("plotly_chart")
     first = at.session_state["recommended_key"]
-    at.slider(key="floor").set_value(5.0).run()
+    floor = at.slider(key=W("tradeoffs.floor"))
+    floor.set_value(floor.min).run()
     assert not at.exception
     assert at.session_state["recommended_key"] != first
-    assert at.session_state["selected_key"] == at.session_state["recommended_key"]
+    assert at.session_state["chosen_point"] == at.session_state["recommended_key"]
+
+
+def test_tradeoffs_reads_like_a_person_wrote_it(ui_env):
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui"]})
+    assert not at.exception
+    x, pick_by = at.selectbox(key=W("tradeoffs.x")), at.selectbox(key=W("tradeoffs.pick_by"))
+    assert x.value == "archive" and pick_by.value == "archive", "the default axis is where points spread"
+    floor = at.slider(key=W("tradeoffs.floor"))
+    assert floor.min > 0 and floor.max <= 100 and floor.step == 0.1 and floor.help and pick_by.help
+    message = (at.success or at.warning)[0].value
+    assert re.search(r"\d (B|KB|MB)\b", message), message
+    words = " ".join(texts(at))
+    for raw in ("onnx_bytes", "archive_bytes", "torch_latency", "ort_b1_ms", "e+0", "customdata[0]"):
+        assert raw not in words, raw
+    assert not re.search(r"\b[0-9a-f]{16,}\b", message)
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert '"recommended"' in spec and '"selected"' in spec and '"lines"' in spec  # both rings, and fronts
+    # the recommendation follows the x axis, until the person chooses another measure for it
+    x.select("size").run()
+    assert at.selectbox(key=W("tradeoffs.pick_by")).value == "size"
+    at.selectbox(key=W("tradeoffs.pick_by")).select("latency").run()
+    at.selectbox(key=W("tradeoffs.x")).select("archive").run()
+    assert at.selectbox(key=W("tradeoffs.pick_by")).value == "latency"
+    assert not at.exception
 
 
 def test_export_page_builds_a_downloadable_verified_file(ui_env):
-    at = page("tradeoffs_page", tradeoff_runs=["ui"])
-    key = at.session_state["selected_key"]
-    at = page("export_page", selected_key=key)
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui"]})
+    key = at.session_state["chosen_point"]
+    at = page("export_page", chosen_point=key)
     assert not at.exception
     at.button(key="build_export").click().run()
     assert not at.exception and not at.error
@@ -76,17 +182,150 @@ def test_export_page_without_a_selection_says_what_to_do(ui_env):
     assert not at.exception and "Select a point" in at.info[0].value
 
 
-def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
-    import time
+# ---- one session across pages -------------------------------------------------------------
 
+def test_a_point_chosen_on_tradeoffs_is_exported_and_downloadable_in_one_session(ui_env):
+    at = app(**{"tradeoffs.runs": ["ui"]})
+    goto(at, "tradeoffs_page")
+    assert not at.exception
+    from dashboard import cache
+
+    ok = cache.run_table("ui").query("status == 'ok'")
+    other = next(k for k in ok["key"] if k != at.session_state["recommended_key"])  # not the recommended point
+    at.selectbox(key=W("chosen_point")).select(other).run()
+    chosen = at.session_state["chosen_point"]
+    assert chosen != at.session_state["recommended_key"]
+    goto(at, "export_page")
+    assert not at.exception and not at.info, [i.value for i in at.info]
+    at.button(key="build_export").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("download_button")) == 2
+    at.run()  # any rerun (a download click reruns nothing, a widget elsewhere does)
+    assert len(at.get("download_button")) == 2
+    goto(at, "model_page")
+    goto(at, "export_page")
+    assert len(at.get("download_button")) == 2 and at.session_state["chosen_point"] == chosen
+    goto(at, "tradeoffs_page")
+    assert at.selectbox(key=W("chosen_point")).value == chosen
+
+
+def test_choices_survive_visits_to_other_pages(ui_env):
+    at = app(**{"tradeoffs.runs": ["ui"]})
+    goto(at, "explore_page")
+    at.slider(key=W("explore.sparsity")).set_value(50)
+    at.radio(key=W("explore.prune_kind")).set_value("structured")
+    at.select_slider(key=W("explore.bits")).set_value("4").run()
+    assert not at.exception
+    goto(at, "model_page")
+    goto(at, "explore_page")
+    assert at.slider(key=W("explore.sparsity")).value == 50
+    assert at.radio(key=W("explore.prune_kind")).value == "structured"
+    assert at.select_slider(key=W("explore.bits")).value == "4"
+
+    goto(at, "tradeoffs_page")
+    at.selectbox(key=W("tradeoffs.x")).select("latency").run()
+    floor = at.slider(key=W("tradeoffs.floor"))
+    target = round(floor.min + 2.3, 1)
+    floor.set_value(target).run()
+    at.selectbox(key=W("tradeoffs.pick_by")).select("size").run()
+    goto(at, "export_page")
+    goto(at, "tradeoffs_page")
+    assert at.selectbox(key=W("tradeoffs.x")).value == "latency"
+    assert at.slider(key=W("tradeoffs.floor")).value == pytest.approx(target)
+    assert at.selectbox(key=W("tradeoffs.pick_by")).value == "size"
+    assert at.multiselect(key=W("tradeoffs.runs")).value == ["ui"]
+
+    goto(at, "sweep_page")
+    at.text_input(key=W("sweep.run")).set_value("kept-name")
+    at.multiselect(key=W("sweep.ratios")).set_value([0, 25]).run()
+    goto(at, "explore_page")
+    goto(at, "sweep_page")
+    assert at.text_input(key=W("sweep.run")).value == "kept-name"
+    assert at.multiselect(key=W("sweep.ratios")).value == [0, 25]
+    assert not at.exception
+
+
+def test_every_page_renders_without_exception_traceback_or_ansi(ui_env):
+    at = app(**{"tradeoffs.runs": ["ui"]})
+    assert_clean(at, "model_page")
+    for name in PAGES:
+        goto(at, name)
+        assert_clean(at, name)
+
+
+def test_an_error_from_core_is_one_sentence_without_colour_codes(ui_env, monkeypatch):
+    from dashboard import cache
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("\x1b[31mTorchExportError: ProxyTorchDispatchMode slot already occupied\x1b[0m. "
+                           "While executing %x.\nTraceback (most recent call last):\n  File \"x.py\", line 1")
+
+    monkeypatch.setattr(cache, "explore_point", fails)
+    at = page("explore_page")
+    assert_clean(at, "explore_page")
+    assert at.error and at.error[0].value.count(". ") <= 1
+    assert "slot already occupied" in at.error[0].value
+
+
+def test_model_and_data_work_runs_one_at_a_time(ui_env, monkeypatch):
+    """Overlapping reruns (threads of one process) never build or export models at once."""
+    from dashboard import cache
+
+    from core.store import Store
+
+    store = Store()
+    point = store.get(cache.run_table("ui")["key"].iloc[0])
+    store.close()
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return [point]
+
+    monkeypatch.setattr(cache.runner, "run_group", slow)
+    model_json = '"lenet5"'
+    cache.model(model_json), cache.dataset("digits")
+    threads = [threading.Thread(target=cache.explore_point, args=(model_json, "digits", f'{{"x": {i}}}'))
+               for i in range(3)]
+    monkeypatch.setattr(cache.S.Spec, "from_json", staticmethod(lambda s: cache.S.Spec()))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+
+
+def test_uploads_name_the_person_s_file_and_ask_for_one_when_missing(ui_env):
+    at = page("model_page")
+    at.radio(key=W("model.kind")).set_value("Upload my own").run()
+    load = lambda: next(b for b in at.button if b.label == "Load model")  # noqa: E731
+    load().click().run()  # no file chosen
+    assert not at.exception and at.error[0].value == "Choose a model file first."
+    at.file_uploader(key="model_upload").upload("my-notes.pt", b"these are notes, not a model\n" * 3)
+    load().click().run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "my-notes.pt" in message, message
+    assert not re.search(r"[0-9a-f]{20}", message) and not re.search(r"\(\d+\)", message), message
+
+
+# ---- the background sweep and its record -------------------------------------------------
+
+def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
     from core.store import Store
     from dashboard import jobs
 
     at = page("sweep_page")
-    at.text_input(key="sweep_run").set_value("ui-background")
-    at.multiselect(key="sweep_ratios").set_value([0.0, 0.5])
-    at.multiselect(key="sweep_quant").set_value(["fp32", "w4"])
-    at.checkbox(key="sweep_latency").uncheck().run()
+    at.text_input(key=W("sweep.run")).set_value("ui-background")
+    at.multiselect(key=W("sweep.ratios")).set_value([0, 50])
+    at.multiselect(key=W("sweep.quant")).set_value(["fp32", "w4"])
+    at.checkbox(key=W("sweep.latency")).uncheck().run()
     assert any("**4 points**" in m.value for m in at.markdown)
     at.button(key="run_sweep").click().run()
     assert not at.exception and not at.error
@@ -99,3 +338,14 @@ def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
         finally:
             store.close()
     assert done == 4, jobs.log_tail("ui-background", 20)
+
+    # a page reload is a new session: the form, the total and the progress come from the job's record
+    at = page("sweep_page")
+    assert not at.exception
+    assert at.text_input(key=W("sweep.run")).value == "ui-background"
+    assert at.multiselect(key=W("sweep.ratios")).value == [0, 50]
+    assert at.multiselect(key=W("sweep.quant")).value == ["fp32", "w4"]
+    bar = at.get("progress")[0]
+    assert "4 of 4 points stored · finished" in bar.text and bar.value == 100, bar.text
+    table = at.dataframe[0].value
+    assert "Test accuracy (%)" in table.columns and table["Test accuracy (%)"].max() > 1  # percent, not a fraction
