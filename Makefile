@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dashboard test test-all bench samples clean chromium postgres
+.PHONY: install dashboard test test-all bench samples clean chromium postgres screenshots
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ chromium:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql) \
 		>/dev/null 2>&1 || echo "!! postgresql could not be installed: the PostgreSQL store tests will be SKIPPED"
+
+# The README's screenshots (docs/*.png): the browser test, told to save them. `make test` never writes them.
+screenshots: $(STAMP) chromium
+	EDGETRIM_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/dashboard/test_browser.py
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

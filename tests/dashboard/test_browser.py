@@ -1,7 +1,8 @@
 """End to end in a real browser: `streamlit run` on a free local port, driven by Playwright in Debian's Chromium.
 
 Skipped, loudly, when /usr/bin/chromium is missing (`make test` installs it with apt-get).
-Screenshots land in docs/ for the README.
+Screenshots for the README are written only by `make screenshots` (EDGETRIM_SCREENSHOTS=docs),
+so `make test` leaves the checkout clean.
 """
 import os
 import shutil
@@ -59,32 +60,140 @@ def metric_value(page, label: str) -> str:
     return box.locator("[data-testid=stMetricValue]").inner_text()
 
 
-def test_slider_moves_accuracy_and_tradeoffs_shows_the_chart(server):
+def slider_value(page, name: str) -> str:
+    return page.get_by_role("slider", name=name).get_attribute("aria-valuetext")
+
+
+def selected_point(page) -> str:
+    return page.locator('input[aria-label^="Selected point"]').input_value()
+
+
+def shot(page, name: str) -> None:
+    """A screenshot for the README, only when EDGETRIM_SCREENSHOTS names a folder (`make screenshots`):
+    a plain test run leaves the checkout clean."""
+    folder = os.environ.get("EDGETRIM_SCREENSHOTS")
+    if folder:
+        path = ROOT / folder if not Path(folder).is_absolute() else Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path / f"{name}.png"), full_page=True)
+
+
+IDLE = "() => !document.querySelector('[data-stale=true], [data-testid=stSpinner]')"
+
+
+def settle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the app has finished its reruns: no stale (faded) element and no spinner, twice in a row."""
+    for _ in range(2):
+        page.wait_for_timeout(400)
+        page.wait_for_function(IDLE, timeout=timeout_ms)
+
+
+def assert_clean(page, where: str) -> None:
+    assert page.locator("[data-testid=stException]").count() == 0, f"{where}: an exception box"
+    errors = page.locator("[data-testid=stAlertContentError]")
+    assert errors.count() == 0, f"{where}: {errors.first.inner_text()}"
+    text = page.locator("body").inner_text()
+    assert "Traceback" not in text and "\x1b[" not in text, f"{where}: a traceback or ANSI codes"
+
+
+def nav(page, title: str) -> None:
+    """Change page through the sidebar, in the same session (page.goto would start a new one)."""
+    page.locator("[data-testid=stSidebarNavLink]", has_text=title).first.click()
+    page.get_by_role("heading", name=title.split(" ")[0]).first.wait_for(timeout=60_000)
+    settle(page)
+
+
+def test_the_whole_job_choose_explore_pick_export_download(server, tmp_path):
     from playwright.sync_api import sync_playwright
+
+    from core import data as D
+    from core import onnx_io
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         t0 = time.time()
-        page.goto(f"{server}/model")
+        page.goto(server)  # the default page (Model & data) lives at the root URL
         page.locator("[data-testid=stMetricValue]").first.wait_for(timeout=60_000)
         assert time.time() - t0 < 15, "the sample's baseline should show within 15 s of the server answering"
-        page.goto(f"{server}/explore")
+        settle(page)
+        assert_clean(page, "Model & data")
+        shot(page, "model")
+
+        # Explore: a slider move changes the point; ten quick key presses break nothing
+        nav(page, "Explore")
         page.locator("[data-testid=stMetricValue]").first.wait_for(timeout=60_000)
         before = metric_value(page, "Test accuracy")
-        slider = page.get_by_role("slider").first
+        slider = page.get_by_role("slider", name="Sparsity (%)")
         slider.focus()
         page.keyboard.press("End")  # 95 % sparsity
         page.wait_for_function(
             "b => { const m = [...document.querySelectorAll('[data-testid=stMetric]')]"
             ".find(e => e.innerText.includes('Test accuracy'));"
             " return m && !m.innerText.includes(b) }", arg=before, timeout=120_000)
-        after = metric_value(page, "Test accuracy")
-        assert after != before
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(ROOT / "docs" / "explore.png"), full_page=True)
-        page.goto(f"{server}/tradeoffs")
-        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(ROOT / "docs" / "tradeoffs.png"), full_page=True)
+        assert metric_value(page, "Test accuracy") != before
+        settle(page)
+        slider.focus()
+        page.keyboard.press("Home")
+        for _ in range(10):  # 0 -> 50 %, faster than the app can rerun
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(30)
+        settle(page)
+        assert slider_value(page, "Sparsity (%)") == "50"
+        assert_clean(page, "Explore after quick key presses")
+        shot(page, "explore")
+        nav(page, "Model & data")
+        nav(page, "Explore")
+        assert slider_value(page, "Sparsity (%)") == "50", "Explore forgot the sparsity"
+
+        # Trade-offs: move the floor, click a point on the chart
+        nav(page, "Trade-offs")
+        chart = page.locator(".js-plotly-plot").first
+        chart.wait_for(timeout=60_000)
+        floor = page.get_by_role("slider", name="Accuracy floor (%)")
+        floor.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowLeft")
+        settle(page)
+        floor_value = slider_value(page, "Accuracy floor (%)")
+        before = selected_point(page)
+        point = chart.locator(".scatterlayer .trace").first.locator(".point").first  # the baseline
+        box = point.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_function("b => { const s = document.querySelector('input[aria-label^=\"Selected point\"]');"
+                               " return s && s.value !== b }", arg=before, timeout=60_000)
+        settle(page)
+        chosen = selected_point(page).split(" · ")[0]
+        assert_clean(page, "Trade-offs")
+        shot(page, "tradeoffs")
+
+        # Export: build, download through the browser, re-score the file in ONNX Runtime
+        nav(page, "Export")
+        assert chosen in page.locator("h3").first.inner_text(), "Export does not show the point chosen on Trade-offs"
+        page.get_by_role("button", name="Build, reload and verify").click()
+        page.get_by_role("button", name="Download the model card (JSON)").wait_for(timeout=180_000)
+        settle(page)
+        assert_clean(page, "Export")
+        shot(page, "export")
+        shown = page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
+        with page.expect_download() as download:
+            page.locator("[data-testid=stDownloadButton] button").first.click()
+        path = tmp_path / download.value.suggested_filename
+        download.value.save_as(path)
+        assert path.suffix == ".onnx" and path.stat().st_size > 0
+        session = onnx_io.onnx_session(path)
+        shape = tuple(session.get_inputs()[0].shape[1:])
+        accuracy = onnx_io.onnx_accuracy(session, D.load_data("digits").adapted(shape).test)
+        assert f"scores {100 * accuracy:.2f} %" in shown, (shown, accuracy)
+
+        # away and back: the choices are still there
+        nav(page, "Model & data")
+        nav(page, "Trade-offs")
+        assert slider_value(page, "Accuracy floor (%)") == floor_value, "Trade-offs forgot the floor"
+        assert selected_point(page).startswith(chosen), "Trade-offs forgot the selected point"
+        nav(page, "Sweep")
+        assert_clean(page, "Sweep")
+        shot(page, "sweep")
         browser.close()
