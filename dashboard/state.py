@@ -57,10 +57,14 @@ def widget(draw: Callable, label: str, *args, key: str, default: Any, valid: Cal
     wkey = widget_key(key)
     repair = _repair(draw, kwargs, valid, default)
     ss[key] = repair(ss[key]) if key in ss else default
-    if wkey not in ss:
+    # Streamlit gives a widget a new identity (and its default value) when some of its parameters change,
+    # e.g. a slider's range: then, as when the widget was not drawn, it starts again from the app's key.
+    signature = repr((label, args, sorted((k, v) for k, v in kwargs.items() if not callable(v))))
+    if wkey not in ss or (not in_form and ss.get(f"{wkey}.signature") != signature):
         ss[wkey] = ss[key]
     elif (fixed := repair(ss[wkey])) != ss[wkey]:
         ss[wkey] = fixed
+    ss[f"{wkey}.signature"] = signature
 
     def changed() -> None:
         ss[key] = ss[wkey]
