@@ -16,6 +16,11 @@ BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the faste
         "macs": "the least compute"}
 
 
+def run_name(run: str) -> str:
+    """A run as a person reads it: Explore's runs without the digest that keeps them apart."""
+    return run.rsplit(" · ", 1)[0] if cache.is_explore_run(run) and run.count(" · ") >= 3 else run
+
+
 def _points(runs: list[str]) -> pd.DataFrame:
     return pd.concat([cache.run_table(r) for r in runs], ignore_index=True)
 
@@ -51,17 +56,17 @@ def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None
     row, floor = choice.row, choice.floor
     base = f", baseline {fmt.pct(base_acc)}" if base_acc is not None else ""
     if not choice.met_floor:
-        return (f"No point of {run} reaches the floor of {100 * floor:.1f} %{base}; the closest is "
+        return (f"No point of {run_name(run)} reaches the floor of {100 * floor:.1f} %{base}; the closest is "
                 f"{row['label']} at {fmt.pct(row['accuracy'])}.")
     value = figures.human(pick_by, row[pareto.OBJECTIVES[pick_by][0]])
-    return (f"Recommended in {run}: **{row['label']}**, {fmt.pct(row['accuracy'])} accuracy (floor "
+    return (f"Recommended in {run_name(run)}: **{row['label']}**, {fmt.pct(row['accuracy'])} accuracy (floor "
             f"{100 * floor:.1f} %{base}); {X_NAMES[pick_by].lower()} {value}, {BEST[pick_by]} at or above the floor.")
 
 
 def _front_table(ok: pd.DataFrame, objective: str) -> pd.DataFrame:
     fr = pareto.front(ok, ["accuracy", objective], by="family")
     col = pareto.OBJECTIVES[objective][0]
-    return pd.DataFrame({"Run": fr["run"], "Family": fr["family"], "Point": fr["label"],
+    return pd.DataFrame({"Run": fr["run"].map(run_name), "Family": fr["family"], "Point": fr["label"],
                          "Test accuracy": [fmt.pct(a) for a in fr["accuracy"]],
                          X_NAMES[objective]: [figures.human(objective, v) for v in fr[col]], "Notes": fr["notes"]})
 
@@ -73,10 +78,11 @@ def main() -> None:
         st.info("No runs yet: start one on the Sweep page (or `edgetrim sweep sweeps/default.yaml`).")
         return
     names = list(all_runs["run"])
-    sweeps = [n for n in names if n.split(" · ")[0] != cache.EXPLORE_RUN] or names  # Explore's runs last
+    sweeps = [n for n in names if not cache.is_explore_run(n)] or names
     default = [st.session_state.get("active_run")] if st.session_state.get("active_run") in names else sweeps[-1:]
     runs = state.widget(st.multiselect, "Runs (several overlay their fronts: method against method, run against run, "
-                        "model against model)", key="tradeoffs.runs", default=default, options=names)
+                        "model against model)", key="tradeoffs.runs", default=default, options=names,
+                        format_func=run_name)
     if not runs:
         st.info("Choose at least one run.")
         return
@@ -113,7 +119,7 @@ def main() -> None:
     (st.success if choice.met_floor else st.warning)(_message(choice, runs[0], pick_by, base_acc))
     recommended = choice.row["key"]
     labels = {r["key"]: f"{r['label']} · {fmt.pct(r['accuracy'])} · "
-                        f"{figures.human(objective, r[pareto.OBJECTIVES[objective][0]])} · {r['run']}"
+                        f"{figures.human(objective, r[pareto.OBJECTIVES[objective][0]])} · {run_name(r['run'])}"
               for r in ok.to_dict("records")}
     if st.session_state.get("recommended_key") != recommended:  # a new floor or measure: select its pick
         st.session_state["recommended_key"] = recommended
@@ -121,7 +127,7 @@ def main() -> None:
     elif state.get("chosen_point") not in labels:
         state.put("chosen_point", recommended)
     chosen = state.get("chosen_point")
-    fig = figures.tradeoff(ok, objective, floor, recommended, chosen)
+    fig = figures.tradeoff(ok.assign(run=ok["run"].map(run_name)), objective, floor, recommended, chosen)
     st.plotly_chart(fig, key="tradeoff_chart", on_select=_chart_selected, selection_mode="points")
     st.caption("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
                "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports.")
