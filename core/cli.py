@@ -137,17 +137,23 @@ def _progress(items, desc: str):
 
 
 def cmd_models(args) -> None:
-    data = D.load_data(args.data)
-    rows, full = [], {}
+    """Every sample measured now on the data it was trained on (its official test split), or on --data."""
+    rows, full, sets = [], {}, {}
     for name in _progress(M.sample_names(), "measuring"):
+        source = args.data or M.sample_card(name).get("data", "digits")
+        if source not in sets:
+            sets[source] = D.load_data(source)
+        data = sets[source]
         m = ME.measure(M.load_sample(name), data, latency=not args.no_latency, threads=args.threads)
-        rows.append(metrics_row(name, m))
-        full[name] = m.to_dict()
+        rows.append({"model": name, "data": data.name, **metrics_row(name, m)})
+        full[name] = {"data": data.name, **m.to_dict()}
     if args.json:
         print(json.dumps(full, indent=2))
         return
-    print(f"data: {data.describe()}; threads: {args.threads or ME.torch.get_num_threads()}; "
-          f"latency: median of repeated calls after warm-up")
+    for d in sets.values():
+        print(f"data: {d.describe()}")
+    print(f"threads: {args.threads or ME.torch.get_num_threads()}; accuracy on each data set's test split; "
+          "latency: median of repeated calls after warm-up")
     print(format_table(rows))
 
 
@@ -348,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the bundled sample models with baseline metrics measured now")
     common(p)
+    p.set_defaults(data=None)  # each sample on the data it was trained on, unless --data says otherwise
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("measure", help="measure one model")

@@ -74,9 +74,24 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
+class LeNet5Caffe(nn.Module):
+    """Caffe's LeNet-5 (the model Deep Compression and soft weight-sharing report on): conv 20 5x5 - pool -
+    conv 50 5x5 - pool - fc 500 - fc classes; 431k weights at width 1."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: float = 1.0):
+        super().__init__()
+        c1, c2, h = _scaled(20, width), _scaled(50, width), _scaled(500, width)
+        self.features = nn.Sequential(nn.Conv2d(in_channels, c1, 5), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 5),
+                                      nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c2 * 4 * 4, h), nn.ReLU(), nn.Linear(h, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
 def build(arch: str, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0,
           **kwargs) -> nn.Module:
-    """A fresh (untrained) model: 'mlp', 'lenet5', or 'tv:<torchvision name>'; `width` narrows it."""
+    """A fresh (untrained) model: 'mlp', 'lenet5', 'lenet5_caffe', or 'tv:<torchvision name>'; `width` narrows it."""
     if arch == "mlp":
         return MLP(in_features=input_shape[0] * input_shape[1] * input_shape[2], num_classes=num_classes,
                    width=width, hidden=tuple(kwargs.pop("hidden", (300, 100))), **kwargs)
@@ -84,6 +99,10 @@ def build(arch: str, num_classes: int, input_shape: tuple[int, int, int], width:
         if tuple(input_shape[1:]) != (28, 28):
             raise ModelLoadError(f"lenet5 expects 28x28 inputs, not {input_shape[1]}x{input_shape[2]}.")
         return LeNet5(in_channels=input_shape[0], num_classes=num_classes, width=width, **kwargs)
+    if arch == "lenet5_caffe":
+        if tuple(input_shape[1:]) != (28, 28):
+            raise ModelLoadError(f"lenet5_caffe expects 28x28 inputs, not {input_shape[1]}x{input_shape[2]}.")
+        return LeNet5Caffe(in_channels=input_shape[0], num_classes=num_classes, width=width, **kwargs)
     name = arch.removeprefix(TORCHVISION_PREFIX)
     import torchvision
 
