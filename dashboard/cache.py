@@ -32,9 +32,15 @@ EXPLORE_RUN = "explore"
 WORK_LOCK = threading.Lock()  # one model build / measurement / export at a time in this process
 
 
+def default_sample() -> str:
+    """The first sample trained on the bundled digits (no download needed), else the first sample."""
+    names = M.sample_names()
+    return next((n for n in names if M.sample_card(n).get("data") == "digits"), names[0])
+
+
 def current_sources() -> tuple[str, str]:
-    """(model source as JSON, data source) chosen on the Model page; the first sample and digits by default."""
-    model = st.session_state.get("model_source") or json.dumps(M.sample_names()[0])
+    """(model source as JSON, data source) chosen on the Model page; a digits sample and digits by default."""
+    model = st.session_state.get("model_source") or json.dumps(default_sample())
     return model, st.session_state.get("data_source", "digits")
 
 

@@ -11,6 +11,7 @@ from core import models as M
 from dashboard import cache, figures, fmt, state
 
 MAX_UPLOAD = 200 * 2**20
+BUNDLED_DATA = {"digits", "mnist"}  # built-in sources; an uploaded data set is never replaced
 
 
 def _choose_model() -> None:
@@ -20,9 +21,12 @@ def _choose_model() -> None:
     if kind == "Bundled sample":
         current = json.loads(cache.current_sources()[0])
         name = state.widget(st.selectbox, "Sample model", key="model.sample", options=samples,
-                            default=current if current in samples else samples[0])
+                            default=current if current in samples else cache.default_sample())
         st.session_state["model_source"] = json.dumps(name)
         card = M.sample_card(name)
+        st.session_state["sample_data"] = card.get("data") if card.get("data") in BUNDLED_DATA else "digits"
+        if st.session_state.get("data_source", "digits") in BUNDLED_DATA and card.get("data") in BUNDLED_DATA:
+            st.session_state["data_source"] = card["data"]  # a sample is measured on the data it was trained on
         st.caption(f"{card['arch']} · input {'x'.join(map(str, card['input_shape']))} · trained on {card['data']} "
                    f"with `{card['trained_with']}`")
         return
@@ -71,8 +75,9 @@ def _choose_data() -> None:
                 st.session_state["data_source"] = str(path)
             except Exception as e:  # one sentence, never a traceback
                 st.error(fmt.one_sentence(e, {str(path): file.name, path.name: file.name} if path else None))
-        if c2.button("Back to digits"):
-            st.session_state["data_source"] = "digits"
+        builtin = st.session_state.get("sample_data", "digits")
+        if c2.button(f"Back to the built-in data ({builtin})"):
+            st.session_state["data_source"] = builtin
 
 
 def main() -> None:

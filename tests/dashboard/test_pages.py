@@ -76,9 +76,13 @@ def assert_clean(at: AppTest, where: str) -> None:
 # ---- pages one by one --------------------------------------------------------------------
 
 def test_the_app_starts_on_the_model_page_and_switches_samples(ui_env):
+    from core import models as M
+
     at = app()
     assert not at.exception
     assert metric(at, "Test accuracy").value.endswith("%")
+    first = at.selectbox(key=W("model.sample")).value
+    assert M.sample_card(first)["data"] == "digits", "the default sample needs no download"
     at.selectbox(key=W("model.sample")).select("mlp").run()
     assert not at.exception and metric(at, "Parameters").value == "266,610"
 
