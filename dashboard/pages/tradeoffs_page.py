@@ -82,7 +82,7 @@ def main() -> None:
     default = [st.session_state.get("active_run")] if st.session_state.get("active_run") in names else sweeps[-1:]
     runs = state.widget(st.multiselect, "Runs (several overlay their fronts: method against method, run against run, "
                         "model against model)", key="tradeoffs.runs", default=default, options=names,
-                        format_func=run_name)
+                        format_func=run_name, valid=lambda v: bool(v) and all(r in names for r in v))
     if not runs:
         st.info("Choose at least one run.")
         return

@@ -170,6 +170,11 @@ def test_tradeoffs_reads_like_a_person_wrote_it(ui_env):
     assert not at.exception
 
 
+def test_tradeoffs_opens_on_a_stored_run_when_the_chosen_one_is_not_stored_yet(ui_env):
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["a-sweep-just-started"]})
+    assert not at.exception and at.multiselect(key=W("tradeoffs.runs")).value and at.get("plotly_chart")
+
+
 def test_export_page_builds_a_downloadable_verified_file(ui_env):
     at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui"]})
     key = at.session_state["chosen_point"]
