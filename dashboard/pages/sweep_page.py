@@ -126,7 +126,7 @@ def _progress(run: str) -> None:
         st.caption(f"The sweep process ended before all its points were stored; run it again to resume "
                    f"(points already stored are kept). Its log: {jobs.folder() / (jobs.safe_name(run) + '.log')}")
     if df is not None and len(df):
-        st.dataframe(_table(df), hide_index=True, width="stretch", height=360,
+        st.dataframe(_table(df), hide_index=True, width="stretch", height=min(360, 35 * (len(df) + 1) + 3),
                      column_config={"Point": st.column_config.TextColumn(width="medium")})
 
 

@@ -193,7 +193,36 @@ def test_the_whole_job_choose_explore_pick_export_download(server, tmp_path):
         nav(page, "Trade-offs")
         assert slider_value(page, "Accuracy floor (%)") == floor_value, "Trade-offs forgot the floor"
         assert selected_point(page).startswith(chosen), "Trade-offs forgot the selected point"
+        # Sweep: a 4-point sweep in the background; a reload mid-way shows the job's true progress, which finishes
         nav(page, "Sweep")
         assert_clean(page, "Sweep")
+        name = page.get_by_label("Run name")
+        name.fill("browser-sweep")
+        name.press("Enter")
+        settle(page)
+        for box, chip in (("Pruning ratios", "90 %"), ("Pruning ratios", "75 %"), ("Number formats", "w2 (2-bit)"),
+                          ("Number formats", "int8 file")):
+            remove = page.locator("[data-testid=stMultiSelect]", has_text=box).get_by_role("button", name=f"Remove {chip}")
+            for _ in range(3):  # a click that lands while the app reruns can be lost: try again
+                if not remove.count():
+                    break
+                remove.click()
+                page.keyboard.press("Escape")  # close the options list the click may have opened
+                settle(page)
+            assert not remove.count(), f"could not remove {chip} from {box}"
+        page.get_by_text("Measure latency").click()
+        settle(page)
+        assert "4 points" in page.locator("[data-testid=stMarkdownContainer]", has_text="points").first.inner_text()
+        page.get_by_role("button", name="Run sweep").click()
+        page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
+        page.reload()
+        bar = page.locator("[data-testid=stProgress]").first
+        bar.wait_for(timeout=60_000)
+        assert "of 4 points stored" in bar.inner_text(), bar.inner_text()
+        assert page.get_by_label("Run name").input_value() == "browser-sweep", "the form did not come back from the job"
+        page.wait_for_function("() => { const b = document.querySelector('[data-testid=stProgress]');"
+                               " return b && b.innerText.includes('4 of 4 points stored · finished') }", timeout=240_000)
+        settle(page)
+        assert_clean(page, "Sweep after the sweep")
         shot(page, "sweep")
         browser.close()
