@@ -8,11 +8,12 @@ from core import measure as ME
 from core import spec as S
 from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune
-from core.quantize import Float16, Int8, WeightQuant
+from core import deploy
+from core.quantize import WeightQuant
 from dashboard import cache, fmt, state
 
 FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
-EXTRA_FORMATS = {"int8 (ONNX Runtime)": Int8(), "fp16 (ONNX Runtime)": Float16()}
+FILE_FORMATS = ["fp32", "int8", "fp16"]  # tokens of core.deploy.TOKENS
 
 
 def build_spec() -> S.Spec:
@@ -32,10 +33,11 @@ def build_spec() -> S.Spec:
     bits = state.widget(c2.select_slider, "Weight bits", key="explore.bits", default="fp32", options=FORMATS,
                         help="Bits per weight after quantization (one scale per output channel); fp32 = no "
                              "quantization. Fewer bits make the compact archive smaller and may cost accuracy.")
-    runtime_format = state.widget(c2.radio, "Number format", key="explore.runtime_format", default="as the bits say",
-                                  options=["as the bits say", *EXTRA_FORMATS], horizontal=True,
-                                  help="int8 and fp16 are real ONNX Runtime files (integer or half-precision "
-                                       "kernels); 'as the bits say' uses the weight bits above")
+    file_format = state.widget(c2.radio, "File format", key="explore.file_format", default="fp32",
+                               options=FILE_FORMATS, horizontal=True, format_func=lambda t: f"{t} ONNX",
+                               help="The file the point ships as, run in ONNX Runtime: " + "; ".join(
+                                   f"{t}: {deploy.TOKEN_HELP[t]}" for t in FILE_FORMATS)
+                               + ". It combines with the weight bits: 4-bit weights in an int8 file.")
     width = state.widget(c2.select_slider, "Student width (distillation)", key="explore.student_width", default=1.0,
                          options=[0.25, 0.5, 0.75, 1.0],
                          help="below 1.0 a narrower student is trained on the model's soft labels (slow once)")
@@ -43,8 +45,8 @@ def build_spec() -> S.Spec:
     if sparsity:
         make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
         prune = make(ratio=sparsity / 100, finetune_epochs=int(finetune))
-    quant = EXTRA_FORMATS.get(runtime_format) or (None if bits == "fp32" else WeightQuant(int(bits)))
-    return S.Spec(distill=None if width == 1.0 else Distill(width=width), prune=prune, quantize=quant)
+    return S.Spec(distill=None if width == 1.0 else Distill(width=width), prune=prune,
+                  quantize=None if bits == "fp32" else WeightQuant(int(bits)), deploy=deploy.from_token(file_format))
 
 
 LATENCY_NOISE = 0.20  # a latency difference smaller than this share of the baseline is never shown
