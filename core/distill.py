@@ -18,7 +18,7 @@ from core import cache_dir
 from core.data import DataSet
 from core.models import LoadedModel, build
 from core.registry import SpecError, config_to_dict, register
-from core.train import Progress, train_
+from core.train import Progress, check_budget, train_
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,11 @@ class Distill:
     augment_shift: int = 2          # random translation (pixels) during training
     alone: bool = False             # True: hard labels only, no teacher (the baseline)
     seed: int = 0
+    samples_per_epoch: int | None = None  # training budget on big data: images per epoch (None: all)
+    patience: int | None = None           # stop after this many epochs without a better val score
 
     def __post_init__(self):
+        check_budget(self.samples_per_epoch, self.patience)
         if not 0 < self.width <= 1:
             raise SpecError(f"A student width must be in (0, 1], got {self.width}.")
         if self.temperature <= 0:
@@ -94,7 +97,7 @@ def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progres
     d = data.adapted(teacher.input_shape)
     train_(student, d.train, d.val, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, augment_shift=cfg.augment_shift,
            teacher=None if cfg.alone else teacher.module, temperature=cfg.temperature, alpha=cfg.alpha,
-           progress=progress)
+           progress=progress, samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(student.state_dict(), tmp)

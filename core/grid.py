@@ -16,6 +16,7 @@ A sweep file (YAML or JSON, or the same as a dict):
       distill: {epochs: 30, temperature: 4.0, alpha: 0.9}
       prune: {scope: global, importance: l2, steps: 1}
       qat_epochs: 3
+      budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
     measure: {latency: true, budget_s: 0.1, threads: null}
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
 
@@ -23,6 +24,7 @@ The grid is in the canonical order distill -> prune -> quantize -> deploy, basel
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -37,7 +39,8 @@ from core.prune import StructuredPrune, UnstructuredPrune
 AXES = {"student_width": [1.0], "prune": ["unstructured"], "prune_ratio": [0.0], "finetune_epochs": [0],
         "quantize": ["fp32"], "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
-SETTINGS = {"distill", "prune", "qat_epochs"}
+SETTINGS = {"distill", "prune", "qat_epochs", "budget"}
+BUDGET_KEYS = {"samples_per_epoch", "patience"}
 MEASURE_KEYS = {"latency", "budget_s", "threads"}
 MAX_POINTS = 5000
 
@@ -100,6 +103,9 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     bad = sorted(set(settings) - SETTINGS)
     if bad:
         raise SweepError(f"Unknown setting {bad[0]!r}; settings are {', '.join(sorted(SETTINGS))}.")
+    bad = sorted(set(settings.get("budget") or {}) - BUDGET_KEYS)
+    if bad:
+        raise SweepError(f"Unknown budget setting {bad[0]!r}; a budget may have {', '.join(sorted(BUDGET_KEYS))}.")
     measure = raw.get("measure") or {}
     bad = sorted(set(measure) - MEASURE_KEYS)
     if bad:
@@ -155,20 +161,25 @@ def steps_of(quant_token: str, deploy_token: str, settings: dict) -> tuple[Any, 
         if fmt is not None and deploy_token != "fp32":
             return None
         return None, fmt or deploy.from_token(deploy_token)
-    return quantize.from_token(quant_token, int(settings.get("qat_epochs", 3))), deploy.from_token(deploy_token)
+    weights = quantize.from_token(quant_token, int(settings.get("qat_epochs", 3)))
+    if weights is not None and getattr(weights, "qat_epochs", 0):
+        weights = dataclasses.replace(weights, **settings.get("budget", {}))
+    return weights, deploy.from_token(deploy_token)
 
 
 def expand(cfg: SweepConfig) -> list[S.Spec]:
     """The grid in canonical order (distill -> prune -> quantize -> deploy), baseline first, duplicates dropped."""
     a, st = cfg.axes, cfg.settings
+    budget = st.get("budget", {})
     try:
-        distills = [None if w == 1 else Distill(width=float(w), **st.get("distill", {})) for w in a["student_width"]]
+        distills = [None if w == 1 else Distill(width=float(w), **{**budget, **st.get("distill", {})})
+                    for w in a["student_width"]]
         prunes = []
         for kind, ratio, ft in itertools.product(a["prune"], a["prune_ratio"], a["finetune_epochs"]):
             if ratio == 0:
                 prunes.append(None)
                 continue
-            opts = dict(st.get("prune", {}))
+            opts = {**budget, **st.get("prune", {})}
             opts.pop("importance" if kind == "unstructured" else "scope", None)
             make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
             prunes.append(make(ratio=float(ratio), finetune_epochs=ft, **opts))

@@ -20,7 +20,7 @@ import torch.nn as nn
 from core.data import DataSet
 from core.models import LoadedModel
 from core.registry import SpecError, needs_architecture, register
-from core.train import Progress, accuracy, recalibrate_bn_, train_
+from core.train import Progress, accuracy, check_budget as _check_budget, recalibrate_bn_, train_
 
 
 # str enums in one line each: the values are what sweep files and the JSON of a Spec spell
@@ -36,8 +36,11 @@ class _Pruning:
     steps: int = 1                  # gradual pruning: cubic schedule in `steps` steps
     lr: float = 5e-4
     seed: int = 0
+    samples_per_epoch: int | None = None  # fine-tuning budget on big data: images per epoch (None: all)
+    patience: int | None = None           # stop fine-tuning after this many epochs without a better val score
 
     def __post_init__(self):
+        _check_budget(self.samples_per_epoch, self.patience)
         if not 0.0 <= self.ratio < 1.0 or self.ratio > 0.99:
             raise SpecError(f"A pruning ratio must be in [0, 0.99], got {self.ratio}.")
         if self.finetune_epochs < 0:
@@ -139,13 +142,13 @@ def keep_zeros(module: nn.Module):
     return hook
 
 
-def _finetune_(model: LoadedModel, data: DataSet, epochs: int, lr: float, seed: int,
-               progress: Progress | None) -> None:
+def _finetune_(model: LoadedModel, data: DataSet, cfg: _Pruning, epochs: int, progress: Progress | None) -> None:
     """Re-estimate BatchNorm statistics on the training split, then fine-tune for `epochs` (zeros kept)."""
     d = data.adapted(model.input_shape)
     recalibrate_bn_(model.module, d.train)
     if epochs > 0:
-        train_(model.module, d.train, d.val, epochs=epochs, lr=lr, seed=seed, progress=progress,
+        train_(model.module, d.train, d.val, epochs=epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
+               samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience,
                after_step=keep_zeros(model.module))
 
 
@@ -159,7 +162,7 @@ def unstructured(model: LoadedModel, cfg: UnstructuredPrune, data: DataSet,
     out = model.derive(model.copy_module())
     for target, epochs in zip(schedule(cfg.ratio, cfg.steps), _epochs_per_step(cfg.finetune_epochs, cfg.steps)):
         magnitude_prune_(out.module, target, cfg.scope)
-        _finetune_(out, data, epochs, cfg.lr, cfg.seed, progress)
+        _finetune_(out, data, cfg, epochs, progress)
     return out
 
 
@@ -183,7 +186,7 @@ def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
         iterative_pruning_ratio_scheduler=lambda r, n: [0.0, *schedule(r, n)])
     for epochs in _epochs_per_step(cfg.finetune_epochs, cfg.steps):
         pruner.step()
-        _finetune_(out, data, epochs, cfg.lr, cfg.seed, progress)
+        _finetune_(out, data, cfg, epochs, progress)
     out.module.eval()
     return out
 

@@ -23,7 +23,7 @@ from core.data import DataSet
 from core.models import LoadedModel
 from core.prune import prunable_weights
 from core.registry import SpecError, needs_architecture, register
-from core.train import Progress, recalibrate_bn_, train_
+from core.train import Progress, check_budget, recalibrate_bn_, train_
 
 
 Granularity = enum.Enum("Granularity", [("PER_CHANNEL", "per_channel"), ("PER_TENSOR", "per_tensor")], type=str)
@@ -43,8 +43,11 @@ class WeightQuant:
     qat_epochs: int = 0             # > 0: quantization-aware training (straight-through estimator) first
     lr: float = 5e-4
     seed: int = 0
+    samples_per_epoch: int | None = None  # QAT budget on big data: images per epoch (None: all)
+    patience: int | None = None           # stop QAT after this many epochs without a better val score
 
     def __post_init__(self):
+        check_budget(self.samples_per_epoch, self.patience)
         _check_bits(self.bits)
         if self.qat_epochs < 0:
             raise SpecError(f"qat_epochs must be 0 or more, got {self.qat_epochs}.")
@@ -130,6 +133,7 @@ def _qat_(module: nn.Module, cfg: WeightQuant, data: DataSet, progress: Progress
             m.parametrizations.weight.original.mul_(mask)
 
     train_(module, data.train, data.val, epochs=cfg.qat_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
+           samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience,
            after_step=hold_zeros)
     for m in layers:
         parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)

@@ -19,6 +19,17 @@ from core.data import Split
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
 
+def check_budget(samples_per_epoch: int | None, patience: int | None) -> None:
+    """The training-budget fields every training config shares, checked in its __post_init__."""
+    from core.registry import SpecError
+
+    if samples_per_epoch is not None and (not isinstance(samples_per_epoch, int) or samples_per_epoch < 1):
+        raise SpecError(f"samples_per_epoch must be a whole number of at least 1 (or null for all), "
+                        f"got {samples_per_epoch!r}.")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise SpecError(f"patience must be a whole number of epochs, at least 1 (or null), got {patience!r}.")
+
+
 def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
@@ -87,22 +98,26 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 1e-3, seed: int = 0,
            batch_size: int = 64, weight_decay: float = 0.0, augment_shift: int = 0,
            teacher: nn.Module | None = None, temperature: float = 4.0, alpha: float = 0.9,
-           progress: Progress | None = None, after_step: Callable[[nn.Module], None] | None = None) -> nn.Module:
+           progress: Progress | None = None, after_step: Callable[[nn.Module], None] | None = None,
+           samples_per_epoch: int | None = None, patience: int | None = None) -> nn.Module:
     """Train `model` in place with Adam and cosine decay; keep the weights that scored best on `val`.
 
     `after_step` runs after every optimiser step (pruning masks use it to keep zeros at zero).
+    Budgets for big data: each epoch sees `samples_per_epoch` random training images (all when None),
+    and training stops after `patience` epochs without a better validation score (never when None).
     """
     if epochs <= 0:
         return model
     gen = seed_everything(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * ((len(train) + batch_size - 1) // batch_size)
+    per_epoch = min(len(train), samples_per_epoch or len(train))
+    steps = epochs * ((per_epoch + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     teacher_logits = predict(teacher, train.x) if teacher is not None else None
-    best, best_acc = None, -1.0
+    best, best_acc, since_best = None, -1.0, 0
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(train), generator=gen)
+        order = torch.randperm(len(train), generator=gen)[:per_epoch]
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
             if len(idx) < 2:
@@ -122,9 +137,15 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
                 after_step(model)
         acc = accuracy(model, val)
         if acc > best_acc:
-            best_acc, best = acc, copy.deepcopy(model.state_dict())
+            best_acc, best, since_best = acc, copy.deepcopy(model.state_dict()), 0
+        else:
+            since_best += 1
+        stop = patience is not None and since_best >= patience
         if progress:
-            progress(epoch + 1, epochs, f"epoch {epoch + 1}/{epochs}: val {acc:.3f}")
+            progress(epochs if stop else epoch + 1, epochs,
+                     f"epoch {epoch + 1}/{epochs}: val {acc:.3f}" + (" (stopped early)" if stop else ""))
+        if stop:
+            break
     model.load_state_dict(best)
     model.eval()
     return model
