@@ -128,7 +128,7 @@ def latency_bars(latency: list[dict]) -> tuple[go.Figure, int]:
             x=g["runtime name"], y=g["median_ms"], name=f"batch {batch}",
             error_y=dict(type="data", symmetric=False, array=(g["top"] - g["median_ms"]).to_numpy(),
                          arrayminus=(g["median_ms"] - g["bottom"]).to_numpy()),
-            text=[fmt.ms(v) for v in g["median_ms"]], textposition="outside", cliponaxis=False,
+            text=[fmt.ms(v) for v in g["median_ms"]], textposition="inside", insidetextanchor="start", textangle=0,
             customdata=g[["p90_ms", "repeats"]].to_numpy(),
             hovertemplate="%{x}, " + f"batch {batch}" + ": median %{y:.3g} ms, p90 %{customdata[0]:.3g} ms "
                           "(%{customdata[1]} calls)<extra></extra>"))
