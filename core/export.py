@@ -52,14 +52,14 @@ def default_format(spec: S.Spec) -> str:
     return "onnx-fp16" if isinstance(spec.deploy, Float16) else "onnx"
 
 
-def rebuild(point: Point, model: LoadedModel, data: DataSet) -> LoadedModel:
+def rebuild(point: Point, model: LoadedModel, data: DataSet, progress=None) -> LoadedModel:
     """The compressed model of `point`, recomputed from its Spec on the same model and data."""
     if model.fingerprint != point.model_fingerprint:
         raise ExportError(f"The model's weights changed since this point was measured ({point.model}); "
                           "rerun the sweep to measure the current model.")
     if data.fingerprint != point.data_fingerprint:
         raise ExportError(f"The data changed since this point was measured ({point.data}); rerun the sweep.")
-    return S.apply(model, point.spec, data)
+    return S.apply(model, point.spec, data, progress)
 
 
 def _writable_dir(out: Path) -> None:
@@ -106,7 +106,7 @@ HOW_TO_LOAD = {
 
 
 def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | None, out: str | Path,
-                 baseline: Metrics | None = None) -> ExportResult:
+                 baseline: Metrics | None = None, progress=None) -> ExportResult:
     """Rebuild, write, reload, re-score, then atomically place the file and its model card."""
     if point.status != "ok" or point.metrics is None:
         raise ExportError(f"Point {point.key} failed when measured ({point.error}); pick another.")
@@ -119,7 +119,9 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     if out.is_dir():
         out = out / f"{point.model}-{point.spec.hash}-{fmt}{FORMATS[fmt]}"  # formats sharing a suffix never collide
     _writable_dir(out)
-    compressed = rebuild(point, model, data)
+    compressed = rebuild(point, model, data, progress)
+    if progress:
+        progress(0, 1, f"writing the {fmt} file, reloading it from disk and scoring it")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")  # torch.export wants the .pt2 suffix
     try:
         score, runtime = _write_and_score(compressed, point.spec, fmt, tmp, data)

@@ -178,13 +178,14 @@ def time_onnx(session, input_shape: tuple[int, ...], batch: int, threads: int,
 
 def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True,
             batches: tuple[int, ...] = BATCHES, runtimes: tuple[str, ...] = RUNTIMES, threads: int | None = None,
-            budget_s: float = TIME_BUDGET_S, keep_dir: str | Path | None = None) -> Metrics:
+            budget_s: float = TIME_BUDGET_S, keep_dir: str | Path | None = None, progress=None) -> Metrics:
     """Every metric of one model shipped as `deploy` (None: fp32 ONNX; else a core.deploy format) on
     `data`'s test split (data adapted to the model's input shape).
 
     The ONNX file is the deployable one; its accuracy and latency come from running it
     in ONNX Runtime. PyTorch numbers are for the module itself, and are skipped for
-    ONNX-only formats. The module's train/eval mode is restored afterwards.
+    ONNX-only formats. The module's train/eval mode is restored afterwards. `progress(done, total,
+    message)` hears each stage (file, archive, accuracy, each latency series).
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}.")
@@ -199,36 +200,44 @@ def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True
     was_training = module.training
     module.eval()
     try:
-        return _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir)
+        return _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir,
+                        progress or (lambda done, total, message: None))
     finally:
         module.train(was_training)
 
 
-def _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir) -> Metrics:
+def _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir,
+             progress) -> Metrics:
     from core import archive
 
     params, nonzero = count_params(module)
     torch_runs = deploy is None
     census: dict = {}
+    series = [(r, b) for r in runtimes for b in batches if r == "onnxruntime" or torch_runs] if latency else []
+    total = 3 + len(series)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(keep_dir or tmp)
+        progress(0, total, "writing the deployable file")
         onnx_path = onnx_io.write_deployable(model, deploy, folder / f"{model.name}.onnx", calibration=data.train)
         session = onnx_io.onnx_session(onnx_path, threads)
         archive_bytes = None
+        progress(1, total, "writing the compact archive")
         if model.arch is not None:
             archive_bytes = os.path.getsize(archive.write_archive(model, folder / f"{model.name}.etz"))
         if deploy is not None:
             census = onnx_io.op_census(onnx_path)
+        progress(2, total, f"scoring {len(data.test):,} test images in ONNX Runtime")
+        accuracy = onnx_io.onnx_accuracy(session, data.test)
         timings: list[Latency] = []
-        if latency:
-            for runtime in runtimes:
-                for b in batches:
-                    if runtime == "onnxruntime":
-                        timings.append(time_onnx(session, model.input_shape, b, threads, budget_s))
-                    elif torch_runs:
-                        timings.append(time_pytorch(module, model.input_shape, b, threads, budget_s))
+        for i, (runtime, b) in enumerate(series):
+            progress(3 + i, total, f"timing {runtime} at batch {b}")
+            if runtime == "onnxruntime":
+                timings.append(time_onnx(session, model.input_shape, b, threads, budget_s))
+            else:
+                timings.append(time_pytorch(module, model.input_shape, b, threads, budget_s))
+        progress(total, total, "measured")
         return Metrics(
-            accuracy=onnx_io.onnx_accuracy(session, data.test),
+            accuracy=accuracy,
             torch_accuracy=torch_accuracy(module, data.test) if torch_runs else None,
             test_samples=len(data.test),
             onnx_bytes=os.path.getsize(onnx_path),

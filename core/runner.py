@@ -115,7 +115,8 @@ def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], me
             out = prefixes[spec.prefix.hash]
             if spec.quantize is not None:
                 out = S.compress(out, spec.quantize, data, progress)
-            yield Outcome(spec, ME.measure(out, data, spec.deploy, **measure_opts), None, time.perf_counter() - t0)
+            metrics = ME.measure(out, data, spec.deploy, progress=progress, **measure_opts)
+            yield Outcome(spec, metrics, None, time.perf_counter() - t0)
         except Exception as e:
             log.debug("point %s failed", spec.label, exc_info=True)
             message = (str(e).splitlines() or [""])[0][:500]

@@ -26,7 +26,7 @@ from core import prune
 from core import spec as S
 from core import runner
 from core import cache_dir
-from core.store import Store
+from core.store import Store, point_key
 
 EXPLORE_RUN = "explore"
 WORK_LOCK = threading.Lock()  # one model build / measurement / export at a time in this process
@@ -58,11 +58,9 @@ def dataset(source: str = "digits") -> D.DataSet:
     return D.load_data(source)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def baseline(model_json: str, data_source: str = "digits") -> dict:
-    lm, data = model(model_json), dataset(data_source)
-    with WORK_LOCK:
-        return ME.measure(lm, data, budget_s=0.1).to_dict()
+def baseline(model_json: str, data_source: str = "digits", progress=None) -> dict:
+    """The model as it is: the empty Spec, measured and stored like any Explore point."""
+    return explore_point(model_json, data_source, S.Spec().to_json(), progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -70,11 +68,15 @@ def layers(model_json: str) -> list[dict]:
     return ME.layer_table(model(model_json).module)
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def explore_point(model_json: str, data_source: str, spec_json: str, _progress=None) -> dict:
-    """Metrics of one Spec: from the store when seen before, else computed now and stored (run 'explore')."""
+def explore_point(model_json: str, data_source: str, spec_json: str, progress=None) -> dict:
+    """Metrics of one Spec: from the store when seen before (at once, no lock), else computed now, under the
+    lock, with `progress` hearing each step, and stored in the model's Explore run."""
     lm, data = model(model_json), dataset(data_source)
     spec = S.Spec.from_json(spec_json)
+    try:
+        return _stored_metrics(point_key(_fingerprint(model_json), data.fingerprint, spec))
+    except LookupError:
+        pass
     run = explore_run(model_json, data_source)
     with WORK_LOCK:
         store = Store()
@@ -82,10 +84,28 @@ def explore_point(model_json: str, data_source: str, spec_json: str, _progress=N
             store.add_run(run, {"model": json.loads(model_json), "data": data_source}, lm.name, data.name)
             # a failure here is the app's or the machine's, not the point's: raised, never stored as its result
             point = runner.run_group(store, run, json.loads(model_json), data_source, [spec], [0],
-                                     {"budget_s": 0.05}, progress=_progress, store_failures=False)[0]
+                                     {"budget_s": 0.05}, progress=progress, store_failures=False)[0]
         finally:
             store.close()
     return point.metrics.to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _stored_metrics(key: str) -> dict:
+    """A stored point's metrics, kept in memory once found; LookupError (never cached) when not stored yet."""
+    store = Store()
+    try:
+        point = store.get(key)
+    finally:
+        store.close()
+    if point is None or point.status != "ok":
+        raise LookupError(key)
+    return point.metrics.to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _fingerprint(model_json: str) -> str:
+    return model(model_json).fingerprint
 
 
 def explore_run(model_json: str, data_source: str) -> str:
@@ -99,14 +119,22 @@ def is_explore_run(name: str) -> bool:
     return name == EXPLORE_RUN or name.startswith(f"{EXPLORE_RUN} · ")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def sensitivity(model_json: str, data_source: str, ratios: tuple[float, ...]) -> list[dict]:
-    lm, data = model(model_json), dataset(data_source)
-    with WORK_LOCK:
-        return prune.sensitivity(lm, data, ratios)
+def sensitivity(model_json: str, data_source: str, ratios: tuple[float, ...], progress=None) -> list[dict]:
+    """Accuracy with each layer pruned alone at each ratio; computed once per model, data and ratios."""
+    tables, key = _sensitivity_tables(), (model_json, data_source, ratios)
+    if key not in tables:
+        lm, data = model(model_json), dataset(data_source)
+        with WORK_LOCK:
+            tables[key] = prune.sensitivity(lm, data, ratios, progress=progress)
+    return tables[key]
 
 
-def export_point(key: str, fmt: str) -> dict:
+@st.cache_resource(show_spinner=False)
+def _sensitivity_tables() -> dict:
+    return {}
+
+
+def export_point(key: str, fmt: str, progress=None) -> dict:
     """Rebuild the stored point `key`, write it as `fmt`, reload and re-score it (under the lock).
     Returns the file, its model card and the reloaded accuracy; never cached (it writes files)."""
     store = Store()
@@ -122,7 +150,7 @@ def export_point(key: str, fmt: str) -> dict:
     data = dataset(cfg["data"])
     out = Path(tempfile.mkdtemp(prefix="edgetrim-export-"))
     with WORK_LOCK:
-        result = export.export_point(point, lm, data, fmt, out)
+        result = export.export_point(point, lm, data, fmt, out, progress=progress)
     return {"key": key, "format": fmt, "path": str(result.path), "card": str(result.card_path),
             "accuracy": result.reloaded_accuracy}
 

@@ -10,7 +10,7 @@ from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune
 from core import deploy
 from core.quantize import WeightQuant
-from dashboard import cache, fmt, state
+from dashboard import cache, fmt, progress, state
 
 FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
 FILE_FORMATS = ["fp32", "int8", "fp16"]  # tokens of core.deploy.TOKENS
@@ -74,10 +74,10 @@ def main() -> None:
                "from the results store.")
     spec = build_spec()
     try:
-        with st.spinner("Measuring the baseline…"):
-            base = ME.Metrics.from_dict(cache.baseline(model_json, data_source))
-        with st.spinner(f"Computing {spec.label}…"):
-            m = ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json()))
+        with progress.bar("Measuring the baseline") as report:
+            base = ME.Metrics.from_dict(cache.baseline(model_json, data_source, report))
+        with progress.bar(f"Computing {spec.label}") as report:
+            m = ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(), report))
     except Exception as e:  # one sentence, never a traceback or colour codes
         st.error(f"This point could not be computed: {fmt.one_sentence(e)} Change a setting, or try again.")
         return

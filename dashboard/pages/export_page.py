@@ -11,7 +11,7 @@ import streamlit as st
 
 from core import export, runner
 from core.store import Store
-from dashboard import cache, fmt, state
+from dashboard import cache, fmt, progress, state
 
 FORMATS = list(export.FORMATS)
 FORMAT_NAMES = {"onnx": "ONNX, fp32", "onnx-fp16": "ONNX, fp16 weights", "onnx-int8": "ONNX, int8 (QDQ)",
@@ -20,8 +20,8 @@ FORMAT_NAMES = {"onnx": "ONNX, fp32", "onnx-fp16": "ONNX, fp16 weights", "onnx-i
 
 def _build(key: str, fmt_name: str) -> None:
     try:
-        with st.spinner("Rebuilding the model from its spec, writing, reloading and re-scoring…"):
-            st.session_state["export_result"] = cache.export_point(key, fmt_name)
+        with progress.bar("Rebuilding the model from its spec, then writing, reloading and re-scoring the file") as report:
+            st.session_state["export_result"] = cache.export_point(key, fmt_name, report)
     except Exception as e:  # one sentence, never a traceback
         st.session_state.pop("export_result", None)
         st.error(f"The export did not complete: {fmt.one_sentence(e)}")

@@ -8,7 +8,7 @@ import streamlit as st
 from core import data as D
 from core import measure as ME
 from core import models as M
-from dashboard import cache, figures, fmt, state
+from dashboard import cache, figures, fmt, progress, state
 
 MAX_UPLOAD = 200 * 2**20
 BUNDLED_DATA = {"digits", "mnist"}  # built-in sources; an uploaded data set is never replaced
@@ -86,10 +86,11 @@ def main() -> None:
     _choose_data()
     model_json, data_source = cache.current_sources()
     try:
-        with st.spinner("Measuring the baseline: accuracy, ONNX file, latency on both runtimes…"):
+        with st.spinner("Loading the model and data…"):
             lm = cache.model(model_json)
             data = cache.dataset(data_source)
-            m = ME.Metrics.from_dict(cache.baseline(model_json, data_source))
+        with progress.bar("Measuring the baseline: accuracy, ONNX file, latency on both runtimes") as report:
+            m = ME.Metrics.from_dict(cache.baseline(model_json, data_source, report))
     except Exception as e:  # one sentence, never a traceback
         st.error(f"The baseline could not be measured: {fmt.one_sentence(e)}")
         return

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import pareto
-from dashboard import cache, figures, fmt, state
+from dashboard import cache, figures, fmt, progress, state
 
 # objective (core's name) -> what a person reads
 X_NAMES = {"archive": "Compact archive size", "size": "ONNX file size", "latency": "ONNX Runtime latency (batch 1)",
@@ -141,8 +141,8 @@ def main() -> None:
         if st.session_state.get("show_sensitivity"):
             model_json, data_source = cache.current_sources()
             try:
-                with st.spinner("Pruning each layer alone at 25 / 50 / 75 / 90 %…"):
-                    rows = cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9))
+                with progress.bar("Pruning each layer alone at 25 / 50 / 75 / 90 %") as report:
+                    rows = cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9), report)
             except Exception as e:  # one sentence, never a traceback
                 st.error(f"The sensitivity could not be computed: {fmt.one_sentence(e)}")
                 return

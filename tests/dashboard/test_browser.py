@@ -103,7 +103,15 @@ def nav(page, title: str) -> None:
     settle(page)
 
 
-def test_the_whole_job_choose_explore_pick_export_download(server, tmp_path):
+def wait_metric_change(page, label: str, before: str, timeout_ms: int = 180_000) -> None:
+    page.wait_for_function(
+        "([l, b]) => { const m = [...document.querySelectorAll('[data-testid=stMetric]')]"
+        ".find(e => e.innerText.includes(l));"
+        " return m && !m.innerText.includes(b) && !document.querySelector('[data-testid=stProgress]') }",
+        arg=[label, before], timeout=timeout_ms)
+
+
+def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from core import data as D
@@ -118,21 +126,35 @@ def test_the_whole_job_choose_explore_pick_export_download(server, tmp_path):
         assert time.time() - t0 < 15, "the sample's baseline should show within 15 s of the server answering"
         settle(page)
         assert_clean(page, "Model & data")
+
+        # Model & data: choose another sample; its baseline is measured and shown
+        params = metric_value(page, "Parameters")
+        page.locator("[data-testid=stSelectbox]", has_text="Sample model").click()
+        page.get_by_role("option", name="mlp", exact=True).click()
+        wait_metric_change(page, "Parameters", params)
+        settle(page)
+        assert metric_value(page, "Parameters") == "266,610"
+        assert_clean(page, "Model & data, mlp")
         shot(page, "model")
 
-        # Explore: a slider move changes the point; ten quick key presses break nothing
+        # Explore: sparsity and bits change the point; a student trains behind a progress bar with the time left
         nav(page, "Explore")
         page.locator("[data-testid=stMetricValue]").first.wait_for(timeout=60_000)
         before = metric_value(page, "Test accuracy")
         slider = page.get_by_role("slider", name="Sparsity (%)")
         slider.focus()
         page.keyboard.press("End")  # 95 % sparsity
-        page.wait_for_function(
-            "b => { const m = [...document.querySelectorAll('[data-testid=stMetric]')]"
-            ".find(e => e.innerText.includes('Test accuracy'));"
-            " return m && !m.innerText.includes(b) }", arg=before, timeout=120_000)
-        assert metric_value(page, "Test accuracy") != before
+        wait_metric_change(page, "Test accuracy", before)
         settle(page)
+        archive = metric_value(page, "Compact archive")
+        bits = page.get_by_role("slider", name="Weight bits")
+        bits.focus()
+        for _ in range(5):  # fp32 -> 8 -> 7 -> 6 -> 5 -> 4 bits
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_timeout(30)
+        wait_metric_change(page, "Compact archive", archive)
+        settle(page)
+        assert slider_value(page, "Weight bits") == "4" and "4-bit weights" in page.locator("body").inner_text()
         slider.focus()
         page.keyboard.press("Home")
         for _ in range(10):  # 0 -> 50 %, faster than the app can rerun
@@ -141,58 +163,23 @@ def test_the_whole_job_choose_explore_pick_export_download(server, tmp_path):
         settle(page)
         assert slider_value(page, "Sparsity (%)") == "50"
         assert_clean(page, "Explore after quick key presses")
+        width = page.get_by_role("slider", name="Student width (distillation)")
+        width.focus()
+        page.keyboard.press("ArrowLeft")  # 1.0 -> 0.75: a student of the mlp is trained now
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stProgress]')]"
+                               ".some(b => /epoch \\d+\\/\\d+.* s left/.test(b.innerText))", timeout=60_000)
+        settle(page)
+        assert "student width 0.75" in page.locator("body").inner_text()
+        assert_clean(page, "Explore after training a student")
         shot(page, "explore")
+        width.focus()
+        page.keyboard.press("ArrowRight")  # back to the model itself
+        settle(page)
         nav(page, "Model & data")
         nav(page, "Explore")
         assert slider_value(page, "Sparsity (%)") == "50", "Explore forgot the sparsity"
+        assert slider_value(page, "Weight bits") == "4", "Explore forgot the bits"
 
-        # Trade-offs: move the floor, click a point on the chart
-        nav(page, "Trade-offs")
-        chart = page.locator(".js-plotly-plot").first
-        chart.wait_for(timeout=60_000)
-        floor = page.get_by_role("slider", name="Accuracy floor (%)")
-        floor.focus()
-        for _ in range(5):
-            page.keyboard.press("ArrowLeft")
-        settle(page)
-        floor_value = slider_value(page, "Accuracy floor (%)")
-        before = selected_point(page)
-        point = chart.locator(".scatterlayer .trace").first.locator(".point").first  # the baseline
-        box = point.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.wait_for_timeout(300)
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.wait_for_function("b => { const s = document.querySelector('input[aria-label^=\"Selected point\"]');"
-                               " return s && s.value !== b }", arg=before, timeout=60_000)
-        settle(page)
-        chosen = selected_point(page).split(" · ")[0]
-        assert_clean(page, "Trade-offs")
-        shot(page, "tradeoffs")
-
-        # Export: build, download through the browser, re-score the file in ONNX Runtime
-        nav(page, "Export")
-        assert chosen in page.locator("h3").first.inner_text(), "Export does not show the point chosen on Trade-offs"
-        page.get_by_role("button", name="Build, reload and verify").click()
-        page.get_by_role("button", name="Download the model card (JSON)").wait_for(timeout=180_000)
-        settle(page)
-        assert_clean(page, "Export")
-        shot(page, "export")
-        shown = page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
-        with page.expect_download() as download:
-            page.locator("[data-testid=stDownloadButton] button").first.click()
-        path = tmp_path / download.value.suggested_filename
-        download.value.save_as(path)
-        assert path.suffix == ".onnx" and path.stat().st_size > 0
-        session = onnx_io.onnx_session(path)
-        shape = tuple(session.get_inputs()[0].shape[1:])
-        accuracy = onnx_io.onnx_accuracy(session, D.load_data("digits").adapted(shape).test)
-        assert f"scores {100 * accuracy:.2f} %" in shown, (shown, accuracy)
-
-        # away and back: the choices are still there
-        nav(page, "Model & data")
-        nav(page, "Trade-offs")
-        assert slider_value(page, "Accuracy floor (%)") == floor_value, "Trade-offs forgot the floor"
-        assert selected_point(page).startswith(chosen), "Trade-offs forgot the selected point"
         # Sweep: a 4-point sweep in the background; a reload mid-way shows the job's true progress, which finishes
         nav(page, "Sweep")
         assert_clean(page, "Sweep")
@@ -225,4 +212,54 @@ def test_the_whole_job_choose_explore_pick_export_download(server, tmp_path):
         settle(page)
         assert_clean(page, "Sweep after the sweep")
         shot(page, "sweep")
+
+        # Trade-offs: the sweep's points; move the floor, click a point that is not the baseline
+        nav(page, "Trade-offs")
+        chart = page.locator(".js-plotly-plot").first
+        chart.wait_for(timeout=60_000)
+        assert "browser-sweep" in page.locator("body").inner_text()
+        floor = page.get_by_role("slider", name="Accuracy floor (%)")
+        floor.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowLeft")
+        settle(page)
+        floor_value = slider_value(page, "Accuracy floor (%)")
+        before = selected_point(page)
+        point = chart.locator(".scatterlayer .trace").nth(1).locator(".point").first  # a compressed point
+        box = point.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_function("b => { const s = document.querySelector('input[aria-label^=\"Selected point\"]');"
+                               " return s && s.value !== b }", arg=before, timeout=60_000)
+        settle(page)
+        chosen = selected_point(page).split(" · ")[0]
+        assert chosen != "baseline (fp32)"
+        assert_clean(page, "Trade-offs")
+        shot(page, "tradeoffs")
+
+        # Export: build, download through the browser, re-score the file in ONNX Runtime
+        nav(page, "Export")
+        assert chosen in page.locator("h3").first.inner_text(), "Export does not show the point chosen on Trade-offs"
+        page.get_by_role("button", name="Build, reload and verify").click()
+        page.get_by_role("button", name="Download the model card (JSON)").wait_for(timeout=180_000)
+        settle(page)
+        assert_clean(page, "Export")
+        shot(page, "export")
+        shown = page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
+        with page.expect_download() as download:
+            page.locator("[data-testid=stDownloadButton] button").first.click()
+        path = tmp_path / download.value.suggested_filename
+        download.value.save_as(path)
+        assert path.suffix == ".onnx" and path.stat().st_size > 0
+        session = onnx_io.onnx_session(path)
+        shape = tuple(session.get_inputs()[0].shape[1:])
+        accuracy = onnx_io.onnx_accuracy(session, D.load_data("digits").adapted(shape).test)
+        assert f"scores {100 * accuracy:.2f} %" in shown, (shown, accuracy)
+
+        # away and back: the choices are still there
+        nav(page, "Model & data")
+        nav(page, "Trade-offs")
+        assert slider_value(page, "Accuracy floor (%)") == floor_value, "Trade-offs forgot the floor"
+        assert selected_point(page).startswith(chosen), "Trade-offs forgot the selected point"
         browser.close()

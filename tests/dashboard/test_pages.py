@@ -5,6 +5,7 @@ switches pages inside ONE session, as a person does (Streamlit then drops the st
 widgets that are not drawn, which is what the app-owned keys in dashboard/state.py survive).
 """
 import re
+import json
 import threading
 import time
 from pathlib import Path
@@ -285,10 +286,11 @@ def test_model_and_data_work_runs_one_at_a_time(ui_env, monkeypatch):
     store = Store()
     point = store.get(cache.run_table("ui")["key"].iloc[0])
     store.close()
-    active, most = [0], [0]
+    active, most, calls = [0], [0], []
     lock = threading.Lock()
 
     def slow(*args, **kwargs):
+        calls.append(1)
         with lock:
             active[0] += 1
             most[0] = max(most[0], active[0])
@@ -302,12 +304,15 @@ def test_model_and_data_work_runs_one_at_a_time(ui_env, monkeypatch):
     cache.model(model_json), cache.dataset("digits")
     threads = [threading.Thread(target=cache.explore_point, args=(model_json, "digits", f'{{"x": {i}}}'))
                for i in range(3)]
-    monkeypatch.setattr(cache.S.Spec, "from_json", staticmethod(lambda s: cache.S.Spec()))
+    from core.prune import UnstructuredPrune
+
+    unseen = lambda s: cache.S.Spec(prune=UnstructuredPrune(0.31 + json.loads(s)["x"] / 100))  # noqa: E731
+    monkeypatch.setattr(cache.S.Spec, "from_json", staticmethod(unseen))  # points not in the store: computed
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert most[0] == 1
+    assert most[0] == 1 and len(calls) == 3
 
 
 def test_uploads_name_the_person_s_file_and_ask_for_one_when_missing(ui_env):

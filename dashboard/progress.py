@@ -1,0 +1,36 @@
+"""A progress bar for work that takes more than a moment: what is being done, and about how long is left.
+
+Core reports progress as `progress(done, total, message)` per step of the work (each training
+run, then each stage of measuring); the bar shows the step's message and, from the pace so
+far, the time left in that step.
+
+    with progress.bar("Training the student") as report:
+        cache.explore_point(model_json, data_source, spec_json, report)
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, Iterator
+
+import streamlit as st
+
+
+@contextlib.contextmanager
+def bar(what: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A st.progress bar fed by core's callbacks; removed when the work is done."""
+    widget = st.progress(0.0, text=f"{what}…")
+    step = {"total": None, "first": 0, "last": 0, "t": time.monotonic()}
+
+    def report(done: int, total: int, message: str) -> None:
+        if total != step["total"] or done < step["last"]:  # a new step of the work: time it from here
+            step.update(total=total, first=done, t=time.monotonic())
+        step["last"] = done
+        elapsed, moved = time.monotonic() - step["t"], done - step["first"]
+        left = f" · about {elapsed / moved * (total - done):.0f} s left in this step" if moved and done < total else ""
+        widget.progress(min(1.0, done / max(total, 1)), text=f"{what}: {message}{left}")
+
+    try:
+        yield report
+    finally:
+        widget.empty()
