@@ -44,10 +44,13 @@ def _chart_selected() -> None:
         state.put("chosen_point", keys[0])
 
 
+FLOOR_SPAN = 10.0  # accuracy points the floor slider spans below the best point: 0.1-point steps stay usable
+
+
 def _floor_range(ok: pd.DataFrame) -> tuple[float, float]:
-    """From a bit below the least accurate measured point to the most accurate one, in %."""
+    """From a bit below the least accurate point, but at most FLOOR_SPAN points below the best, to the best, in %."""
     accs = 100 * ok["accuracy"]
-    lo = max(0.0, math.floor(float(accs.min())) - 1.0)
+    lo = max(0.0, math.floor(float(accs.min())) - 1.0, math.floor(float(accs.max())) - FLOOR_SPAN)
     hi = min(100.0, math.ceil(float(accs.max()) * 10) / 10)
     return float(lo), float(max(hi, lo + 0.1))
 
@@ -104,7 +107,7 @@ def main() -> None:
                              default=float(default_floor), valid=lambda v: isinstance(v, float) and lo <= v <= hi,
                              help="The least test accuracy you accept. The recommendation is the best point at or "
                                   "above it; the default is one point below the baseline. The range spans the "
-                                  "measured points.")
+                                  f"measured points, at most {FLOOR_SPAN:.0f} points below the best one.")
     pick_by = state.widget(c3.selectbox, "Recommend the best by", key="tradeoffs.pick_by", default=objective,
                            options=list(X_NAMES), format_func=X_NAMES.get, on_change=_pick_changed,
                            help="Among the points at or above the floor, the recommended one is the smallest or "
