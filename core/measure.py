@@ -174,6 +174,51 @@ def time_onnx(session, input_shape: tuple[int, ...], batch: int, threads: int,
     return Latency("onnxruntime", batch, threads=threads, **timed)
 
 
+# ---- side by side ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Comparison:
+    """Latency of `a` and `b` timed in alternating rounds (the machine's noise hits both alike)."""
+    runtime: str
+    batch: int
+    threads: int
+    a_ms: tuple[float, ...]       # median of each round
+    b_ms: tuple[float, ...]
+
+    @property
+    def ratios(self) -> list[float]:
+        """a / b per round: above 1, b is faster."""
+        return sorted(x / y for x, y in zip(self.a_ms, self.b_ms))
+
+
+def compare_latency(a: LoadedModel, b: LoadedModel, data: DataSet, deploy_a=None, deploy_b=None,
+                    runtimes: tuple[str, ...] = RUNTIMES, batches: tuple[int, ...] = BATCHES, rounds: int = 5,
+                    threads: int | None = None, budget_s: float = 0.1, progress=None) -> list[Comparison]:
+    """Time two models side by side: each round times a, then b, on every runtime and batch that both run
+    (PyTorch only for two fp32 models). Deltas between numbers measured apart are noise; these are not."""
+    threads = threads or torch.get_num_threads()
+    runners = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        calibration = data.adapted(a.input_shape).train
+        for name, model, deploy in (("a", a, deploy_a), ("b", b, deploy_b)):
+            path = onnx_io.write_deployable(model, deploy, Path(tmp) / f"{name}.onnx", calibration=calibration)
+            session = onnx_io.onnx_session(path, threads)
+            runners[name] = {"onnxruntime": (lambda bt, s=session, m=model: time_onnx(s, m.input_shape, bt, threads,
+                                                                                        budget_s)),
+                             "pytorch": (lambda bt, m=model: time_pytorch(m.module, m.input_shape, bt, threads,
+                                                                          budget_s))}
+        series = [(r, bt) for r in runtimes for bt in batches
+                  if r == "onnxruntime" or (deploy_a is None and deploy_b is None)]
+        times = {key: ([], []) for key in series}
+        for i in range(rounds):
+            if progress:
+                progress(i, rounds, f"round {i + 1} of {rounds}: timing both models on every runtime")
+            for runtime, bt in series:
+                times[(runtime, bt)][0].append(runners["a"][runtime](bt).median_ms)
+                times[(runtime, bt)][1].append(runners["b"][runtime](bt).median_ms)
+    return [Comparison(r, bt, threads, tuple(times[(r, bt)][0]), tuple(times[(r, bt)][1])) for r, bt in series]
+
+
 # ---- the whole record --------------------------------------------------------------
 
 def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True,

@@ -108,6 +108,17 @@ def _fingerprint(model_json: str) -> str:
     return model(model_json).fingerprint
 
 
+def compare_latency(model_json: str, data_source: str, spec_json: str, progress=None) -> list[dict]:
+    """The point and the baseline timed in alternating rounds (the only latency deltas worth showing)."""
+    lm, data = model(model_json), dataset(data_source)
+    spec = S.Spec.from_json(spec_json)
+    with WORK_LOCK:
+        point = S.apply(lm, spec, data, progress)
+        rows = ME.compare_latency(lm, point, data, None, spec.deploy, progress=progress)
+    return [{"runtime": c.runtime, "batch": c.batch, "threads": c.threads, "baseline_ms": c.a_ms, "point_ms": c.b_ms}
+            for c in rows]
+
+
 def explore_run(model_json: str, data_source: str) -> str:
     """The run that keeps one model's Explore points: one per model and data, so Export rebuilds each point
     on the model it was measured on."""

@@ -49,18 +49,14 @@ def build_spec() -> S.Spec:
                   quantize=None if bits == "fp32" else WeightQuant(int(bits)), deploy=deploy.from_token(file_format))
 
 
-LATENCY_NOISE = 0.20  # a latency difference smaller than this share of the baseline is never shown
-
-
-def _latency_delta(new: ME.Latency | None, old: ME.Latency | None) -> str | None:
-    """The latency change, only when it is beyond noise: more than 20 % of the baseline AND the
-    point's and the baseline's [median, p90] ranges do not overlap."""
-    if new is None or old is None:
+def _side_by_side_delta(rows: list[dict] | None, runtime: str, batch: int) -> str | None:
+    """'-37 % (-41 to -30)': the point against the baseline, timed in alternating rounds; None when not timed so."""
+    row = next((r for r in rows or [] if r["runtime"] == runtime and r["batch"] == batch), None)
+    if row is None:
         return None
-    apart = new.median_ms > old.p90_ms or old.median_ms > new.p90_ms
-    if not apart or abs(new.median_ms - old.median_ms) <= LATENCY_NOISE * old.median_ms:
-        return None
-    return fmt.ms_delta(new.median_ms, old.median_ms)
+    changes = sorted(100 * (p / b - 1) for p, b in zip(row["point_ms"], row["baseline_ms"]))
+    mid = changes[len(changes) // 2]
+    return f"{mid:+.0f} % ({changes[0]:+.0f} to {changes[-1]:+.0f})"
 
 
 def _latency(m: ME.Metrics, runtime: str, batch: int) -> ME.Latency | None:
@@ -91,18 +87,16 @@ def main() -> None:
                    fmt.size_delta(m.archive_bytes, base.archive_bytes), delta_color="inverse")
     cols[3].metric("Non-zeros", f"{m.nonzero_params:,}", fmt.count_delta(m.nonzero_params, base.nonzero_params),
                    delta_color="inverse")
+    compared = st.session_state.get("explore.compared", {}).get(spec.to_json())
     cols = st.columns(4)
-    hidden = 0
     for col, (runtime, batch) in zip(cols, [("onnxruntime", 1), ("onnxruntime", 32), ("pytorch", 1), ("pytorch", 32)]):
-        new, old = _latency(m, runtime, batch), _latency(base, runtime, batch)
-        delta = None if spec.family == "baseline" else _latency_delta(new, old)  # the baseline against itself: noise
-        hidden += delta is None and new is not None and old is not None and new.median_ms != old.median_ms
+        new = _latency(m, runtime, batch)
         col.metric(f"{'ORT' if runtime == 'onnxruntime' else 'PyTorch'} batch {batch}",
-                   "n/a" if new is None else fmt.ms(new.median_ms), delta, delta_color="inverse",
+                   "n/a" if new is None else fmt.ms(new.median_ms), _side_by_side_delta(compared, runtime, batch),
+                   delta_color="inverse",
                    help=None if new is None else f"median of {new.repeats} calls; p90 {fmt.ms(new.p90_ms)}")
-    if hidden:
-        st.caption(f"Latency differences below measurement noise are not shown (a change must exceed "
-                   f"{100 * LATENCY_NOISE:.0f} % and the median-to-p90 ranges of point and baseline must not overlap).")
+    if spec.family != "baseline":
+        _compare_button(model_json, data_source, spec, compared)
     cols = st.columns(4)
     cols[0].metric("Parameters", f"{m.params:,}", fmt.count_delta(m.params, base.params), delta_color="inverse")
     cols[1].metric("MACs", fmt.count(m.macs), fmt.count_delta(m.macs, base.macs), delta_color="inverse")
@@ -112,6 +106,28 @@ def main() -> None:
         st.info(note)
     if m.latency and base.latency and m.params == base.params and m.nonzero_params < base.nonzero_params:
         st.caption("Same shapes as the baseline: any latency difference here is measurement noise.")
+
+
+def _compare_button(model_json: str, data_source: str, spec: S.Spec, compared) -> None:
+    """Latency deltas only from the point and the baseline timed side by side, never from two separate runs."""
+    if compared:
+        threads = compared[0]["threads"]
+        st.caption(f"Latency changes: the point against the baseline, timed in {len(compared[0]['point_ms'])} "
+                   f"alternating rounds on {threads} threads (median change, and the range over the rounds).")
+        return
+    left, right = st.columns([1, 3])
+    if left.button("Time against the baseline", key="explore.compare",
+                   help="Times this point and the baseline in alternating rounds, so both see the same machine; "
+                        "only then is a latency change shown. Takes a few seconds."):
+        try:
+            with progress.bar("Timing the point and the baseline side by side") as report:
+                rows = cache.compare_latency(model_json, data_source, spec.to_json(), report)
+            st.session_state.setdefault("explore.compared", {})[spec.to_json()] = rows
+            st.rerun()
+        except Exception as e:  # one sentence, never a traceback
+            st.error(f"The timing did not complete: {fmt.one_sentence(e)}")
+    right.caption("Latencies above are each measured on their own, so their difference is noise-prone; no change "
+                  "is shown until the two are timed side by side.")
 
 
 if __name__ == "__main__":

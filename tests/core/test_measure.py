@@ -52,3 +52,17 @@ def test_layer_table(lenet5):
     rows = ME.layer_table(lenet5.module)
     assert sum(r["params"] for r in rows) == lenet5.card["params"]
     assert rows[0]["layer"] == "features.0" and rows[0]["shape"] == "6x1x5x5"
+
+
+def test_compare_latency_times_both_models_in_alternating_rounds(lenet5, digits):
+    from core import spec as S
+    from core.deploy import Int8
+    from core.prune import StructuredPrune
+
+    small = S.apply(lenet5, S.Spec(prune=StructuredPrune(0.5)), digits)
+    rows = ME.compare_latency(lenet5, small, digits, rounds=3, budget_s=0.01, threads=1)
+    assert {(c.runtime, c.batch) for c in rows} == {("onnxruntime", 1), ("onnxruntime", 32), ("pytorch", 1),
+                                                    ("pytorch", 32)}
+    assert all(len(c.a_ms) == len(c.b_ms) == 3 and c.threads == 1 and len(c.ratios) == 3 for c in rows)
+    int8 = ME.compare_latency(lenet5, lenet5, digits, None, Int8(), rounds=2, budget_s=0.01)
+    assert {c.runtime for c in int8} == {"onnxruntime"}  # an int8 file runs in ONNX Runtime only

@@ -113,15 +113,19 @@ def test_explore_shows_no_latency_delta_for_the_baseline_against_itself(ui_env):
         assert not metric(at, label).delta, f"{label}: the baseline against itself is noise, not a delta"
 
 
-def test_a_latency_delta_is_shown_only_beyond_noise():
-    from core.measure import Latency
-    from dashboard.pages.explore_page import _latency_delta
-
-    base = Latency("onnxruntime", 1, 1.0, 1.5, 100, 2)
-    assert _latency_delta(Latency("onnxruntime", 1, 1.1, 1.4, 100, 2), base) is None      # ranges overlap
-    assert _latency_delta(Latency("onnxruntime", 1, 1.15, 1.2, 100, 2), base) is None     # < 20 %
-    assert _latency_delta(Latency("onnxruntime", 1, 0.5, 0.6, 100, 2), base) == "-0.500 ms (-50 %)"
-    assert _latency_delta(Latency("onnxruntime", 1, 3.0, 3.2, 100, 2), base) == "+2.00 ms (+200 %)"
+def test_a_latency_delta_comes_only_from_timing_side_by_side(ui_env):
+    """No latency change from two separate measurements; after 'Time against the baseline' the change is the
+    median over alternating rounds, with its range."""
+    at = page("explore_page")
+    at.slider(key=W("explore.sparsity")).set_value(50)
+    at.radio(key=W("explore.prune_kind")).set_value("structured").run()
+    assert not at.exception
+    assert all(not metric(at, l).delta for l in ("ORT batch 1", "PyTorch batch 32")), "a delta from separate runs"
+    at.button(key="explore.compare").click().run()
+    assert not at.exception and not at.error
+    delta = metric(at, "ORT batch 1").delta
+    assert re.fullmatch(r"[-+]\d+ % \([-+]\d+ to [-+]\d+\)", delta), delta
+    assert any("alternating rounds" in c.value for c in at.caption)
 
 
 def test_sweep_page_estimates_points_and_refuses_an_empty_axis(ui_env):
