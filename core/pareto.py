@@ -28,7 +28,7 @@ OBJECTIVE_NAMES = {
     "archive": "compact archive size",
     "latency": "ONNX Runtime latency (batch 1)",
     "torch_latency": "PyTorch latency (batch 1)",
-    "macs": "MACs",
+    "macs": "compute (multiply-accumulates per input)",
 }
 FAMILIES = ("baseline", "pruning", "quantization", "distillation", "combined")
 

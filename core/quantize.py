@@ -175,9 +175,23 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
 # ---- the one spelling of the quantize tokens: w4 (rounding), qat3 (QAT), share4 (k-means) ----------
 
 TOKEN = re.compile(r"^(w|qat|share)([2-8])$")
-TOKEN_HELP = {"w<bits>": "round weights to <bits> bits after training (w8 .. w2)",
-              "qat<bits>": "round to <bits> bits with quantization-aware training (qat8 .. qat2)",
-              "share<bits>": "k-means weight sharing: 2^<bits> shared values per layer (share8 .. share2)"}
+TOKEN_HELP = {"w4": "each weight rounded to 4 bits after training, one scale per output channel (w8 .. w2 alike)",
+              "qat3": "3-bit weights after a few epochs of quantization-aware training: slower, usually more accurate "
+                      "(qat8 .. qat2 alike)",
+              "share3": "each layer's weights replaced by 2^3 = 8 shared values found by k-means (share8 .. share2 "
+                        "alike)"}
+
+
+CHOICES = ("fp32", "w8", "w6", "w5", "w4", "w3", "w2", "qat4", "qat3", "qat2", "share4", "share3")  # offered in the UI
+
+
+def token_name(token: str) -> str:
+    """What a person reads for a token: 'w4 (4-bit)', 'qat3 (3-bit, QAT)', 'share4 (16 values)'."""
+    m = TOKEN.match(token)
+    if m is None:
+        return "fp32 (as trained)" if token == "fp32" else token
+    kind, bits = m.group(1), int(m.group(2))
+    return f"{token} " + {"w": f"({bits}-bit)", "qat": f"({bits}-bit, QAT)", "share": f"({2 ** bits} values)"}[kind]
 
 
 def from_token(token: str, qat_epochs: int = 3):

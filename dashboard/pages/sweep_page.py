@@ -11,19 +11,14 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import grid
+from core import deploy, grid, quantize
 from dashboard import cache, fmt, jobs, state
 
-QUANT_NAMES = {"fp32": "fp32", "fp16": "fp16 file", "int8": "int8 file", "int8-dynamic": "int8-dynamic file",
-               "w8": "w8 (8-bit)", "w6": "w6 (6-bit)", "w4": "w4 (4-bit)", "w3": "w3 (3-bit)", "w2": "w2 (2-bit)",
-               "qat4": "qat4 (4-bit, QAT)", "qat3": "qat3 (3-bit, QAT)", "qat2": "qat2 (2-bit, QAT)",
-               "share4": "share4 (16 values)", "share3": "share3 (8 values)"}
-QUANT_HELP = ("How the weights are stored, one point per choice. fp32: as they are. fp16: a half-precision ONNX "
-              "file. int8: a real 8-bit integer ONNX file calibrated on training images (integer kernels in ONNX "
-              "Runtime); int8-dynamic: integer weights, activations quantized on the fly. w4: each weight rounded to "
-              "4 bits after training, one scale per channel (w8, w6, w3, w2 likewise). qat3: 3-bit weights with a few "
-              "epochs of quantization-aware fine-tuning, slower but usually more accurate (qat4, qat2 likewise). "
-              "share3: each layer's weights replaced by 8 shared values (2^3) found by k-means (share4: 16 values).")
+WEIGHTS_HELP = ("How the weights are rounded, one point per choice: " + "; ".join(
+    f"{k}: {v}" for k, v in quantize.TOKEN_HELP.items()) + ". fp32 keeps them as trained.")
+FILES_HELP = ("The file each point ships as, run in ONNX Runtime, one point per choice: " + "; ".join(
+    f"{k}: {v}" for k, v in deploy.TOKEN_HELP.items()) + ". With 4-bit weights and int8, the rounded weights go into "
+    "an int8 file.")
 RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
 WIDTHS = [1.0, 0.75, 0.5, 0.25]
 COLUMNS = {"family": "Family", "label": "Point", "status": "Status", "accuracy": "Test accuracy (%)",
@@ -38,6 +33,7 @@ def _restore(record: dict) -> None:
               "sweep.kinds": axes.get("prune"),
               "sweep.ratios": [round(100 * r) for r in axes["prune_ratio"]] if axes.get("prune_ratio") else None,
               "sweep.finetune": (axes.get("finetune_epochs") or [None])[0], "sweep.quant": axes.get("quantize"),
+              "sweep.deploy": axes.get("deploy"),
               "sweep.distill_epochs": (settings.get("distill") or {}).get("epochs"),
               "sweep.latency": (record.get("measure") or {}).get("latency")}
     for key, value in values.items():
@@ -62,8 +58,10 @@ def _config() -> dict:
     finetune = state.widget(c2.number_input, "Fine-tuning epochs after pruning", min_value=0, max_value=50, step=1,
                             key="sweep.finetune", default=2,
                             help="Passes over the training split after pruning to win back accuracy; 0 = none.")
-    quant = state.widget(c3.multiselect, "Number formats", key="sweep.quant", default=["fp32", "int8", "w4", "w2"],
-                         options=list(QUANT_NAMES), format_func=QUANT_NAMES.get, help=QUANT_HELP)
+    quant = state.widget(c3.multiselect, "Weights", key="sweep.quant", default=["fp32", "w4", "w2"],
+                         options=list(quantize.CHOICES), format_func=quantize.token_name, help=WEIGHTS_HELP)
+    files = state.widget(c3.multiselect, "File formats", key="sweep.deploy", default=["fp32", "int8"],
+                         options=list(deploy.TOKENS), format_func=lambda t: f"{t} file", help=FILES_HELP)
     distill_epochs = state.widget(c3.number_input, "Student training epochs", min_value=1, max_value=200, step=1,
                                   key="sweep.distill_epochs", default=30,
                                   help="Epochs to train each student (only for widths below 1.0).")
@@ -71,7 +69,7 @@ def _config() -> dict:
                            help="Time every point on ONNX Runtime and PyTorch (adds a second or so per point).")
     return {"run": run, "model": json.loads(model_json), "data": data_source,
             "axes": {"student_width": widths, "prune": kinds, "prune_ratio": [r / 100 for r in ratios],
-                     "finetune_epochs": [int(finetune)], "quantize": quant},
+                     "finetune_epochs": [int(finetune)], "quantize": quant, "deploy": files},
             "settings": {"distill": {"epochs": int(distill_epochs)}},
             "measure": {"latency": latency, "budget_s": 0.05}}
 

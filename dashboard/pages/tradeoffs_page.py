@@ -10,8 +10,8 @@ from core import pareto
 from dashboard import cache, figures, fmt, progress, state
 
 # objective (core's name) -> what a person reads
-X_NAMES = {"archive": "Compact archive size", "size": "ONNX file size", "latency": "ONNX Runtime latency (batch 1)",
-           "torch_latency": "PyTorch latency (batch 1)", "macs": "Compute (multiply-accumulates per input)"}
+X_NAMES = {o: pareto.OBJECTIVE_NAMES[o][0].upper() + pareto.OBJECTIVE_NAMES[o][1:]
+           for o in ("archive", "size", "latency", "torch_latency", "macs")}  # core's names, archive first
 BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
         "macs": "the least compute"}
 

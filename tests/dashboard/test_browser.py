@@ -187,8 +187,8 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
         name.fill("browser-sweep")
         name.press("Enter")
         settle(page)
-        for box, chip in (("Pruning ratios", "90 %"), ("Pruning ratios", "75 %"), ("Number formats", "w2 (2-bit)"),
-                          ("Number formats", "int8 file")):
+        for box, chip in (("Pruning ratios", "90 %"), ("Pruning ratios", "75 %"), ("Weights", "w2 (2-bit)"),
+                          ("File formats", "int8 file")):
             remove = page.locator("[data-testid=stMultiSelect]", has_text=box).get_by_role("button", name=f"Remove {chip}")
             for _ in range(3):  # a click that lands while the app reruns can be lost: try again
                 if not remove.count():

@@ -344,6 +344,7 @@ def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
     at.text_input(key=W("sweep.run")).set_value("ui-background")
     at.multiselect(key=W("sweep.ratios")).set_value([0, 50])
     at.multiselect(key=W("sweep.quant")).set_value(["fp32", "w4"])
+    at.multiselect(key=W("sweep.deploy")).set_value(["fp32"])
     at.checkbox(key=W("sweep.latency")).uncheck().run()
     assert any("**4 points**" in m.value for m in at.markdown)
     at.button(key="run_sweep").click().run()
