@@ -66,3 +66,18 @@ def test_compare_latency_times_both_models_in_alternating_rounds(lenet5, digits)
     assert all(len(c.a_ms) == len(c.b_ms) == 3 and c.threads == 1 and len(c.ratios) == 3 for c in rows)
     int8 = ME.compare_latency(lenet5, lenet5, digits, None, Int8(), rounds=2, budget_s=0.01)
     assert {c.runtime for c in int8} == {"onnxruntime"}  # an int8 file runs in ONNX Runtime only
+
+
+def test_measure_leaves_the_callers_module_as_it_was(lenet5, digits):
+    """Numbers only, and no side effect: the module's mode and weights are what they were."""
+    import copy
+
+    from core.deploy import Int8
+
+    model = lenet5.derive(copy.deepcopy(lenet5.module))
+    model.module.train()
+    before = model.fingerprint
+    for deploy in (None, Int8()):
+        m = ME.measure(model, digits, deploy, latency=False)
+        assert model.module.training and model.fingerprint == before
+        assert not hasattr(m, "notes") and isinstance(m.to_dict()["int8_nodes"], (int, type(None)))
