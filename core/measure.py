@@ -120,7 +120,7 @@ def layer_table(model: nn.Module) -> list[dict]:
         weight = getattr(mod, "weight", None)
         rows.append({
             "layer": name or "(root)",
-            "type": type(mod).__name__,
+            "type": getattr(mod, "original_name", None) or type(mod).__name__,  # TorchScript keeps the real name
             "shape": "x".join(map(str, weight.shape)) if isinstance(weight, torch.Tensor) else "",
             "params": sum(p.numel() for p in own),
             "non-zeros": sum(int(torch.count_nonzero(p)) for p in own),
@@ -269,7 +269,7 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
         progress(1, total, "writing the compact archive")
         if model.arch is not None:
             archive_bytes = os.path.getsize(archive.write_archive(model, folder / f"{model.name}.etz"))
-        if deploy is not None:
+        if type(deploy).__name__ == "Int8":  # which nodes run on integer kernels: only an int8 file has any
             census = onnx_io.op_census(onnx_path)
         progress(2, total, f"scoring {len(data.test):,} test images in ONNX Runtime")
         accuracy = onnx_io.onnx_accuracy(session, data.test)

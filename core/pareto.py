@@ -30,6 +30,13 @@ OBJECTIVE_NAMES = {
     "torch_latency": "PyTorch latency (batch 1)",
     "macs": "compute (multiply-accumulates per input)",
 }
+# why a point may have no value for an objective
+WHY_MISSING = {
+    "size": "it was not measured", "macs": "it was not measured",
+    "archive": "TorchScript and torch.export models have no compact archive",
+    "latency": "latency is not timed in a sweep with measure: {latency: false}",
+    "torch_latency": "not timed, or an int8 / fp16 file, which runs in ONNX Runtime only",
+}
 FAMILIES = ("baseline", "pruning", "quantization", "distillation", "combined")
 
 
@@ -117,9 +124,13 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size") -> Pick:
     if objective not in MINIMISED:
         raise PickError(f"Pick by one of {', '.join(MINIMISED)}, not {objective!r}.")
     col, _ = OBJECTIVES[objective]
-    ok = df[df["status"] == "ok"].dropna(subset=["accuracy", col])
-    if ok.empty:
+    measured = df[df["status"] == "ok"].dropna(subset=["accuracy"])
+    ok = measured.dropna(subset=[col])
+    if measured.empty:
         raise PickError("The run has no measured points to pick from.")
+    if ok.empty:
+        raise PickError(f"No point of the run has a {OBJECTIVE_NAMES[objective]} ({WHY_MISSING[objective]}); "
+                        "pick by another measure.")
     above = ok[ok["accuracy"] >= floor - 1e-12]
     base = ok[ok["family"] == "baseline"]
     base_note = f" (baseline {100 * base['accuracy'].iloc[0]:.2f} %)" if len(base) else ""
@@ -129,9 +140,12 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size") -> Pick:
                     f"No point reaches the floor of {100 * floor:.2f} %{base_note}; the closest is "
                     f"{best['label']} at {100 * best['accuracy']:.2f} %.")
     best = above.sort_values([col, "accuracy"], ascending=[True, False]).iloc[0]
+    missing = len(measured) - len(ok)
+    left_out = (f" Left out: {missing} point(s) with no {OBJECTIVE_NAMES[objective]} ({WHY_MISSING[objective]})."
+                if missing else "")
     return Pick(best.to_dict(), True, floor,
                 f"{best['label']}: {100 * best['accuracy']:.2f} % >= {100 * floor:.2f} %{base_note}, the smallest "
-                f"{OBJECTIVE_NAMES[objective]} at the floor: {value_text(objective, best[col])}.")
+                f"{OBJECTIVE_NAMES[objective]} at the floor: {value_text(objective, best[col])}.{left_out}")
 
 
 def baseline_accuracy(df: pd.DataFrame) -> float | None:

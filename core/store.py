@@ -221,9 +221,18 @@ class Store:
 
     # ---- runs --------------------------------------------------------------------------
     def add_run(self, name: str, config: dict, model: str, data: str) -> None:
+        """Create the run, or reuse it when it is the same model on the same data: a run never mixes models."""
         with self._tx():
-            self._run("INSERT INTO runs VALUES (?,?,?,?,?) ON CONFLICT (name) DO NOTHING",
-                      (name, json.dumps(config, sort_keys=True), model, data, time.time()))
+            row = self._run("SELECT config_json FROM runs WHERE name=?", (name,)).fetchone()
+            if row is None:
+                self._run("INSERT INTO runs VALUES (?,?,?,?,?) ON CONFLICT (name) DO NOTHING",
+                          (name, json.dumps(config, sort_keys=True), model, data, time.time()))
+                return
+        old = json.loads(row[0])
+        if (old.get("model"), old.get("data")) != (config.get("model"), config.get("data")):
+            raise StoreError(f"A run named {name!r} already holds points of another model or data set "
+                             f"({_source_name(old.get('model'))} on {_source_name(old.get('data'))}); give this one "
+                             "another run name.")
 
     def run_config(self, name: str) -> dict:
         row = self._run("SELECT config_json FROM runs WHERE name=?", (name,)).fetchone()
@@ -269,6 +278,13 @@ class Store:
 FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status", "error", "accuracy", "torch_accuracy",
                  "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms", "ort_b32_ms",
                  "torch_b1_ms", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
+
+
+def _source_name(source) -> str:
+    """A model or data source as a person named it (a sample name, or a file's stem)."""
+    if isinstance(source, dict):
+        return str(source.get("name") or Path(str(source.get("path", "?"))).stem)
+    return str(source) if "/" not in str(source) else Path(str(source)).stem
 
 
 def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:

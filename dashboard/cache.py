@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -77,6 +78,9 @@ def explore_point(model_json: str, data_source: str, spec_json: str, progress=No
         return _stored_metrics(point_key(_fingerprint(model_json), data.fingerprint, spec))
     except LookupError:
         pass
+    reason = S.why_not_spec(lm, data, spec)  # what cannot run is said before any work, in the model's own words
+    if reason:
+        raise S.SpecError(reason)
     run = explore_run(model_json, data_source)
     with WORK_LOCK:
         store = Store()
@@ -153,6 +157,8 @@ def export_point(key: str, fmt: str, progress=None) -> dict:
         point = store.get(key)
         runs = store.runs_of(key)
         cfg = store.run_config(runs[0]) if runs else None
+        base = next((p.metrics for p in store.points(runs[0]) if p.spec.family == "baseline" and p.metrics),
+                    None) if runs else None  # the model card records the baseline beside the point
     finally:
         store.close()
     if point is None or cfg is None:
@@ -161,7 +167,7 @@ def export_point(key: str, fmt: str, progress=None) -> dict:
     data = dataset(cfg["data"])
     out = Path(tempfile.mkdtemp(prefix="edgetrim-export-"))
     with WORK_LOCK:
-        result = export.export_point(point, lm, data, fmt, out, progress=progress)
+        result = export.export_point(point, lm, data, fmt, out, baseline=base, progress=progress)
     return {"key": key, "format": fmt, "path": str(result.path), "card": str(result.card_path),
             "accuracy": result.reloaded_accuracy}
 
@@ -184,15 +190,18 @@ def runs():
 
 
 def save_upload(upload, max_bytes: int) -> Path:
-    """An uploaded file saved under the cache by content hash (the name is never used as a path)."""
+    """An uploaded file saved under the cache in a folder named by its content hash, as
+    uploads/<hash>/<the person's file name, reduced to letters, digits, '-', '_' and '.'>, so the
+    model and data keep the names the person gave them while no typed path is ever opened."""
     blob = upload.getvalue()
     if len(blob) > max_bytes:
         raise ValueError(f"{upload.name} is larger than the {max_bytes >> 20} MB allowed.")
     suffix = "".join(Path(upload.name).suffixes[-1:]).lower()
     if suffix not in {".pt", ".pth", ".pt2", ".ts", ".npz", ".zip"}:
         raise ValueError(f"{upload.name}: edgetrim takes .pt/.pth/.ts/.pt2 models and .npz/.zip data.")
-    folder = cache_dir() / "uploads"
+    folder = cache_dir() / "uploads" / hashlib.sha256(blob).hexdigest()[:20]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(blob).hexdigest()[:20]}{suffix}"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(upload.name).stem).strip("._")[:80] or "upload"
+    path = folder / f"{stem}{suffix}"
     path.write_bytes(blob)
     return path

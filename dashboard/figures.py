@@ -29,6 +29,11 @@ def human(objective: str, value: float | None) -> str:
     return f"{fmt.count(value)} MACs" if objective == "macs" else f"{value:,.4g}"
 
 
+# log axes labelled at 1-2-5 steps written out in full (0.1, 0.2, 0.5, 1, 2, 5, 10, ...), never plotly's bare
+# "2 5" minor labels, which read as other numbers
+LOG_TICKS = dict(tickvals=[m * 10.0 ** e for e in range(-4, 10) for m in (1, 2, 5)], tickformat=",~g")
+
+
 def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recommended: str | None = None,
              selected: str | None = None) -> go.Figure:
     """Accuracy against `objective` (log x, human units): points by family (symbol by run), each
@@ -70,7 +75,7 @@ def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recom
         if key and len(hit):
             fig.add_trace(go.Scatter(x=hit["x"], y=hit["accuracy %"], mode="markers", name=label, marker=marker,
                                      hoverinfo="skip"))
-    fig.update_xaxes(type="log", title=title)
+    fig.update_xaxes(type="log", title=title, **LOG_TICKS)
     fig.update_yaxes(title="test accuracy (%)")
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
                       clickmode="event+select")
@@ -134,7 +139,7 @@ def latency_bars(latency: list[dict]) -> tuple[go.Figure, int]:
                           "(%{customdata[1]} calls)<extra></extra>"))
     log = df["median_ms"].max() / max(df["median_ms"].min(), 1e-9) > 10
     fig.update_yaxes(title="median ms per call" + (" (log scale)" if log else ""), type="log" if log else "linear",
-                     **({} if log else {"rangemode": "tozero"}))
+                     **(LOG_TICKS if log else {"rangemode": "tozero"}))
     fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=-0.15))
     return fig, clipped

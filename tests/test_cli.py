@@ -88,3 +88,18 @@ def test_read_only_commands_never_create_or_change_a_store(command, tmp_path, ca
     assert cli.main([*command, "--store", str(missing)]) == 2
     assert capsys.readouterr().err.startswith(f"edgetrim: error: No edgetrim store at {missing}; run `edgetrim sweep`")
     assert empty.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.sqlite"]
+
+
+def test_pick_below_the_floor_offers_no_export(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({"run": "p", "model": "mlp", "measure": {"latency": False},
+                                   "axes": {"quantize": ["fp32", "w4"]}}))
+    store = str(tmp_path / "s.sqlite")
+    assert cli.main(["sweep", str(cfg), "--store", store]) == 0
+    capsys.readouterr()
+    assert cli.main(["pick", "p", "--store", store, "--floor", "0.999"]) == 1
+    out = capsys.readouterr().out
+    assert "No point reaches the floor" in out and "export it" not in out

@@ -50,13 +50,13 @@ def build_spec() -> S.Spec:
 
 
 def _side_by_side_delta(rows: list[dict] | None, runtime: str, batch: int) -> str | None:
-    """'-37 % (-41 to -30)': the point against the baseline, timed in alternating rounds; None when not timed so."""
+    """'-37 % (-41 % to -30 %)': the point against the baseline, timed in alternating rounds; None when not timed so."""
     row = next((r for r in rows or [] if r["runtime"] == runtime and r["batch"] == batch), None)
     if row is None:
         return None
     changes = sorted(100 * (p / b - 1) for p, b in zip(row["point_ms"], row["baseline_ms"]))
     mid = changes[len(changes) // 2]
-    return f"{mid:+.0f} % ({changes[0]:+.0f} to {changes[-1]:+.0f})"
+    return f"{mid:+.0f} % ({changes[0]:+.0f} % to {changes[-1]:+.0f} %)"
 
 
 def _latency(m: ME.Metrics, runtime: str, batch: int) -> ME.Latency | None:
@@ -74,6 +74,9 @@ def main() -> None:
             base = ME.Metrics.from_dict(cache.baseline(model_json, data_source, report))
         with progress.bar(f"Computing {spec.label}") as report:
             m = ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(), report))
+    except S.SpecError as e:  # the model cannot do this (a fixed graph, too many classes): say so, no retry
+        st.warning(f"{fmt.one_sentence(e)} Choose another setting.")
+        return
     except Exception as e:  # one sentence, never a traceback or colour codes
         st.error(f"This point could not be computed: {fmt.one_sentence(e)} Change a setting, or try again.")
         return
@@ -104,8 +107,6 @@ def main() -> None:
     cols[3].metric("Baseline ONNX file", fmt.size(base.onnx_bytes))
     for note in describe.notes(m):
         st.info(note)
-    if m.latency and base.latency and m.params == base.params and m.nonzero_params < base.nonzero_params:
-        st.caption("Same shapes as the baseline: any latency difference here is measurement noise.")
 
 
 def _compare_button(model_json: str, data_source: str, spec: S.Spec, compared) -> None:

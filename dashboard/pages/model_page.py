@@ -33,10 +33,13 @@ def _choose_model() -> None:
     with st.form("upload_model"):
         file = st.file_uploader("Model file: a state_dict (.pt/.pth), TorchScript (.pt/.ts) or torch.export (.pt2)",
                                 type=["pt", "pth", "ts", "pt2"], key="model_upload")
-        arch = state.widget(st.text_input, "Architecture of a state_dict (mlp, lenet5 or tv:<torchvision name>)",
-                            key="model.arch", default="tv:resnet18", in_form=True)
-        shape = state.widget(st.text_input, "Input shape C x H x W", key="model.shape", default="3x64x64",
-                             in_form=True)
+        arch = state.widget(st.text_input, "Architecture, for a state_dict only (mlp, lenet5, lenet5_caffe or "
+                            "tv:<torchvision name>)", key="model.arch", default="", in_form=True,
+                            placeholder="e.g. tv:resnet18; leave empty for TorchScript or .pt2",
+                            help="A state_dict holds only weights: name the architecture that takes them. A model "
+                                 "of your own architecture: save it with torch.jit.script or torch.export instead.")
+        shape = state.widget(st.text_input, "Input shape C x H x W", key="model.shape", default="", in_form=True,
+                             placeholder="e.g. 1x28x28 (a .pt2 knows its own; needed for TorchScript)")
         if st.form_submit_button("Load model"):
             if file is None:
                 st.error("Choose a model file first.")
@@ -52,7 +55,8 @@ def _load_upload(file, arch: str, shape: str) -> None:
         rename = {str(path): file.name, path.name: file.name}
         from core.cli import parse_shape
 
-        source = {"path": str(path), "arch": arch.strip() or None, "input_shape": list(parse_shape(shape))}
+        dims = parse_shape(shape.strip()) if shape.strip() else None
+        source = {"path": str(path), "arch": arch.strip() or None, **({"input_shape": list(dims)} if dims else {})}
         with st.spinner(f"Loading {file.name}…"):
             cache.model(json.dumps(source, sort_keys=True))
         st.session_state["model_source"] = json.dumps(source, sort_keys=True)

@@ -11,7 +11,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import deploy, grid, quantize
+from core import deploy, describe, grid, quantize
 from dashboard import cache, fmt, jobs, state
 
 WEIGHTS_HELP = ("How the weights are rounded, one point per choice: " + "; ".join(
@@ -144,7 +144,7 @@ def main() -> None:
     except ValueError as e:
         st.error(fmt.one_sentence(e))
         return
-    st.markdown(f"**{total} points** (baseline included). Points already in the store are not recomputed.")
+    st.markdown(f"**{describe.n(total, 'point')}** (baseline included). Points already in the store are not recomputed.")
     c1, c2 = st.columns(2)
     executor = state.widget(c1.radio, "Executor", key="sweep.executor", default="local", options=["local", "ray"],
                             horizontal=True, help="ray: points become Ray tasks (a local Ray, or a cluster address)")

@@ -65,3 +65,18 @@ def test_an_unreachable_floor_says_so_and_returns_the_closest(df):
 def test_bad_floors(kwargs, message):
     with pytest.raises(pareto.PickError, match=message):
         pareto.resolve_floor(0.98, **kwargs)
+
+
+def test_a_pick_says_which_points_it_left_out_and_why():
+    import pandas as pd
+
+    from core import pareto
+
+    df = pd.DataFrame([
+        {"key": "b", "family": "baseline", "label": "baseline", "status": "ok", "accuracy": 0.98, "ort_b1_ms": 1.0},
+        {"key": "p", "family": "pruning", "label": "p", "status": "ok", "accuracy": 0.97, "ort_b1_ms": None},
+    ])
+    pick = pareto.pick(df, 0.9, "latency")
+    assert pick.row["key"] == "b" and "Left out: 1 point(s) with no ONNX Runtime latency" in pick.message
+    with pytest.raises(pareto.PickError, match="has a compact archive size \\(TorchScript"):
+        pareto.pick(df.assign(archive_bytes=None), 0.9, "archive")

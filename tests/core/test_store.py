@@ -141,3 +141,11 @@ def test_a_sweep_logs_in_to_a_password_protected_postgresql_store(pg_url, tmp_pa
         result = sweep.run_sweep(cfg, store, workers=workers)
         assert result.failed == 0 and len(store.table(f"pw{workers}")) == len(grid.expand(cfg))
     store.close()
+
+
+def test_a_run_never_mixes_two_models(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    store.add_run("r", {"model": "lenet5", "data": "digits"}, "lenet5", "digits")
+    store.add_run("r", {"model": "lenet5", "data": "digits", "axes": {}}, "lenet5", "digits")  # the same: reused
+    with pytest.raises(StoreError, match="already holds points of another model or data set \\(lenet5 on digits\\)"):
+        store.add_run("r", {"model": {"path": "/x/mine.ts"}, "data": "digits"}, "mine", "digits")

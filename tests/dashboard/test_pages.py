@@ -124,7 +124,7 @@ def test_a_latency_delta_comes_only_from_timing_side_by_side(ui_env):
     at.button(key="explore.compare").click().run()
     assert not at.exception and not at.error
     delta = metric(at, "ORT batch 1").delta
-    assert re.fullmatch(r"[-+]\d+ % \([-+]\d+ to [-+]\d+\)", delta), delta
+    assert re.fullmatch(r"[-+]\d+ % \([-+]\d+ % to [-+]\d+ %\)", delta), delta
     assert any("alternating rounds" in c.value for c in at.caption)
 
 

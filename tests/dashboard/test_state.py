@@ -39,3 +39,17 @@ def test_a_choice_survives_a_new_slider_range_and_falls_back_when_no_longer_vali
     at.run()
     assert not at.exception
     assert at.slider(key=W("t.floor")).value == 80.0 and at.selectbox(key=W("t.pick")).value == "a"
+
+
+def test_an_upload_keeps_the_name_the_person_gave_it(tmp_path, monkeypatch):
+    from dashboard import cache
+
+    class Upload:
+        name = "my model (v2).pt"
+
+        def getvalue(self):
+            return b"weights"
+    monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path))
+    path = cache.save_upload(Upload(), 1000)
+    assert path.name == "my_model_v2.pt" and path.parent.parent == tmp_path / "uploads"
+    assert path.read_bytes() == b"weights"
