@@ -5,12 +5,21 @@ both say the same thing the same way, and nothing worded is stored in the databa
 """
 from __future__ import annotations
 
+import os
+
 from core.measure import Metrics
 
 
 def notes(m: Metrics) -> list[str]:
-    """Why a point is or is not faster than it looks: integer kernels, float fallbacks, zeros in dense kernels."""
+    """Why a point is or is not faster than it looks: integer kernels, float fallbacks, zeros in dense kernels,
+    a machine busy with other work while timing."""
     out = []
+    # the load average counts this process too (about 1): beyond it, others compete for the cores asked for
+    busy = [l for l in m.latency if l.load is not None and l.load - 1 + l.threads > (os.cpu_count() or 1) + 0.5]
+    if busy:
+        out.append(f"The machine was busy while timing (load {max(l.load for l in busy):.1f} on {os.cpu_count()} "
+                   f"cores, {busy[0].threads} threads asked): latencies may be inflated many times over; compare "
+                   "points timed side by side, or time with fewer threads")
     if m.int8_nodes is not None:
         out.append(f"{m.int8_nodes} compute nodes run on integer kernels and {m.float_compute_nodes} Conv/Gemm/MatMul "
                    "nodes stay in float after ONNX Runtime's fusion"

@@ -46,6 +46,7 @@ class Latency:
     threads: int
     p10_ms: float | None = None  # None in points stored before it was recorded
     outliers: int = 0            # calls slower than OUTLIER_FACTOR x the median
+    load: float | None = None    # the machine's 1-minute load average when timing began (others' work competes)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def time_calls(fn, warmup: int = WARMUP, budget_s: float = TIME_BUDGET_S) -> dic
         fn()
         times.append((time.perf_counter() - t) * 1e3)
     median = float(np.median(times))
-    return {"median_ms": median, "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)),
+    return {"load": round(os.getloadavg()[0], 2), "median_ms": median, "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)),
             "repeats": len(times), "outliers": int(sum(t > OUTLIER_FACTOR * median for t in times))}
 
 

@@ -46,8 +46,11 @@ def main() -> None:
     cols = st.columns(4)
     cols[0].metric("Test accuracy", fmt.pct(m.accuracy))
     cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))
-    cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "n/a")
-    cols[3].metric("ORT batch 1", fmt.ms(m.latency_ms("onnxruntime", 1)))
+    cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "none",
+                   help=None if m.archive_bytes else "TorchScript and torch.export models have no compact archive")
+    lat = m.latency_ms("onnxruntime", 1)
+    cols[3].metric("ORT batch 1", fmt.ms(lat) if lat is not None else "not timed",
+                   help=None if lat is not None else "this point was measured with latency off")
     with st.expander("Spec and metrics"):
         st.json({"spec": point.spec.to_dict(), "metrics": m.to_dict()})
     if state.get("export.format_for") != point.key:  # a new point: its own measured format first

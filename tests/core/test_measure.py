@@ -81,3 +81,16 @@ def test_measure_leaves_the_callers_module_as_it_was(lenet5, digits):
         m = ME.measure(model, digits, deploy, latency=False)
         assert model.module.training and model.fingerprint == before
         assert not hasattr(m, "notes") and isinstance(m.to_dict()["int8_nodes"], (int, type(None)))
+
+
+def test_a_busy_machine_while_timing_is_said(monkeypatch):
+    import dataclasses
+
+    from core import describe
+
+    monkeypatch.setattr(describe.os, "cpu_count", lambda: 2)
+    calm = ME.Latency("pytorch", 1, 0.1, 0.12, 50, 2, load=0.9)
+    m = ME.Metrics(0.9, 0.9, 10, 1, 1, None, 10, 10, 10, (calm,))
+    assert not any("busy" in n for n in describe.notes(m))
+    busy = dataclasses.replace(m, latency=(dataclasses.replace(calm, load=2.6),))
+    assert any("busy while timing (load 2.6 on 2 cores" in n for n in describe.notes(busy))
