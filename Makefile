@@ -47,6 +47,7 @@ bench: $(STAMP) chromium mnist
 	$(BIN)/python benchmarks/methods.py --skip students && \
 	$(BIN)/python benchmarks/methods.py --models mlp lenet5 --skip pruning quantization latency --seeds 3 && \
 	$(BIN)/python benchmarks/anchors.py && \
+	$(BIN)/python benchmarks/anchors.py --models lenet300_mnist lenet5_caffe_mnist --tag mnist && \
 	$(BIN)/python benchmarks/peers.py && \
 	$(BIN)/python benchmarks/sweep_time.py && \
 	$(BIN)/python benchmarks/sweep_time.py --config sweeps/mnist.yaml && \
