@@ -21,9 +21,9 @@ FILES_HELP = ("The file each point ships as, run in ONNX Runtime, one point per 
     "an int8 file.")
 RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
 WIDTHS = [1.0, 0.75, 0.5, 0.25]
-COLUMNS = {"family": "Family", "label": "Point", "status": "Status", "accuracy": "Test accuracy (%)",
-           "onnx_bytes": "ONNX file (KB)", "archive_bytes": "Compact archive (KB)", "ort_b1_ms": "ONNX Runtime (ms)",
-           "torch_b1_ms": "PyTorch (ms)"}
+COLUMNS = {"label": "Point", "status": "Status", "accuracy": "Accuracy (%)", "onnx_bytes": "ONNX (KB)",
+           "archive_bytes": "Archive (KB)", "ort_b1_ms": "ORT b1 (ms)", "torch_b1_ms": "PyTorch b1 (ms)"}  # the label
+# names the point's family already; short headers leave the label its room
 
 
 def _restore(record: dict) -> None:
@@ -125,7 +125,7 @@ def _progress(run: str) -> None:
                    f"(points already stored are kept). Its log: {jobs.folder() / (jobs.safe_name(run) + '.log')}")
     if df is not None and len(df):
         st.dataframe(_table(df), hide_index=True, width="stretch", height=min(360, 35 * (len(df) + 1) + 3),
-                     column_config={"Point": st.column_config.TextColumn(width="medium")})
+                     column_config={"Point": st.column_config.TextColumn(width="large")})
 
 
 def main() -> None:

@@ -368,4 +368,4 @@ def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
     bar = at.get("progress")[0]
     assert "4 of 4 points stored · finished" in bar.text and bar.value == 100, bar.text
     table = at.dataframe[0].value
-    assert "Test accuracy (%)" in table.columns and table["Test accuracy (%)"].max() > 1  # percent, not a fraction
+    assert "Accuracy (%)" in table.columns and table["Accuracy (%)"].max() > 1  # percent, not a fraction
