@@ -41,11 +41,13 @@ FAMILIES = ("baseline", "pruning", "quantization", "distillation", "combined")
 
 
 def value_text(objective: str, value) -> str:
-    """`value` of `objective` in its unit: '76.7 KB', '0.041 ms', '1.23 M', '98.06 %'."""
+    """`value` of `objective` in its unit: '76.7 KB', '0.041 ms', '1.23 M MACs', '98.06 %'."""
     from core import describe
 
+    if objective == "macs":
+        return "n/a" if value is None or value != value else f"{describe.count(value)} MACs"
     return {"accuracy": describe.pct, "size": describe.size, "archive": describe.size, "latency": describe.ms,
-            "torch_latency": describe.ms, "macs": describe.count}[objective](value)
+            "torch_latency": describe.ms}[objective](value)
 
 
 class PickError(ValueError):

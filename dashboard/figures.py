@@ -18,15 +18,7 @@ AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
 SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x"]
 
 
-def human(objective: str, value: float | None) -> str:
-    """A value of `objective` as a person reads it: '12.3 KB', '0.392 ms', '1.23 M MACs'."""
-    if value is None or value != value:
-        return "n/a"
-    if objective in ("size", "archive"):
-        return fmt.size(value)
-    if objective in ("latency", "torch_latency"):
-        return fmt.ms(value)
-    return f"{fmt.count(value)} MACs" if objective == "macs" else f"{value:,.4g}"
+human = pareto.value_text  # one spelling of each objective's unit, shared with the CLI's messages
 
 
 # log axes labelled at 1-2-5 steps written out in full (0.1, 0.2, 0.5, 1, 2, 5, 10, ...), never plotly's bare
