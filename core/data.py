@@ -73,6 +73,14 @@ class DataSet:
                 f"{self.num_classes} classes, input {'x'.join(map(str, self.input_shape))}")
 
 
+def class_mismatch(data: DataSet, model_name: str, num_classes: int) -> str | None:
+    """One sentence when `data` has labels the model cannot score, else None (checked before any work)."""
+    if data.num_classes <= num_classes:
+        return None
+    return (f"{data.name} has {data.num_classes} classes but {model_name} scores only {num_classes}; "
+            f"use data labelled 0..{num_classes - 1}.")
+
+
 def adapt(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """Resize (bilinear, antialiased) and convert channels 1 <-> 3 so `x` matches `shape`."""
     if len(shape) != 3:

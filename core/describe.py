@@ -6,6 +6,7 @@ both say the same thing the same way, and nothing worded is stored in the databa
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from core.measure import Metrics
 
@@ -60,6 +61,12 @@ def count(v: float | None) -> str:
         if abs(v) >= scale:
             return f"{v / scale:,.2f} {unit}"
     return f"{v:,.0f}"
+
+
+def source_name(source) -> str:
+    """A model or data source as a person named it: a sample name, 'digits', or a file's stem."""
+    path = source.get("path", "?") if isinstance(source, dict) else source
+    return str(path) if "/" not in str(path) else Path(str(path)).stem
 
 
 def n(count: int, noun: str) -> str:

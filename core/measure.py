@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from core import onnx_io
-from core.data import DataSet
+from core.data import DataError, DataSet, class_mismatch
 from core.models import LoadedModel
 from core.train import accuracy as torch_accuracy
 
@@ -236,11 +236,9 @@ def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}.")
     threads = threads or torch.get_num_threads()
-    if data.num_classes > model.num_classes:
-        from core.data import DataError
-
-        raise DataError(f"{data.name} has {data.num_classes} classes but {model.name} scores only "
-                        f"{model.num_classes}; use data labelled 0..{model.num_classes - 1}.")
+    mismatch = class_mismatch(data, model.name, model.num_classes)
+    if mismatch:
+        raise DataError(mismatch)
     data = data.adapted(model.input_shape)
     module = model.module
     was_training = module.training

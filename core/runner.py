@@ -14,10 +14,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from core import data as D
+from core import describe
 from core import measure as ME
 from core import models as M
 from core import spec as S
@@ -72,9 +72,7 @@ def open_model(source: Any) -> M.LoadedModel:
     raise RunError("'model' must be a sample name, a path, or a mapping with 'path'.")
 
 
-def model_name(source: Any) -> str:
-    return source if isinstance(source, str) and "/" not in source else Path(str(
-        source["path"] if isinstance(source, dict) else source)).stem
+model_name = describe.source_name  # a sample's name, or the model file's stem
 
 
 @functools.lru_cache(maxsize=4)

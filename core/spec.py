@@ -15,7 +15,7 @@ from typing import Any
 
 # the methods register themselves on import; the registry is a leaf they all import
 from core import deploy, distill, prune, quantize  # noqa: F401
-from core.data import DataSet
+from core.data import DataSet, class_mismatch
 from core.models import LoadedModel
 from core.registry import SpecError, compress, config_from_dict, config_to_dict, why_not  # noqa: F401
 from core.train import Progress
@@ -89,9 +89,9 @@ class Spec:
 
 def why_not_spec(model: LoadedModel, data: DataSet, spec: Spec) -> str | None:
     """One sentence on why `spec` cannot run on this model and data, or None: checked before any work."""
-    if data.num_classes > model.num_classes:
-        return (f"{data.name} has {data.num_classes} classes but {model.name} scores only {model.num_classes}; "
-                f"use data labelled 0..{model.num_classes - 1}.")
+    mismatch = class_mismatch(data, model.name, model.num_classes)
+    if mismatch:
+        return mismatch
     return next((r for r in (why_not(model, c) for c in spec.weight_steps()) if r), None)
 
 

@@ -231,7 +231,7 @@ class Store:
         old = json.loads(row[0])
         if (old.get("model"), old.get("data")) != (config.get("model"), config.get("data")):
             raise StoreError(f"A run named {name!r} already holds points of another model or data set "
-                             f"({_source_name(old.get('model'))} on {_source_name(old.get('data'))}); give this one "
+                             f"({describe.source_name(old.get('model'))} on {describe.source_name(old.get('data'))}); give this one "
                              "another run name.")
 
     def run_config(self, name: str) -> dict:
@@ -278,13 +278,6 @@ class Store:
 FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status", "error", "accuracy", "torch_accuracy",
                  "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms", "ort_b32_ms",
                  "torch_b1_ms", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
-
-
-def _source_name(source) -> str:
-    """A model or data source as a person named it (a sample name, or a file's stem)."""
-    if isinstance(source, dict):
-        return str(source.get("name") or Path(str(source.get("path", "?"))).stem)
-    return str(source) if "/" not in str(source) else Path(str(source)).stem
 
 
 def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:

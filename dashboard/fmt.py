@@ -46,12 +46,6 @@ def points_delta(new: float | None, old: float | None) -> str | None:
     return f"{100 * (new - old):+.2f} pt"
 
 
-def ms_delta(new: float | None, old: float | None) -> str | None:
-    if new is None or old is None or new == old:
-        return None
-    return _signed(ms(abs(new - old)), new < old) + _relative(new, old)
-
-
 def one_sentence(error: object, rename: dict[str, str] | None = None) -> str:
     """The first sentence of an error, for a person: no ANSI colours, no traceback, no exception
     class name, no bare '(101)' codes; names in `rename` (e.g. a hashed upload) replaced."""
