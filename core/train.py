@@ -99,17 +99,23 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
            batch_size: int = 64, weight_decay: float = 0.0, augment_shift: int = 0,
            teacher: nn.Module | None = None, temperature: float = 4.0, alpha: float = 0.9,
            progress: Progress | None = None, after_step: Callable[[nn.Module], None] | None = None,
-           samples_per_epoch: int | None = None, patience: int | None = None) -> nn.Module:
+           samples_per_epoch: int | None = None, patience: int | None = None,
+           penalty: Callable[[], torch.Tensor] | None = None, extra_params: list[dict] | None = None,
+           keep_best: bool = True) -> nn.Module:
     """Train `model` in place with Adam and cosine decay; keep the weights that scored best on `val`.
 
     `after_step` runs after every optimiser step (pruning masks use it to keep zeros at zero).
+    `penalty()` is added to every batch's loss, scaled by batch / training-set size (a prior over the
+    weights, as soft weight-sharing uses); `extra_params` are further Adam parameter groups it learns.
+    With `keep_best=False` the last epoch's weights are kept (a prior's pull must not be undone).
     Budgets for big data: each epoch sees `samples_per_epoch` random training images (all when None),
     and training stops after `patience` epochs without a better validation score (never when None).
     """
     if epochs <= 0:
         return model
     gen = seed_everything(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam([{"params": [p for p in model.parameters() if p.requires_grad]}, *(extra_params or [])],
+                           lr=lr, weight_decay=weight_decay)
     per_epoch = min(len(train), samples_per_epoch or len(train))
     steps = epochs * ((per_epoch + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -129,6 +135,8 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
             else:
                 t_logits = predict(teacher, x) if augment_shift else teacher_logits[idx]
                 loss = distillation_loss(logits, t_logits, train.y[idx], temperature, alpha)
+            if penalty is not None:
+                loss = loss + penalty() * (len(idx) / len(train))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -146,6 +154,7 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
                      f"epoch {epoch + 1}/{epochs}: val {acc:.3f}" + (" (stopped early)" if stop else ""))
         if stop:
             break
-    model.load_state_dict(best)
+    if keep_best:
+        model.load_state_dict(best)
     model.eval()
     return model
