@@ -105,8 +105,8 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
     """Train `model` in place with Adam and cosine decay; keep the weights that scored best on `val`.
 
     `after_step` runs after every optimiser step (pruning masks use it to keep zeros at zero).
-    `penalty()` is added to every batch's loss, scaled by batch / training-set size (a prior over the
-    weights, as soft weight-sharing uses); `extra_params` are further Adam parameter groups it learns.
+    `penalty()` is added to every batch's loss as it is (a prior over the weights, as soft weight-sharing
+    uses; the caller scales it); `extra_params` are further Adam parameter groups it learns.
     With `keep_best=False` the last epoch's weights are kept (a prior's pull must not be undone).
     Budgets for big data: each epoch sees `samples_per_epoch` random training images (all when None),
     and training stops after `patience` epochs without a better validation score (never when None).
@@ -136,7 +136,7 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
                 t_logits = predict(teacher, x) if augment_shift else teacher_logits[idx]
                 loss = distillation_loss(logits, t_logits, train.y[idx], temperature, alpha)
             if penalty is not None:
-                loss = loss + penalty() * (len(idx) / len(train))
+                loss = loss + penalty()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
