@@ -1,9 +1,11 @@
 """The compact archive: a pruned, quantized model stored as small as its numbers allow.
 
 Every float tensor is stored in whichever exact encoding is smallest:
-  raw float32 | one codebook + packed k-bit codes | one codebook per output channel
-  + packed codes | one scale per output channel + packed integer codes (k-bit
-  quantized weights) | a 1-bit non-zero mask + raw non-zeros | a mask + codebook + codes,
+  raw float32 | one codebook + packed k-bit codes (or Huffman-coded codes) | one codebook
+  per output channel + packed codes | one scale per output channel + packed integer codes
+  (k-bit quantized weights) | a 1-bit non-zero mask + raw non-zeros | a mask + codebook +
+  codes | Deep Compression's sparse format: relative indices (gaps of a few bits, a filler
+  zero where a gap overflows) and codebook codes, both Huffman-coded,
 and the whole file is then LZMA-compressed. Codebooks (the Deep Compression
 overhead) are counted in the file, so the archive's size is a real number of bytes.
 Decoding is exact: the reloaded model gives identical outputs. The header also
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from core import huffman
 from core.models import LoadedModel, ModelLoadError, build
 
 MAGIC = b"EDGETRIM-ARCHIVE-1\n"
@@ -110,6 +113,53 @@ def _row_grid(values: np.ndarray, rows: int):
                          pack_codes((k - low[:, None]).reshape(-1), b)]
 
 
+def _huffman_codebook(values: np.ndarray):
+    """One codebook, codes Huffman-coded: fewer bits for the common values."""
+    book, codes = np.unique(values, return_inverse=True)
+    if len(book) > MAX_CODEBOOK or len(book) < 2:
+        return None
+    coded = huffman.encode(codes, len(book))
+    if coded is None:
+        return None
+    return {"book": len(book), "lengths": coded[0].tolist()}, [book.astype(np.float32).tobytes(), coded[1]]
+
+
+def relative_index(positions: np.ndarray, codes: np.ndarray, gap_bits: int, filler: int):
+    """(gaps, symbols): each non-zero as the count of zeros skipped before it (< 2^gap_bits) and its code;
+    a longer run of zeros is bridged by filler entries (gap 2^gap_bits - 1, symbol `filler`, value 0)."""
+    top = (1 << gap_bits) - 1
+    gap = np.diff(positions, prepend=-1) - 1
+    fillers = gap // (top + 1)
+    owner = np.repeat(np.arange(len(positions)), fillers + 1)
+    within = np.arange(len(owner)) - (np.cumsum(fillers + 1) - (fillers + 1))[owner]
+    last = within == fillers[owner]
+    return (np.where(last, (gap - fillers * (top + 1))[owner], top),
+            np.where(last, codes[owner], filler))
+
+
+def _sparse_relative(flat: np.ndarray):
+    """Deep Compression's sparse storage: relative indices + codebook codes, both Huffman-coded;
+    the gap width (1-8 bits) that gives the fewest bytes."""
+    positions = np.flatnonzero(flat)
+    if len(positions) == 0:
+        return None
+    book, codes = np.unique(flat[positions], return_inverse=True)
+    if len(book) > MAX_CODEBOOK:
+        return None
+    best = None
+    for gap_bits in range(1, 9):
+        gaps, symbols = relative_index(positions, codes, gap_bits, filler=len(book))
+        coded_gaps, coded_codes = huffman.encode(gaps, 1 << gap_bits), huffman.encode(symbols, len(book) + 1)
+        if coded_gaps is None or coded_codes is None:
+            continue
+        size = len(coded_gaps[1]) + len(coded_codes[1]) + 2 * int(coded_gaps[0].size + coded_codes[0].size)
+        if best is None or size < best[0]:
+            meta = {"book": len(book), "gap_bits": gap_bits, "entries": len(gaps),
+                    "gap_lengths": coded_gaps[0].tolist(), "code_lengths": coded_codes[0].tolist()}
+            best = (size, meta, [book.astype(np.float32).tobytes(), coded_gaps[1], coded_codes[1]])
+    return best and best[1:]
+
+
 def encode(t: torch.Tensor) -> tuple[dict, list[bytes]]:
     """The smallest exact encoding of one tensor."""
     arr = t.detach().cpu().contiguous().numpy()
@@ -119,7 +169,7 @@ def encode(t: torch.Tensor) -> tuple[dict, list[bytes]]:
     flat = arr.reshape(-1)
     nz = flat != 0
     options = [("raw", {}, [flat.tobytes()])]
-    for name, enc in (("codebook", _codebook(flat)),
+    for name, enc in (("codebook", _codebook(flat)), ("huffman_codebook", _huffman_codebook(flat)),
                       ("row_codebook", _row_codebook(flat, arr.shape[0]) if arr.ndim > 1 else None),
                       ("row_grid", _row_grid(flat, arr.shape[0]) if arr.ndim > 1 else None)):
         if enc:
@@ -130,6 +180,9 @@ def encode(t: torch.Tensor) -> tuple[dict, list[bytes]]:
         enc = _codebook(flat[nz]) if nz.any() else None
         if enc:
             options.append(("sparse_codebook", enc[0], [mask, *enc[1]]))
+        enc = _sparse_relative(flat)
+        if enc:
+            options.append(("sparse_relative", *enc))
     name, extra, blobs = min(options, key=lambda o: sum(len(b) for b in o[2]))
     return {**meta, "enc": name, **extra}, blobs
 
@@ -142,6 +195,15 @@ def decode(meta: dict, blobs: list[bytes]) -> torch.Tensor:
     if enc == "codebook":
         book = np.frombuffer(blobs[0], dtype=np.float32)
         flat = book[unpack_codes(blobs[1], meta["bits"], n)]
+    elif enc == "huffman_codebook":
+        book = np.frombuffer(blobs[0], dtype=np.float32)
+        flat = book[huffman.decode(np.array(meta["lengths"]), blobs[1], n)]
+    elif enc == "sparse_relative":
+        book = np.append(np.frombuffer(blobs[0], dtype=np.float32), np.float32(0))  # the last code: a filler zero
+        gaps = huffman.decode(np.array(meta["gap_lengths"]), blobs[1], meta["entries"])
+        symbols = huffman.decode(np.array(meta["code_lengths"]), blobs[2], meta["entries"])
+        flat = np.zeros(n, dtype=np.float32)
+        flat[np.cumsum(gaps + 1) - 1] = book[symbols]
     elif enc == "row_grid":
         scales = np.frombuffer(blobs[0], dtype=np.float32)
         low = np.frombuffer(blobs[1], dtype=np.int16).astype(np.int32)
