@@ -24,7 +24,7 @@ from core.train import Progress, accuracy, check_budget as _check_budget, recali
 
 
 # str enums in one line each: the values are what sweep files and the JSON of a Spec spell
-Scope = enum.Enum("Scope", [("GLOBAL", "global"), ("LAYER", "layer")], type=str)
+Scope = enum.Enum("Scope", [("GLOBAL", "global"), ("LAYER", "layer"), ("STD", "std")], type=str)
 Importance = enum.Enum("Importance", [("L1", "l1"), ("L2", "l2")], type=str)
 
 
@@ -38,9 +38,12 @@ class _Pruning:
     seed: int = 0
     samples_per_epoch: int | None = None  # fine-tuning budget on big data: images per epoch (None: all)
     patience: int | None = None           # stop fine-tuning after this many epochs without a better val score
+    weight_decay: float = 0.0             # L2 during fine-tuning (Deep Compression retrains with it)
 
     def __post_init__(self):
         _check_budget(self.samples_per_epoch, self.patience)
+        if not 0 <= self.weight_decay < 1:
+            raise SpecError(f"weight_decay must be in [0, 1), got {self.weight_decay}.")
         if not 0.0 <= self.ratio < 1.0 or self.ratio > 0.99:
             raise SpecError(f"A pruning ratio must be in [0, 0.99], got {self.ratio}.")
         if self.finetune_epochs < 0:
@@ -53,12 +56,15 @@ class _Pruning:
     def _tuning(self) -> str:
         """', 2 ep fine-tuning in 2 steps' or ''."""
         text = f", {self.finetune_epochs} ep fine-tuning" if self.finetune_epochs else ""
+        text += f" (L2 {self.weight_decay:g})" if self.finetune_epochs and self.weight_decay else ""
         return text + (f" in {self.steps} steps" if self.steps > 1 else "")
 
 
 @dataclass(frozen=True)
 class UnstructuredPrune(_Pruning):
-    scope: Scope = Scope.GLOBAL     # rank weights across the model, or within each layer
+    # global: rank |w| across the model; layer: the same ratio in every layer; std: one threshold per layer,
+    # a quality factor times the layer's weight std (Han et al. 2015), the factor set so `ratio` is removed
+    scope: Scope = Scope.GLOBAL
 
     def __post_init__(self):
         super().__post_init__()
@@ -66,7 +72,8 @@ class UnstructuredPrune(_Pruning):
 
     @property
     def label(self) -> str:
-        return f"prune {100 * self.ratio:.4g} % of weights (unstructured, {self.scope.value}{self._tuning()})"
+        scope = "per-layer thresholds ∝ std" if self.scope is Scope.STD else self.scope.value
+        return f"prune {100 * self.ratio:.4g} % of weights (unstructured, {scope}{self._tuning()})"
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ def magnitude_prune_(module: nn.Module, ratio: float, scope: Scope | str = Scope
         for _, w in weights:
             _zero_smallest_(w.view(-1), round(ratio * w.numel()))
         return
-    flat = torch.cat([w.detach().abs().flatten() for _, w in weights])
+    # global ranks |w|; std ranks |w| / std(layer), i.e. thresholds of q x each layer's std for one q
+    scale = [w.detach().std().clamp_min(1e-12) if Scope(scope) is Scope.STD else 1.0 for _, w in weights]
+    flat = torch.cat([w.detach().abs().flatten() / s for (_, w), s in zip(weights, scale)])
     k = round(ratio * flat.numel())
     if k == 0:
         return
@@ -148,7 +157,7 @@ def _finetune_(model: LoadedModel, data: DataSet, cfg: _Pruning, epochs: int, pr
     recalibrate_bn_(model.module, d.train)
     if epochs > 0:
         train_(model.module, d.train, d.val, epochs=epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
-               samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience,
+               samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, weight_decay=cfg.weight_decay,
                after_step=keep_zeros(model.module))
 
 

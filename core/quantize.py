@@ -64,17 +64,35 @@ class WeightQuant:
 
 @dataclass(frozen=True)
 class WeightShare:
+    """k-means weight sharing; with `finetune_epochs`, Deep Compression's trained quantization:
+    the codes stay fixed and the centroids are fine-tuned, each by the sum of its weights' gradients."""
     bits: int = 4                   # 2^bits shared values per layer
     iterations: int = 30
+    conv_bits: int | None = None    # a different width for conv kernels (Deep Compression: 8 conv, 5 fc)
+    finetune_epochs: int = 0
+    lr: float = 1e-4
+    seed: int = 0
+    samples_per_epoch: int | None = None
+    patience: int | None = None
 
     def __post_init__(self):
+        check_budget(self.samples_per_epoch, self.patience)
         _check_bits(self.bits)
+        if self.conv_bits is not None:
+            _check_bits(self.conv_bits)
         if self.iterations < 1:
             raise SpecError(f"k-means needs at least 1 iteration, got {self.iterations}.")
+        if self.finetune_epochs < 0:
+            raise SpecError(f"finetune_epochs must be 0 or more, got {self.finetune_epochs}.")
+
+    def bits_for(self, weight: torch.Tensor) -> int:
+        return self.conv_bits if self.conv_bits is not None and weight.ndim > 2 else self.bits
 
     @property
     def label(self) -> str:
-        return f"{self.bits}-bit shared weights ({2 ** self.bits} values per layer)"
+        conv = f", conv {self.conv_bits}-bit" if self.conv_bits is not None and self.conv_bits != self.bits else ""
+        tuned = f", centroids fine-tuned {self.finetune_epochs} ep" if self.finetune_epochs else ""
+        return f"{self.bits}-bit shared weights ({2 ** self.bits} values per layer{conv}{tuned})"
 
 
 # ---- k-bit fake quantization -------------------------------------------------------
@@ -155,20 +173,54 @@ def kmeans_1d(values: torch.Tensor, k: int, iterations: int) -> tuple[torch.Tens
     return centroids, (values[:, None] - centroids[None]).abs().argmin(1)
 
 
-@register(WeightShare)
+def _share(w: torch.Tensor, bits: int, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centroids, codes) of one weight tensor's non-zeros; pruned zeros get code len(centroids)."""
+    flat = w.detach().reshape(-1)
+    nz = flat != 0
+    codes = torch.full(flat.shape, -1, dtype=torch.long)
+    if int(nz.sum()) <= 2 ** bits:
+        centroids, codes[nz] = torch.unique(flat[nz], return_inverse=True)
+    else:
+        centroids, codes[nz] = kmeans_1d(flat[nz], 2 ** bits, iterations)
+    codes[~nz] = len(centroids)
+    return centroids, codes.view_as(w)
+
+
+class _SharedWeight(nn.Module):
+    """Parametrization: the weight is its layer's centroids looked up by fixed codes (zeros stay zero),
+    so autograd gives each centroid the sum of its weights' gradients (Deep Compression, Fig. 3)."""
+
+    def __init__(self, centroids: torch.Tensor, codes: torch.Tensor):
+        super().__init__()
+        self.centroids = nn.Parameter(centroids.clone())
+        self.register_buffer("codes", codes)
+
+    def forward(self, _original: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.centroids, self.centroids.new_zeros(1)])[self.codes]
+
+
+@register(WeightShare, check=needs_architecture("fine-tuning shared centroids", when=lambda cfg: cfg.finetune_epochs > 0))
 def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
-    """Each layer's non-zero weights replaced by the nearest of 2^bits centroids (zeros stay zero)."""
+    """Each layer's non-zero weights replaced by the nearest of 2^bits centroids (zeros stay zero);
+    then, if asked, the centroids fine-tuned with the codes fixed."""
     module = model.copy_module()
-    with torch.no_grad():
-        for _, w in prunable_weights(module):
-            flat = w.view(-1)
-            nz = flat != 0
-            if int(nz.sum()) <= 2 ** cfg.bits:
-                continue
-            centroids, assign = kmeans_1d(flat[nz], 2 ** cfg.bits, cfg.iterations)
-            flat[nz] = centroids[assign]
-    recalibrate_bn_(module, data.adapted(model.input_shape).train)
+    d = data.adapted(model.input_shape)
+    shared = {name: _share(w, cfg.bits_for(w), cfg.iterations) for name, w in prunable_weights(module)}
+    if cfg.finetune_epochs > 0:
+        for name, (centroids, codes) in shared.items():
+            layer = module.get_submodule(name)
+            parametrize.register_parametrization(layer, "weight", _SharedWeight(centroids, codes))
+            layer.parametrizations.weight.original.requires_grad_(False)
+        train_(module, d.train, d.val, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
+               samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience)
+        for name in shared:
+            parametrize.remove_parametrizations(module.get_submodule(name), "weight", leave_parametrized=True)
+    else:
+        with torch.no_grad():
+            for (name, w), (centroids, codes) in zip(prunable_weights(module), shared.values()):
+                w.copy_(torch.cat([centroids, centroids.new_zeros(1)])[codes])
+    recalibrate_bn_(module, d.train)
     return model.derive(module)
 
 

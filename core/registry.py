@@ -67,9 +67,13 @@ def needs_architecture(what: str, when: Callable[[Any], bool] = lambda cfg: True
 
 
 def config_to_dict(config: Any) -> dict:
+    """The config's fields that differ from their defaults: a field added later, with a default, leaves
+    every stored Spec's JSON (and so its hash, its identity in the store) unchanged."""
     out: dict[str, Any] = {"_type": type(config).__name__}
     for f in dataclasses.fields(config):
         v = getattr(config, f.name)
+        if f.default is not dataclasses.MISSING and v == f.default:
+            continue
         out[f.name] = v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
     return out
 
