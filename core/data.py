@@ -6,10 +6,11 @@ content and split) so stored results can say exactly what they were measured on.
 
 Sources: scikit-learn's bundled digits (no download), MNIST (``mnist``, fetched once
 through the package registry: core.mnist), an ImageFolder directory, an ``.npz`` with
-``x`` and ``y``, or MNIST-style IDX files. Where the data comes with its own splits (an
+``x`` and ``y``, MNIST-style IDX files, or a root laid out as torchvision's MNIST,
+FashionMNIST, KMNIST or CIFAR10 keep it. Where the data comes with its own splits (an
 ``.npz`` with ``x_train``/``x_test``, an IDX folder with the ``t10k`` files, an
-ImageFolder with ``train/`` and ``test/``) those are kept and the test split is the
-official one; otherwise one fixed, stratified split is cut.
+ImageFolder with ``train/`` and ``test/``, torchvision's folders) those are kept and the
+test split is the official one; otherwise one fixed, stratified split is cut.
 """
 from __future__ import annotations
 
@@ -39,11 +40,41 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    x: torch.Tensor  # float32, N x C x H x W, values roughly in [0, 1]
+    """Images as their source stored them and int64 labels; loops read float32 batches.
+
+    A uint8 source (MNIST, IDX, image folders, uint8 .npz) stays uint8: 60,000 MNIST images
+    cost 47 MB, not 188 MB. `batch` / `batches` give float32 (uint8 / 255, as always), adapted
+    to `size` (C, H, W) when a model asked for another shape; `x` is the whole split at once.
+    """
+    raw: torch.Tensor  # N x C x H x W: uint8 0..255, or float32 roughly in [0, 1]
     y: torch.Tensor  # int64, N
+    size: tuple[int, int, int] | None = None  # the shape each batch is adapted to; None: as stored
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images a batch holds."""
+        return self.size or tuple(self.raw.shape[1:])
+
+    def batch(self, idx) -> torch.Tensor:
+        """float32 images at `idx` (a slice or an index tensor), adapted to `shape`."""
+        x = self.raw[idx]
+        if x.dtype == torch.uint8:  # IEEE float32 division, as numpy's was; strides kept: the same kernels run
+            x = x.to(torch.float32).div_(255.0)
+        return adapt(x, self.size) if self.size not in (None, tuple(self.raw.shape[1:])) else x
+
+    def batches(self, size: int, stop: int | None = None):
+        """float32 batches of `size` images in order, over the first `stop` images (all when None)."""
+        n = len(self) if stop is None else min(stop, len(self))
+        for i in range(0, n, size):
+            yield self.batch(slice(i, min(i + size, n)))
+
+    @property
+    def x(self) -> torch.Tensor:
+        """The whole split as one float32 tensor: for small uses; loops over big data use `batches`."""
+        return self.batch(slice(None))
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,14 +88,19 @@ class DataSet:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.test.x.shape[1:])
+        return self.test.shape
 
     def adapted(self, input_shape: tuple[int, ...]) -> "DataSet":
-        """The same data resized / re-channelled to feed a model expecting `input_shape` (C, H, W)."""
+        """The same data resized / re-channelled to feed a model expecting `input_shape` (C, H, W).
+
+        Lazy: the splits keep the stored images (uint8 stays uint8) and each batch is adapted when it is
+        read, always from the stored images (adapting twice does not resize twice).
+        """
         shape = tuple(int(s) for s in input_shape)
         if shape == self.input_shape:
             return self
-        splits = [Split(adapt(s.x, shape), s.y) for s in (self.train, self.val, self.test)]
+        splits = [Split(s.raw, s.y, shape) for s in (self.train, self.val, self.test)]
+        splits[0].batch(slice(0, 1))  # a shape no image can take is refused now, not in the middle of a loop
         fp = _hash(self.fingerprint.encode(), repr(shape).encode())
         return DataSet(self.name, *splits, self.num_classes, fp)
 
@@ -113,7 +149,7 @@ def split(x: np.ndarray, y: np.ndarray, name: str, seed: int = SEED,
         raise DataError(f"{name} is too small to split by class ({e}); give at least 5 examples of every class.") from e
     num_classes = int(y.max()) + 1
     splits = [Split(torch.from_numpy(x[i]), torch.from_numpy(y[i])) for i in (np.sort(train), np.sort(val), np.sort(test))]
-    fp = _hash(*(t.numpy().tobytes() for s in splits for t in (s.x, s.y)))
+    fp = _fingerprint(b"", splits)
     return DataSet(name, *splits, num_classes, fp)
 
 
@@ -137,12 +173,13 @@ def given(parts: dict[str, tuple[np.ndarray, np.ndarray]], name: str, seed: int 
         raise DataError(f"{name}: the splits hold images of different shapes ({shapes}); give one shape.")
     num_classes = max(int(y.max()) for _, y in checked.values()) + 1
     splits = [Split(torch.from_numpy(checked[k][0]), torch.from_numpy(checked[k][1])) for k in ("train", "val", "test")]
-    fp = _hash(b"given", *(t.numpy().tobytes() for sp in splits for t in (sp.x, sp.y)))
+    fp = _fingerprint(b"given", splits)
     return DataSet(name, *splits, num_classes, fp)
 
 
 def _check(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Bring images to float32 N x C x H x W and labels to int64, or say what is wrong."""
+    """Bring images to N x C x H x W (uint8 kept as uint8, anything else float32) and labels to int64,
+    or say what is wrong."""
     x, y = np.asarray(x), np.asarray(y)
     if x.size == 0 or y.size == 0:
         raise DataError(f"{name} is empty; it needs images and labels.")
@@ -160,13 +197,14 @@ def _check(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndar
         raise DataError(f"{name}: label {int(y.min())} is out of range; labels must be class indices 0..K-1.")
     if len(np.unique(y)) < 2:
         raise DataError(f"{name} holds a single class; a classifier needs at least two.")
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
-    elif not np.issubdtype(x.dtype, np.number):
+    if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{name}: images must be numbers, got dtype {x.dtype}.")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise DataError(f"{name} contains NaN or infinite pixel values.")
+    if x.dtype == np.uint8:  # stays uint8 and becomes float32 (/ 255) one batch at a time
+        x = x.copy(order="K")  # laid out as the float32 copy was: the same strides pick the same kernels
+    else:
+        x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise DataError(f"{name} contains NaN or infinite pixel values.")
     if x.ndim == 2:  # flat features: accept square images stored as rows
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1]:
@@ -182,6 +220,17 @@ def _check(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndar
     else:
         raise DataError(f"{name}: images must be N x H x W or N x C x H x W, got shape {x.shape}.")
     return np.ascontiguousarray(x), y
+
+
+def _fingerprint(prefix: bytes, splits: list[Split]) -> str:
+    """The hash stored results are keyed by: each split's float32 pixels, then its labels. Hashed batch by
+    batch, it equals the hash of the float32 tensors splits held before uint8 was kept."""
+    h = hashlib.sha256(prefix)
+    for s in splits:
+        for xb in s.batches(4096):
+            h.update(np.ascontiguousarray(xb.numpy()))
+        h.update(np.ascontiguousarray(s.y.numpy()))
+    return h.hexdigest()[:16]
 
 
 def _hash(*chunks: bytes) -> str:
@@ -301,15 +350,130 @@ def read_idx(path: str | Path) -> np.ndarray:
         if len(head) != 4 or head[:2] != b"\x00\x00" or head[2] not in dtypes:
             raise DataError(f"{path.name} is not an IDX file (bad magic number).")
         dims = struct.unpack(f">{head[3]}I", f.read(4 * head[3]))
-        data = np.frombuffer(f.read(), dtype=dtypes[head[2]])
-    if data.size != math.prod(dims):
-        raise DataError(f"{path.name} is truncated: expected {math.prod(dims)} values, found {data.size}.")
-    return data.reshape(dims)
+        dtype = np.dtype(dtypes[head[2]])
+        size = math.prod(dims) * dtype.itemsize
+        if size > MAX_FILE_BYTES:
+            raise DataError(f"{path.name} declares {size >> 20} MB of data, more than the {MAX_FILE_BYTES >> 20} MB "
+                            "edgetrim reads.")
+        blob = f.read(size + 1)  # one byte more than declared: a longer file is refused too
+    if len(blob) < size:
+        raise DataError(f"{path.name} is truncated: expected {math.prod(dims)} values, "
+                        f"found {len(blob) // dtype.itemsize}.")
+    if len(blob) > size:
+        raise DataError(f"{path.name} holds more data than its header declares; it is not one IDX file.")
+    return np.frombuffer(blob, dtype=dtype).reshape(dims)
 
 
 def load_idx(images: str | Path, labels: str | Path, seed: int = SEED) -> DataSet:
     """MNIST-style image and label IDX files."""
     return split(read_idx(images), read_idx(labels), Path(images).name.split("-")[0].split(".")[0], seed)
+
+
+def load_idx_folder(folder: str | Path, seed: int = SEED, name: str | None = None, official: bool = False) -> DataSet:
+    """A folder of IDX files: the train-* and t10k-* pairs MNIST ships as (official test split kept), or, unless
+    `official`, one idx3 / idx1 pair (a split is cut). Where torchvision left both `f` and `f.gz`, `f` is read."""
+    folder = Path(folder)
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):  # sorted: 'f' comes before 'f.gz'
+        if "idx" in p.name and "ubyte" in p.name:
+            files.setdefault(p.name.removesuffix(".gz"), p)
+    imgs = [p for p in files.values() if "idx3" in p.name]
+    labs = [p for p in files.values() if "idx1" in p.name]
+    test_imgs, test_labs = [p for p in imgs if p.name.startswith("t10k")], [p for p in labs if p.name.startswith("t10k")]
+    if len(imgs) == len(labs) == 2 and len(test_imgs) == len(test_labs) == 1:  # train-* and t10k-*: MNIST's layout
+        train_imgs, train_labs = [p for p in imgs if p not in test_imgs], [p for p in labs if p not in test_labs]
+        return given({"train": (read_idx(train_imgs[0]), read_idx(train_labs[0])),
+                      "test": (read_idx(test_imgs[0]), read_idx(test_labs[0]))}, name or folder.name, seed)
+    if official:
+        raise DataError(f"{folder.parent.name}/{folder.name} must hold the train-* and t10k-* image and label IDX "
+                        "files torchvision keeps there.")
+    if len(imgs) != 1 or len(labs) != 1:
+        raise DataError(f"{folder.name} must hold one idx3 (images) and one idx1 (labels) file, or the train-* and "
+                        "t10k-* pairs MNIST ships as.")
+    return load_idx(imgs[0], labs[0], seed)
+
+
+# ---- torchvision's own dataset folders ----------------------------------------
+
+TORCHVISION = ("MNIST", "FashionMNIST", "KMNIST", "CIFAR10")  # <root>/<Name>/raw/*-ubyte[.gz]; CIFAR10 below
+CIFAR10_FOLDER = "cifar-10-batches-py"  # <root>/cifar-10-batches-py/data_batch_1..5, test_batch
+MAX_CIFAR_BATCH_BYTES = 64 * 2**20      # one CIFAR-10 python batch is 31 MB
+
+
+def torchvision_layouts(root: Path) -> list[str]:
+    """The torchvision data sets `root` holds, laid out as torchvision keeps them."""
+    found = [n for n in TORCHVISION[:-1] if (root / n / "raw").is_dir()]
+    if (root / CIFAR10_FOLDER).is_dir() or root.name == CIFAR10_FOLDER:
+        found.append("CIFAR10")
+    return found
+
+
+def load_torchvision(name: str, root: str | Path, seed: int = SEED, download: bool = False) -> DataSet:
+    """A root laid out as torchvision.datasets.<name> keeps it, read with edgetrim's own readers (IDX files;
+    CIFAR-10's pickled batches through an unpickler that builds numpy arrays only), official test split kept.
+    With `download=True` a missing one is fetched first through torchvision (a network is needed)."""
+    canonical = {n.lower(): n for n in TORCHVISION}.get(name.lower())
+    if canonical is None:
+        raise DataError(f"edgetrim reads torchvision's {', '.join(TORCHVISION)} folders, not {name!r}.")
+    root = Path(root)
+    if download and canonical not in torchvision_layouts(root):
+        _download(canonical, root)
+    if canonical not in torchvision_layouts(root):
+        where = f"{CIFAR10_FOLDER}/" if canonical == "CIFAR10" else f"{canonical}/raw/"
+        raise DataError(f"{root} holds no torchvision {canonical} (expected {where} in it); lay it out so, or pass "
+                        "download=True to fetch it.")
+    if canonical != "CIFAR10":
+        return load_idx_folder(root / canonical / "raw", seed, canonical, official=True)
+    folder = root if root.name == CIFAR10_FOLDER else root / CIFAR10_FOLDER
+    train = [read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    parts = {"train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+             "test": read_cifar_batch(folder / "test_batch")}
+    return given(parts, canonical, seed)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch (a pickled dict) as uint8 N x 3 x 32 x 32 images and int64 labels, read by an
+    unpickler that builds numpy arrays and nothing else: a batch that asks for any other code is refused."""
+    from core.mnist import _ArraysOnly
+
+    if not path.is_file():
+        raise DataError(f"{path.parent.name}/ lacks {path.name}; CIFAR-10's python layout has data_batch_1 to "
+                        "data_batch_5 and test_batch.")
+    if path.stat().st_size > MAX_CIFAR_BATCH_BYTES:
+        raise DataError(f"{path.name} is larger than the {MAX_CIFAR_BATCH_BYTES >> 20} MB a CIFAR-10 batch can be.")
+    try:
+        with open(path, "rb") as f:
+            batch = _ArraysOnly(f, encoding="latin1").load()
+    except Exception as e:  # any failure of hostile or broken bytes is one sentence
+        why = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".")[:160]
+        raise DataError(f"{path.name} is not a CIFAR-10 batch of plain arrays ({why}); "
+                        "edgetrim does not read it.") from e
+    get = (lambda k: batch.get(k, batch.get(k.encode()))) if isinstance(batch, dict) else (lambda k: None)
+    x, labels = get("data"), get("labels")
+    y = np.asarray(labels) if isinstance(labels, list) else None
+    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2 and x.shape[1] == 3 * 32 * 32
+            and y is not None and y.ndim == 1 and np.issubdtype(y.dtype, np.integer) and len(y) == len(x)):
+        raise DataError(f"{path.name} is not a CIFAR-10 batch: it needs 'data' (N x 3072 uint8) and N 'labels'.")
+    return x.reshape(-1, 3, 32, 32), y.astype(np.int64)
+
+
+def _download(name: str, root: Path) -> None:
+    """Fetch torchvision's `name` into `root` (only when the caller asked for it): MNIST-like sets through
+    their torchvision class, CIFAR-10's archive through torchvision's checked download (never unpickled here)."""
+    try:
+        import torchvision.datasets as tvd
+        from torchvision.datasets.utils import download_and_extract_archive
+    except ImportError as e:
+        raise DataError(f"Downloading {name} needs torchvision; install it, or lay the files out yourself.") from e
+    try:
+        if name == "CIFAR10":
+            c = tvd.CIFAR10
+            download_and_extract_archive(c.url, str(root), filename=c.filename, md5=c.tgz_md5)
+        else:
+            getattr(tvd, name)(str(root), train=False, download=True)  # torchvision's own IDX reader, no pickle
+    except Exception as e:
+        raise DataError(f"{name} could not be downloaded into {root} ({type(e).__name__}); check the network, or lay "
+                        "the files out as torchvision keeps them.") from e
 
 
 MAX_ZIP_BYTES = 2 * 2**30   # uncompressed total
@@ -319,7 +483,8 @@ MAX_ZIP_RATIO = 200         # uncompressed / compressed, per member and for the 
 
 def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
     """Extract a user's zip after checking every member: no absolute paths, no '..', no links,
-    and bounded sizes (total, count, compression ratio), so a hostile zip writes nothing."""
+    and bounded sizes (total, count, compression ratio), so a hostile zip writes nothing. Nor CIFAR-10's
+    python batches: those are pickles, and an upload never reaches an unpickler."""
     import stat
     import zipfile
 
@@ -339,6 +504,9 @@ def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
                 raise DataError(f"{archive.name} contains the unsafe path {name!r}; refusing to extract it.")
             if stat.S_ISLNK(m.external_attr >> 16):
                 raise DataError(f"{archive.name} contains a symbolic link ({name}); refusing to extract it.")
+            if CIFAR10_FOLDER in (part.lower() for part in Path(name).parts):
+                raise DataError(f"{archive.name} holds CIFAR-10's pickled batches ({name}), which an upload may not "
+                                "carry; save them as an .npz with x_train, y_train, x_test, y_test.")
             total, packed = total + m.file_size, packed + m.compress_size
             if m.compress_size and m.file_size / m.compress_size > MAX_ZIP_RATIO and m.file_size > 2**20:
                 raise DataError(f"{archive.name} looks like a zip bomb ({name} expands {m.file_size // m.compress_size}x).")
@@ -356,31 +524,34 @@ def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
 BUILT_IN = ("digits", "mnist")
 
 
-def load_data(source: str = "digits", seed: int = SEED) -> DataSet:
-    """Resolve a data source: 'digits', 'mnist', an .npz, an ImageFolder directory, or a directory of IDX files."""
+def load_data(source: str = "digits", seed: int = SEED, download: bool = False) -> DataSet:
+    """Resolve a data source: 'digits', 'mnist', an .npz, an ImageFolder directory, a directory of IDX files, or
+    a root laid out as torchvision keeps MNIST, FashionMNIST, KMNIST or CIFAR10 (recognised; never downloaded).
+    'torchvision:<Name>:<root>' names one; only that spelling with `download=True` fetches it when missing."""
     if source == "digits":
         return load_digits(seed)
     if source == "mnist":
         return load_mnist(seed)
+    if source.startswith("torchvision:"):
+        parts = source.split(":", 2)
+        if len(parts) != 3 or not parts[2]:
+            raise DataError(f"Spell a torchvision source as torchvision:<Name>:<root> (e.g. torchvision:MNIST:data), "
+                            f"not {source!r}.")
+        return load_torchvision(parts[1], parts[2], seed, download)
     path = Path(source)
     if not path.exists():
-        raise DataError(f"No data at {source!r}; give 'digits', 'mnist', an .npz file, an ImageFolder or an IDX "
-                        "directory.")
+        raise DataError(f"No data at {source!r}; give 'digits', 'mnist', an .npz file, an ImageFolder, an IDX "
+                        "directory or a torchvision root.")
     if path.is_file():
         if path.suffix == ".npz":
             return load_npz(path, seed)
         raise DataError(f"{path.name} is not a data set edgetrim reads; use an .npz with x and y.")
-    idx = sorted(p for p in path.iterdir() if "idx" in p.name and "ubyte" in p.name)
-    if idx:
-        imgs = [p for p in idx if "idx3" in p.name]
-        labs = [p for p in idx if "idx1" in p.name]
-        test_imgs, test_labs = [p for p in imgs if p.name.startswith("t10k")], [p for p in labs if p.name.startswith("t10k")]
-        if len(imgs) == len(labs) == 2 and len(test_imgs) == len(test_labs) == 1:  # train-* and t10k-*: MNIST's layout
-            train_imgs, train_labs = [p for p in imgs if p not in test_imgs], [p for p in labs if p not in test_labs]
-            return given({"train": (read_idx(train_imgs[0]), read_idx(train_labs[0])),
-                          "test": (read_idx(test_imgs[0]), read_idx(test_labs[0]))}, path.name, seed)
-        if len(imgs) != 1 or len(labs) != 1:
-            raise DataError(f"{path.name} must hold one idx3 (images) and one idx1 (labels) file, or the train-* and "
-                            "t10k-* pairs MNIST ships as.")
-        return load_idx(imgs[0], labs[0], seed)
+    found = torchvision_layouts(path)
+    if len(found) > 1:
+        raise DataError(f"{path.name} holds several torchvision data sets ({', '.join(found)}); name one as "
+                        f"torchvision:{found[0]}:{path}.")
+    if found:
+        return load_torchvision(found[0], path, seed)
+    if any("idx" in p.name and "ubyte" in p.name for p in path.iterdir()):
+        return load_idx_folder(path, seed)
     return load_image_folder(path, seed=seed)

@@ -63,11 +63,11 @@ def from_token(token: str):
 
 
 class _Calibration:
-    """ONNX Runtime's CalibrationDataReader over the first `n` training images, batches of 32."""
+    """ONNX Runtime's CalibrationDataReader over the first `n` training images, batches of 32
+    (made float32 one batch at a time: a uint8 split stays uint8)."""
 
     def __init__(self, split, n: int, input_name: str):
-        x = split.x[:n].numpy().astype(np.float32)
-        self._batches = iter([{input_name: x[i:i + 32]} for i in range(0, len(x), 32)])
+        self._batches = ({input_name: x.numpy().astype(np.float32)} for x in split.batches(32, stop=n))
 
     def get_next(self):
         return next(self._batches, None)

@@ -72,16 +72,18 @@ def onnx_session(path: str | Path, threads: int | None = None):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def onnx_predict(session, x: np.ndarray, batch: int = 256) -> np.ndarray:
+def onnx_predict(session, x: np.ndarray | Split, batch: int = 256) -> np.ndarray:
+    """Logits for `x` (an array, or a Split read as float32 batch by batch so uint8 data stays uint8)."""
     inp = session.get_inputs()[0]
     dtype = np.float16 if "float16" in inp.type else np.float32
-    return np.concatenate([session.run(None, {inp.name: x[i:i + batch].astype(dtype)})[0]
-                           for i in range(0, len(x), batch)]).astype(np.float32)
+    chunks = (b.numpy() for b in x.batches(batch)) if isinstance(x, Split) else \
+        (x[i:i + batch] for i in range(0, len(x), batch))
+    return np.concatenate([session.run(None, {inp.name: c.astype(dtype)})[0] for c in chunks]).astype(np.float32)
 
 
 def onnx_accuracy(session_or_path, split: Split) -> float:
     sess = onnx_session(session_or_path) if isinstance(session_or_path, (str, Path)) else session_or_path
-    preds = onnx_predict(sess, split.x.numpy()).argmax(1)
+    preds = onnx_predict(sess, split).argmax(1)
     return float((preds == split.y.numpy()).mean())
 
 

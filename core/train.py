@@ -50,17 +50,18 @@ def shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    """Logits for `x`, in eval mode, in batches."""
+def predict(model: nn.Module, x: torch.Tensor | Split, batch: int = 512) -> torch.Tensor:
+    """Logits for `x` (a tensor, or a Split read as float32 batch by batch so uint8 data stays uint8), in eval mode."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+    chunks = x.batches(batch) if isinstance(x, Split) else (x[i:i + batch] for i in range(0, len(x), batch))
+    out = torch.cat([model(c) for c in chunks])
     model.train(was_training)
     return out
 
 
 def accuracy(model: nn.Module, split: Split) -> float:
-    return (predict(model, split.x).argmax(1) == split.y).float().mean().item()
+    return (predict(model, split).argmax(1) == split.y).float().mean().item()
 
 
 @torch.no_grad()
@@ -79,8 +80,8 @@ def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128) -> nn.Modu
         m.momentum = None
     was_training = model.training
     model.train()
-    for i in range(0, len(split), batch):
-        model(split.x[i:i + batch])
+    for x in split.batches(batch):
+        model(x)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
@@ -119,7 +120,7 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
     per_epoch = min(len(train), samples_per_epoch or len(train))
     steps = epochs * ((per_epoch + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    teacher_logits = predict(teacher, train.x) if teacher is not None else None
+    teacher_logits = predict(teacher, train) if teacher is not None else None
     best, best_acc, since_best = None, -1.0, 0
     for epoch in range(epochs):
         model.train()
@@ -128,7 +129,7 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
             idx = order[i:i + batch_size]
             if len(idx) < 2:
                 continue
-            x = shift(train.x[idx], augment_shift, gen)
+            x = shift(train.batch(idx), augment_shift, gen)
             logits = model(x)
             if teacher is None:
                 loss = F.cross_entropy(logits, train.y[idx])
