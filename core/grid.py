@@ -10,12 +10,14 @@ A sweep file (YAML or JSON, or the same as a dict):
       prune: [unstructured, structured]
       prune_ratio: [0.0, 0.5, 0.9]
       finetune_epochs: [2]
-      quantize: [fp32, w4, qat3]  # weights: fp32 | w2..w8 | qat2..qat8 | share2..share8 (int8 / fp16 accepted: see deploy)
+      quantize: [fp32, w4, qat3]  # weights: fp32 | w2..w8 | qat2..qat8 | share2..share8 | dc2..dc8 | soft2..soft8
+                                  # (int8 / fp16 accepted: see deploy)
       deploy: [fp32, int8]        # the file: fp32 | fp16 | int8 | int8-dynamic ONNX
     settings:                     # fixed knobs of each method
       distill: {epochs: 30, temperature: 4.0, alpha: 0.9}
       prune: {scope: global, importance: l2, steps: 1}
-      qat_epochs: 3
+      qat_epochs: 3               # the training epochs of qat, dc (centroid tuning) and soft tokens
+      quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
     measure: {latency: true, budget_s: 0.1, threads: null}
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
@@ -35,11 +37,12 @@ from core import deploy, quantize
 from core import spec as S
 from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune
+from core.soft_share import SoftShare
 
 AXES = {"student_width": [1.0], "prune": ["unstructured"], "prune_ratio": [0.0], "finetune_epochs": [0],
         "quantize": ["fp32"], "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
-SETTINGS = {"distill", "prune", "qat_epochs", "budget"}
+SETTINGS = {"distill", "prune", "qat_epochs", "quantize", "budget"}
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
 MEASURE_KEYS = {"latency", "budget_s", "threads"}
 MAX_POINTS = 5000
@@ -106,6 +109,10 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     bad = sorted(set(settings.get("budget") or {}) - BUDGET_KEYS)
     if bad:
         raise SweepError(f"Unknown budget setting {bad[0]!r}; a budget may have {', '.join(sorted(BUDGET_KEYS))}.")
+    known = {f.name for c in (quantize.WeightQuant, quantize.WeightShare, SoftShare) for f in dataclasses.fields(c)}
+    bad = sorted(set(settings.get("quantize") or {}) - known)
+    if bad:
+        raise SweepError(f"Unknown quantize setting {bad[0]!r}; the weight formats' fields are {', '.join(sorted(known))}.")
     measure = raw.get("measure") or {}
     bad = sorted(set(measure) - MEASURE_KEYS)
     if bad:
@@ -162,8 +169,11 @@ def steps_of(quant_token: str, deploy_token: str, settings: dict) -> tuple[Any, 
             return None
         return None, fmt or deploy.from_token(deploy_token)
     weights = quantize.from_token(quant_token, int(settings.get("qat_epochs", 3)))
-    if weights is not None and getattr(weights, "qat_epochs", 0):
-        weights = dataclasses.replace(weights, **settings.get("budget", {}))
+    if weights is not None:
+        trains = any(getattr(weights, k, 0) for k in ("qat_epochs", "finetune_epochs", "epochs"))
+        fields = {f.name for f in dataclasses.fields(weights)}
+        extra = {**(settings.get("budget", {}) if trains else {}), **settings.get("quantize", {})}
+        weights = dataclasses.replace(weights, **{k: v for k, v in extra.items() if k in fields})
     return weights, deploy.from_token(deploy_token)
 
 

@@ -226,15 +226,20 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
 
 # ---- the one spelling of the quantize tokens: w4 (rounding), qat3 (QAT), share4 (k-means) ----------
 
-TOKEN = re.compile(r"^(w|qat|share)([2-8])$")
+TOKEN = re.compile(r"^(w|qat|share|dc|soft)([2-8])$")
 TOKEN_HELP = {"w4": "each weight rounded to 4 bits after training, one scale per output channel (w8 .. w2 alike)",
               "qat3": "3-bit weights after a few epochs of quantization-aware training: slower, usually more accurate "
                       "(qat8 .. qat2 alike)",
               "share3": "each layer's weights replaced by 2^3 = 8 shared values found by k-means (share8 .. share2 "
-                        "alike)"}
+                        "alike)",
+              "dc5": "Deep Compression's trained quantization: 2^5 = 32 shared values per layer (k-means), then the "
+                     "shared values fine-tuned for a few epochs (dc8 .. dc2 alike)",
+              "soft4": "soft weight-sharing: retrained under a mixture prior of 2^4 = 16 components plus one at zero, "
+                       "which prunes and quantizes in one pass (soft8 .. soft2 alike; slow: it retrains)"}
 
 
-CHOICES = ("fp32", "w8", "w6", "w5", "w4", "w3", "w2", "qat4", "qat3", "qat2", "share4", "share3")  # offered in the UI
+CHOICES = ("fp32", "w8", "w6", "w5", "w4", "w3", "w2", "qat4", "qat3", "qat2", "share4", "share3", "dc6", "dc5",
+           "soft4")  # offered in the UI
 
 
 def token_name(token: str) -> str:
@@ -243,17 +248,22 @@ def token_name(token: str) -> str:
     if m is None:
         return "fp32 (as trained)" if token == "fp32" else token
     kind, bits = m.group(1), int(m.group(2))
-    return f"{token} " + {"w": f"({bits}-bit)", "qat": f"({bits}-bit, QAT)", "share": f"({2 ** bits} values)"}[kind]
+    return f"{token} " + {"w": f"({bits}-bit)", "qat": f"({bits}-bit, QAT)", "share": f"({2 ** bits} values)",
+                          "dc": f"({2 ** bits} values, trained)", "soft": f"(soft sharing, {2 ** bits} + zero)"}[kind]
 
 
-def from_token(token: str, qat_epochs: int = 3):
-    """'w4' -> WeightQuant(4), 'qat3' -> WeightQuant(3, qat_epochs=...), 'share4' -> WeightShare(4); 'fp32' -> None."""
+def from_token(token: str, epochs: int = 3):
+    """'w4' -> WeightQuant(4), 'qat3' -> WeightQuant(3, qat_epochs=epochs), 'share4' -> WeightShare(4),
+    'dc5' -> WeightShare(5, finetune_epochs=epochs), 'soft4' -> SoftShare(16 components, epochs); 'fp32' -> None."""
+    from core.soft_share import SoftShare
+
     if token == "fp32":
         return None
     m = TOKEN.match(str(token))
     if m is None:
-        raise SpecError(f"{token!r} is not a weight format: use w2..w8, qat2..qat8 or share2..share8 (or fp32).")
+        raise SpecError(f"{token!r} is not a weight format: use w2..w8, qat2..qat8, share2..share8, dc2..dc8 or "
+                        "soft2..soft8 (or fp32).")
     kind, bits = m.group(1), int(m.group(2))
-    if kind == "w":
-        return WeightQuant(bits)
-    return WeightQuant(bits, qat_epochs=qat_epochs) if kind == "qat" else WeightShare(bits)
+    return {"w": lambda: WeightQuant(bits), "qat": lambda: WeightQuant(bits, qat_epochs=epochs),
+            "share": lambda: WeightShare(bits), "dc": lambda: WeightShare(bits, finetune_epochs=epochs),
+            "soft": lambda: SoftShare(components=2 ** bits, epochs=max(1, epochs))}[kind]()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # the methods register themselves on import; the registry is a leaf they all import
-from core import deploy, distill, prune, quantize  # noqa: F401
+from core import deploy, distill, prune, quantize, soft_share  # noqa: F401
 from core.data import DataSet, class_mismatch
 from core.models import LoadedModel
 from core.registry import SpecError, compress, config_from_dict, config_to_dict, why_not  # noqa: F401

@@ -9,11 +9,14 @@ from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
 from core.deploy import Float16, Int8
 from core.quantize import WeightQuant, WeightShare, fake_quantize
+from core.soft_share import SoftShare
 from core.train import accuracy
 
 ALL_CONFIGS = [UnstructuredPrune(0.5), UnstructuredPrune(0.3, scope="layer", finetune_epochs=1, steps=2),
                StructuredPrune(0.25, importance="l1"), WeightQuant(4, granularity="per_tensor", scheme="affine"),
-               WeightQuant(3, qat_epochs=1), WeightShare(3), Distill(0.5, epochs=1)]
+               WeightQuant(3, qat_epochs=1), WeightShare(3), Distill(0.5, epochs=1),
+               UnstructuredPrune(0.6, scope="std", finetune_epochs=1, weight_decay=1e-4),
+               WeightShare(5, conv_bits=6, finetune_epochs=1), SoftShare(components=8, epochs=1)]
 FORMATS = [Int8(), Int8(mode="dynamic", per_channel=False), Float16()]
 
 
@@ -196,3 +199,35 @@ def test_per_channel_k_bit_weights_archive_as_scales_and_integer_codes(bits, sch
     x = torch.rand(8, *lenet5.input_shape)
     assert torch.equal(archive.load_archive(path).module(x), out.module(x))
     assert path.stat().st_size < ME.state_dict_bytes(lenet5.module) * (bits + 1) / 32
+
+
+def test_std_thresholds_prune_the_exact_count_with_one_quality_factor(lenet5, digits):
+    out = S.compress(lenet5, UnstructuredPrune(0.7, scope="std"), digits)
+    pairs = list(zip(prunable_weights(lenet5.module), prunable_weights(out.module)))
+    total = sum(w.numel() for (_, w), _ in pairs)
+    assert sum(int((p == 0).sum()) for _, (_, p) in pairs) == round(0.7 * total)
+    # one threshold q * std per layer: what survives in a layer is exactly its |w| >= q * std
+    q = [float(w.detach().abs()[p != 0].min() / w.detach().std()) for (_, w), (_, p) in pairs]
+    assert max(q) - min(q) < 0.05 * max(q) + 0.02
+
+
+def test_trained_quantization_keeps_codes_and_zeros_and_moves_the_centroids(lenet5, digits):
+    pruned = S.compress(lenet5, UnstructuredPrune(0.6), digits)
+    plain = S.compress(pruned, WeightShare(3, conv_bits=4), digits)
+    tuned = S.compress(pruned, WeightShare(3, conv_bits=4, finetune_epochs=2, lr=1e-3), digits)
+    for (_, p), (_, a), (_, b) in zip(*(prunable_weights(m.module) for m in (pruned, plain, tuned))):
+        limit = 16 if p.ndim > 2 else 8
+        assert len(torch.unique(b[b != 0])) <= limit and torch.equal(b == 0, p == 0)
+        for v in torch.unique(a[a != 0]):   # each cluster moved as one: its weights share one new value
+            assert len(torch.unique(b[a == v])) == 1
+    assert any(not torch.equal(a, b) for (_, a), (_, b) in zip(prunable_weights(plain.module),
+                                                               prunable_weights(tuned.module)))
+
+
+def test_soft_weight_sharing_prunes_and_quantizes_in_one_pass(mlp, digits):
+    out = S.compress(mlp, SoftShare(components=8, epochs=12, tau=0.5, lr=2e-3), digits)
+    ws = [w for _, w in prunable_weights(out.module)]
+    values = torch.unique(torch.cat([w.flatten() for w in ws]))
+    assert len(values[values != 0]) <= 8                             # at most one value per component
+    assert sum(int((w == 0).sum()) for w in ws) > 0.7 * sum(w.numel() for w in ws)   # the zero component prunes
+    assert accuracy(out.module, digits.adapted(mlp.input_shape).test) > 0.85        # the base: 0.97
