@@ -39,11 +39,14 @@ class _Pruning:
     samples_per_epoch: int | None = None  # fine-tuning budget on big data: images per epoch (None: all)
     patience: int | None = None           # stop fine-tuning after this many epochs without a better val score
     weight_decay: float = 0.0             # L2 during fine-tuning (Deep Compression retrains with it)
+    augment_shift: int = 0                # fine-tune on images shifted by up to this many pixels (as samples train)
 
     def __post_init__(self):
         _check_budget(self.samples_per_epoch, self.patience)
         if not 0 <= self.weight_decay < 1:
             raise SpecError(f"weight_decay must be in [0, 1), got {self.weight_decay}.")
+        if self.augment_shift not in range(0, 9):
+            raise SpecError(f"augment_shift must be a whole number of pixels from 0 to 8, got {self.augment_shift!r}.")
         if not 0.0 <= self.ratio < 1.0 or self.ratio > 0.99:
             raise SpecError(f"A pruning ratio must be in [0, 0.99], got {self.ratio}.")
         if self.finetune_epochs < 0:
@@ -57,6 +60,7 @@ class _Pruning:
         """', 2 ep fine-tuning in 2 steps' or ''."""
         text = f", {self.finetune_epochs} ep fine-tuning" if self.finetune_epochs else ""
         text += f" (L2 {self.weight_decay:g})" if self.finetune_epochs and self.weight_decay else ""
+        text += f" on images shifted ±{self.augment_shift} px" if self.finetune_epochs and self.augment_shift else ""
         return text + (f" in {self.steps} steps" if self.steps > 1 else "")
 
 
@@ -158,7 +162,7 @@ def _finetune_(model: LoadedModel, data: DataSet, cfg: _Pruning, epochs: int, pr
     if epochs > 0:
         train_(model.module, d.train, d.val, epochs=epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
                samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, weight_decay=cfg.weight_decay,
-               after_step=keep_zeros(model.module))
+               augment_shift=cfg.augment_shift, after_step=keep_zeros(model.module))
 
 
 def _epochs_per_step(total: int, steps: int) -> list[int]:

@@ -74,10 +74,13 @@ class WeightShare:
     seed: int = 0
     samples_per_epoch: int | None = None
     patience: int | None = None
+    augment_shift: int = 0          # fine-tune on images shifted by up to this many pixels
 
     def __post_init__(self):
         check_budget(self.samples_per_epoch, self.patience)
         _check_bits(self.bits)
+        if self.augment_shift not in range(0, 9):
+            raise SpecError(f"augment_shift must be a whole number of pixels from 0 to 8, got {self.augment_shift!r}.")
         if self.conv_bits is not None:
             _check_bits(self.conv_bits)
         if self.iterations < 1:
@@ -213,7 +216,7 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
             parametrize.register_parametrization(layer, "weight", _SharedWeight(centroids, codes))
             layer.parametrizations.weight.original.requires_grad_(False)
         train_(module, d.train, d.val, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
-               samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience)
+               samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, augment_shift=cfg.augment_shift)
         for name in shared:
             parametrize.remove_parametrizations(module.get_submodule(name), "weight", leave_parametrized=True)
     else:

@@ -38,9 +38,12 @@ class SoftShare:
     zero_share: float = 0.99      # prior share of the zero component, fixed
     seed: int = 0
     samples_per_epoch: int | None = None
+    augment_shift: int = 0        # retrain on images shifted by up to this many pixels
 
     def __post_init__(self):
         check_budget(self.samples_per_epoch, None)
+        if self.augment_shift not in range(0, 9):
+            raise SpecError(f"augment_shift must be a whole number of pixels from 0 to 8, got {self.augment_shift!r}.")
         if not 2 <= self.components <= 255:
             raise SpecError(f"components must be from 2 to 255, got {self.components}.")
         if not self.tau > 0:
@@ -110,7 +113,8 @@ def soft_share(model: LoadedModel, cfg: SoftShare, data: DataSet, progress: Prog
     groups = [{"params": [prior.means], "lr": MEAN_LR}, {"params": [prior.log_precisions], "lr": PRECISION_LR},
               {"params": [prior.share_logits], "lr": SHARE_LR}]
     train_(module, d.train, d.val, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, batch_size=BATCH, progress=progress,
-           samples_per_epoch=cfg.samples_per_epoch, penalty=penalty, extra_params=groups, keep_best=False)
+           samples_per_epoch=cfg.samples_per_epoch, augment_shift=cfg.augment_shift, penalty=penalty,
+           extra_params=groups, keep_best=False)
     with torch.no_grad():
         for w in weights:
             w.copy_(prior.snap(w.detach().flatten()).view_as(w))

@@ -1,5 +1,6 @@
 """Train the bundled sample models, deterministically: three on scikit-learn's digits (fast tests,
-offline), and the two models the compression papers report on, trained on MNIST's official splits.
+offline), and on MNIST's official splits the two models the compression papers report on plus the
+classic LeNet-5.
 
     python sample_models/train.py                    # all samples
     python sample_models/train.py --only mlp         # one of them
@@ -40,6 +41,9 @@ SAMPLES = {
                            recipe=dict(epochs=20, lr=1e-3, augment_shift=1, batch_size=128)),
     "lenet5_caffe_mnist": dict(arch="lenet5_caffe", arch_kwargs={}, input_shape=(1, 28, 28), data="mnist",
                                recipe=dict(epochs=15, lr=1e-3, augment_shift=1, batch_size=128)),
+    # the classic 61k-weight LeNet-5 (the `lenet5` sample's architecture) on MNIST
+    "lenet5_mnist": dict(arch="lenet5", arch_kwargs={}, input_shape=(1, 28, 28), data="mnist",
+                         recipe=dict(epochs=15, lr=2e-3, augment_shift=1, batch_size=128)),
 }
 HERE = Path(__file__).resolve().parent
 

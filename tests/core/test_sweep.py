@@ -179,3 +179,16 @@ def test_a_sweep_with_failed_points_exits_non_zero_with_one_line_per_cause(tmp_p
     assert cli.main(args + ["--verbose"]) == 1
     assert "Traceback" in capsys.readouterr().err
     logging.getLogger("edgetrim").handlers.clear()
+
+
+def test_deep_compression_and_soft_sharing_tokens_take_their_settings_and_budget():
+    cfg = grid.load_config({"model": "mlp", "axes": {"quantize": ["share4", "dc5", "soft4"]},
+                            "settings": {"qat_epochs": 2, "quantize": {"conv_bits": 8, "tau": 0.01},
+                                         "budget": {"samples_per_epoch": 500, "patience": 1}}})
+    share, dc, soft = [s.quantize for s in grid.expand(cfg)[1:]]
+    assert (share.bits, share.conv_bits, share.finetune_epochs, share.samples_per_epoch) == (4, 8, 0, None)
+    assert (dc.bits, dc.conv_bits, dc.finetune_epochs, dc.samples_per_epoch, dc.patience) == (5, 8, 2, 500, 1)
+    assert (soft.components, soft.epochs, soft.tau, soft.samples_per_epoch) == (16, 2, 0.01, 500)
+    assert "centroids fine-tuned 2 ep" in dc.label and "soft weight-sharing" in soft.label
+    with pytest.raises(grid.SweepError, match="Unknown quantize setting 'conv_bit'"):
+        grid.load_config({"model": "mlp", "settings": {"quantize": {"conv_bit": 8}}})
