@@ -45,15 +45,15 @@ from methods import write_csv  # noqa: E402
 FLOORS = (0.1, 1.0)   # points below our baseline
 PRUNE = dict(steps=5, lr=1e-3, weight_decay=1e-5, augment_shift=1)
 TUNE = dict(finetune_epochs=3, lr=1e-4, augment_shift=1)
-PLANS = {  # per model: pruning ratios, fine-tuning epochs, (fc bits, conv bits), soft weight-sharing
-    "lenet300_mnist": dict(ratios=(0.9, 0.92, 0.95, 0.97), epochs=20, bits=((6, None), (5, None), (4, None)),
+PLANS = {  # per model: pruning ratios, fine-tuning epochs, (fc bits, conv bits), soft weight-sharing, images per epoch
+    "lenet300_mnist": dict(ratios=(0.92, 0.95, 0.97), epochs=20, bits=((5, None), (4, None)), images=None,
                            soft=dict(components=16, epochs=10, tau=5e-3, augment_shift=1)),
-    "lenet5_caffe_mnist": dict(ratios=(0.92, 0.95, 0.97, 0.98), epochs=10, bits=((5, 8), (4, 6), (4, 5)),
+    "lenet5_caffe_mnist": dict(ratios=(0.92, 0.95, 0.98), epochs=10, bits=((5, 8), (4, 6)), images=20_000,
                                soft=dict(components=16, epochs=6, tau=5e-3, augment_shift=1)),
-    "lenet5_mnist": dict(ratios=(0.9, 0.93, 0.95, 0.97), epochs=15, bits=((5, 8), (4, 6), (4, 5)),
+    "lenet5_mnist": dict(ratios=(0.9, 0.95, 0.97), epochs=15, bits=((5, 8), (4, 6)), images=20_000,
                          soft=dict(components=16, epochs=10, tau=5e-3, augment_shift=1)),
 }
-QUICK = dict(ratios=(0.92,), epochs=4, bits=((5, 8),), soft=None)
+QUICK = dict(ratios=(0.92,), epochs=4, bits=((5, 8),), images=10_000, soft=None)
 PAPERS = {  # (method, error before %, error after %, weights kept %, compression rate)
     "lenet300_mnist": [("Deep Compression (Han et al. 2016)", 1.64, 1.58, 8.0, 40),
                        ("Soft weight-sharing (Ullrich et al. 2017)", 1.89, 1.94, 4.3, 64)],
@@ -67,15 +67,16 @@ TITLES = {"lenet300_mnist": "LeNet-300-100", "lenet5_caffe_mnist": "LeNet-5-Caff
 def candidates(model, data, plan: dict):
     """(spec, compressed model) for every pruning ratio x bit setting, and soft weight-sharing."""
     for ratio in plan["ratios"]:
-        prune = UnstructuredPrune(ratio=ratio, finetune_epochs=plan["epochs"], **PRUNE)
+        prune = UnstructuredPrune(ratio=ratio, finetune_epochs=plan["epochs"], samples_per_epoch=plan["images"],
+                                  **PRUNE)
         t0 = time.perf_counter()
         pruned = S.compress(model, prune, data)
         print(f"    pruned {ratio:.0%} in {time.perf_counter() - t0:.0f} s", flush=True)
         for fc, conv in plan["bits"]:
-            share = WeightShare(bits=fc, conv_bits=conv, **TUNE)
+            share = WeightShare(bits=fc, conv_bits=conv, samples_per_epoch=plan["images"], **TUNE)
             yield S.Spec(prune=prune, quantize=share), S.compress(pruned, share, data)
     if plan["soft"]:
-        soft = SoftShare(**plan["soft"])
+        soft = SoftShare(samples_per_epoch=plan["images"], **plan["soft"])
         t0 = time.perf_counter()
         out = S.compress(model, soft, data)
         print(f"    soft weight-sharing in {time.perf_counter() - t0:.0f} s", flush=True)
