@@ -41,13 +41,14 @@ test-all: $(STAMP)
 mnist: $(STAMP)
 	$(BIN)/python -c "from core import mnist; print(mnist.ensure())"
 
-# All benchmarks, about 30 minutes on 2 cores; tables on stdout, CSV in benchmarks/results/; the total time last.
+# All benchmarks, about 75 minutes on 2 cores; tables on stdout, CSV in benchmarks/results/; the total time last.
 bench: $(STAMP) chromium mnist
 	@start=$$(date +%s); \
 	$(BIN)/python benchmarks/methods.py --skip students && \
 	$(BIN)/python benchmarks/methods.py --models mlp lenet5 --skip pruning quantization latency --seeds 3 && \
 	$(BIN)/python benchmarks/anchors.py && \
 	$(BIN)/python benchmarks/anchors.py --models lenet300_mnist lenet5_caffe_mnist --tag mnist && \
+	$(BIN)/python benchmarks/deep_compression.py && \
 	$(BIN)/python benchmarks/peers.py && \
 	$(BIN)/python benchmarks/sweep_time.py && \
 	$(BIN)/python benchmarks/sweep_time.py --config sweeps/mnist.yaml && \

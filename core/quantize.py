@@ -23,6 +23,7 @@ from core.data import DataSet
 from core.models import LoadedModel
 from core.prune import prunable_weights
 from core.registry import SpecError, needs_architecture, register
+from core.shared import tune_shared_
 from core.train import Progress, check_budget, recalibrate_bn_, train_
 
 
@@ -189,19 +190,6 @@ def _share(w: torch.Tensor, bits: int, iterations: int) -> tuple[torch.Tensor, t
     return centroids, codes.view_as(w)
 
 
-class _SharedWeight(nn.Module):
-    """Parametrization: the weight is its layer's centroids looked up by fixed codes (zeros stay zero),
-    so autograd gives each centroid the sum of its weights' gradients (Deep Compression, Fig. 3)."""
-
-    def __init__(self, centroids: torch.Tensor, codes: torch.Tensor):
-        super().__init__()
-        self.centroids = nn.Parameter(centroids.clone())
-        self.register_buffer("codes", codes)
-
-    def forward(self, _original: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.centroids, self.centroids.new_zeros(1)])[self.codes]
-
-
 @register(WeightShare, check=needs_architecture("fine-tuning shared centroids", when=lambda cfg: cfg.finetune_epochs > 0))
 def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
@@ -211,14 +199,8 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
     d = data.adapted(model.input_shape)
     shared = {name: _share(w, cfg.bits_for(w), cfg.iterations) for name, w in prunable_weights(module)}
     if cfg.finetune_epochs > 0:
-        for name, (centroids, codes) in shared.items():
-            layer = module.get_submodule(name)
-            parametrize.register_parametrization(layer, "weight", _SharedWeight(centroids, codes))
-            layer.parametrizations.weight.original.requires_grad_(False)
-        train_(module, d.train, d.val, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
-               samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, augment_shift=cfg.augment_shift)
-        for name in shared:
-            parametrize.remove_parametrizations(module.get_submodule(name), "weight", leave_parametrized=True)
+        tune_shared_(module, shared, d, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
+                     samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, augment_shift=cfg.augment_shift)
     else:
         with torch.no_grad():
             for (name, w), (centroids, codes) in zip(prunable_weights(module), shared.values()):

@@ -20,13 +20,17 @@ import torch.nn as nn
 from core.data import DataSet
 from core.models import LoadedModel
 from core.prune import prunable_weights
-from core.registry import SpecError, register
+from core.registry import SpecError, needs_architecture, register
+from core.shared import codes_of, tune_shared_
 from core.train import Progress, check_budget, recalibrate_bn_, train_
 
 # The paper's settings (Sec. 6.1): learning rates per parameter kind, Gamma(alpha, beta) hyperpriors on precisions
 MEAN_LR, PRECISION_LR, SHARE_LR = 1e-4, 3e-3, 3e-3
 ZERO_GAMMA, OTHER_GAMMA = (5000.0, 2.0), (250.0, 0.1)
 BATCH = 256
+# Starting widths: the zero component a quarter of the weights' std, the others 1/16 of the gap between
+# neighbouring means, so weights cluster within minutes of retraining (the paper retrains for hours)
+ZERO_WIDTH, INIT_WIDTH_DIV = 0.25, 16
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class SoftShare:
     seed: int = 0
     samples_per_epoch: int | None = None
     augment_shift: int = 0        # retrain on images shifted by up to this many pixels
+    tune_epochs: int = 0          # after the snap: the component means fine-tuned, assignments fixed
 
     def __post_init__(self):
         check_budget(self.samples_per_epoch, None)
@@ -50,13 +55,16 @@ class SoftShare:
             raise SpecError(f"tau must be positive, got {self.tau}.")
         if self.epochs < 1:
             raise SpecError(f"Soft weight-sharing retrains: epochs must be at least 1, got {self.epochs}.")
+        if self.tune_epochs < 0:
+            raise SpecError(f"tune_epochs must be 0 or more, got {self.tune_epochs}.")
         if not 0 < self.zero_share < 1:
             raise SpecError(f"zero_share must be between 0 and 1, got {self.zero_share}.")
 
     @property
     def label(self) -> str:
+        tuned = f", means tuned {self.tune_epochs} ep" if self.tune_epochs else ""
         return (f"soft weight-sharing ({self.components} + zero components, tau {self.tau:g}, "
-                f"{self.epochs} ep retraining)")
+                f"{self.epochs} ep retraining{tuned})")
 
 
 class MixturePrior(nn.Module):
@@ -66,8 +74,9 @@ class MixturePrior(nn.Module):
         super().__init__()
         lo, hi = float(weights.min()), float(weights.max())
         self.means = nn.Parameter(torch.linspace(lo, hi, components))
-        width = (hi - lo) / (components - 1) / 4   # a quarter of the gap between neighbours: the clusters can separate
-        self.log_precisions = nn.Parameter(torch.full((components + 1,), -2 * math.log(width)))
+        width = (hi - lo) / (components - 1) / INIT_WIDTH_DIV
+        zero_width = float(weights.std()) * ZERO_WIDTH
+        self.log_precisions = nn.Parameter(-2 * torch.log(torch.tensor([zero_width] + [width] * components)))
         self.share_logits = nn.Parameter(torch.zeros(components))
         self.log_zero_share = math.log(zero_share)
         self.log_other = math.log1p(-zero_share)
@@ -99,7 +108,7 @@ class MixturePrior(nn.Module):
         return self.all_means()[self.log_joint(w).argmax(1)]
 
 
-@register(SoftShare)
+@register(SoftShare, check=needs_architecture("tuning the shared means", when=lambda cfg: cfg.tune_epochs > 0))
 def soft_share(model: LoadedModel, cfg: SoftShare, data: DataSet, progress: Progress | None = None) -> LoadedModel:
     module = model.copy_module()
     d = data.adapted(model.input_shape)
@@ -118,5 +127,9 @@ def soft_share(model: LoadedModel, cfg: SoftShare, data: DataSet, progress: Prog
     with torch.no_grad():
         for w in weights:
             w.copy_(prior.snap(w.detach().flatten()).view_as(w))
+    if cfg.tune_epochs:
+        shared = {name: codes_of(w) for name, w in prunable_weights(module)}
+        tune_shared_(module, shared, d, epochs=cfg.tune_epochs, lr=MEAN_LR, seed=cfg.seed, progress=progress,
+                     samples_per_epoch=cfg.samples_per_epoch, augment_shift=cfg.augment_shift)
     recalibrate_bn_(module, d.train)
     return model.derive(module)
