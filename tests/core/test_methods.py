@@ -16,7 +16,7 @@ ALL_CONFIGS = [UnstructuredPrune(0.5), UnstructuredPrune(0.3, scope="layer", fin
                StructuredPrune(0.25, importance="l1"), WeightQuant(4, granularity="per_tensor", scheme="affine"),
                WeightQuant(3, qat_epochs=1), WeightShare(3), Distill(0.5, epochs=1),
                UnstructuredPrune(0.6, scope="std", finetune_epochs=1, weight_decay=1e-4),
-               WeightShare(5, conv_bits=6, finetune_epochs=1), SoftShare(components=8, epochs=1)]
+               WeightShare(5, conv_bits=6, finetune_epochs=1), SoftShare(components=8, epochs=1, tune_epochs=1)]
 FORMATS = [Int8(), Int8(mode="dynamic", per_channel=False), Float16()]
 
 

@@ -15,6 +15,7 @@ from core.deploy import Int8
 from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune, prunable_weights
 from core.quantize import WeightQuant, WeightShare
+from core.soft_share import SoftShare
 
 KINDS = ["state_dict", "torchscript", "export"]
 
@@ -60,6 +61,13 @@ def test_weight_sharing_really_shares(kinds, kind, digits):
         assert len(torch.unique(w[w != 0])) <= 2 ** 3
 
 
+@pytest.mark.parametrize("kind", ["torchscript", "export"])
+def test_soft_weight_sharing_retrains_a_fixed_graph_into_shared_values_and_zeros(kinds, kind, digits):
+    out = S.compress(kinds[kind], SoftShare(components=8, epochs=2, lr=2e-3, tau=0.5), digits)
+    ws = torch.cat([w.flatten() for w in weights(out)])
+    assert len(torch.unique(ws[ws != 0])) <= 8 and (ws == 0).float().mean() > 0.3
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_unstructured_pruning_zeroes_the_exact_count(kinds, kind, digits):
     out = S.compress(kinds[kind], UnstructuredPrune(0.6), digits)
@@ -80,6 +88,8 @@ def test_unstructured_pruning_with_fine_tuning_keeps_the_zeros(kinds, kind, digi
     (StructuredPrune(0.5), "structured pruning needs an nn.Module"),
     (Distill(0.5, epochs=1), "cannot build a narrower copy"),
     (WeightQuant(3, qat_epochs=1), "quantization-aware training needs an nn.Module"),
+    (WeightShare(4, finetune_epochs=1), "fine-tuning shared centroids needs an nn.Module"),
+    (SoftShare(epochs=1, tune_epochs=1), "tuning the shared means needs an nn.Module"),
 ])
 def test_what_a_fixed_graph_cannot_do_is_refused_in_one_sentence_before_any_work(kinds, kind, config, refusal,
                                                                                  digits):
