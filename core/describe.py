@@ -26,6 +26,9 @@ def notes(m: Metrics) -> list[str]:
                    "nodes stay in float after ONNX Runtime's fusion"
                    + (": the float ones get no int8 speed-up" if m.float_compute_nodes else ""))
         out.append("PyTorch latency not measured: this file format runs in ONNX Runtime only")
+    if m.archive_bytes is None:
+        out.append("No compact archive: it rebuilds an architecture edgetrim knows, and TorchScript / torch.export "
+                   "graphs have none; load the model as an architecture plus state_dict to get one")
     if m.params and m.nonzero_params < 0.95 * m.params:
         out.append(f"{m.sparsity:.0%} of weights are zero, but dense CPU kernels multiply zeros too: sparsity "
                    "shrinks the compressed archive, not latency")

@@ -145,7 +145,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         "data": {"name": point.data, "fingerprint": point.data_fingerprint, "test_samples": point.metrics.test_samples},
         "input_shape": list(compressed.input_shape), "input_name": "input", "output_name": "logits",
         "num_classes": compressed.num_classes,
-        "spec": point.spec.to_dict(), "spec_hash": point.spec.hash, "label": point.spec.label,
+        "spec": point.spec.to_dict(full=True), "spec_hash": point.spec.hash, "label": point.spec.label,
         "family": point.spec.family, "point_key": point.key,
         "accuracy": {"reloaded_from_file": score, "stored_point": point.metrics.accuracy, "tolerance": TOLERANCE},
         "metrics": point.metrics.to_dict(),

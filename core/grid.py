@@ -37,12 +37,14 @@ from core import deploy, quantize
 from core import spec as S
 from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune
+from core.registry import SpecError, check_kinds, make
 from core.soft_share import SoftShare
 
 AXES = {"student_width": [1.0], "prune": ["unstructured"], "prune_ratio": [0.0], "finetune_epochs": [0],
         "quantize": ["fp32"], "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "qat_epochs", "quantize", "budget"}
+TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
 MEASURE_KEYS = {"latency", "budget_s", "threads"}
 MAX_POINTS = 5000
@@ -110,7 +112,13 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     if bad:
         raise SweepError(f"Unknown budget setting {bad[0]!r}; a budget may have {', '.join(sorted(BUDGET_KEYS))}.")
     known = {f.name for c in (quantize.WeightQuant, quantize.WeightShare, SoftShare) for f in dataclasses.fields(c)}
-    bad = sorted(set(settings.get("quantize") or {}) - known)
+    known -= TOKEN_FIELDS
+    given = set(settings.get("quantize") or {})
+    bad = sorted(given & TOKEN_FIELDS)
+    if bad:
+        raise SweepError(f"The quantize setting {bad[0]!r} is set by each token (w4, dc5, soft4, ...) and by qat_epochs; "
+                         "put the widths on the quantize axis instead.")
+    bad = sorted(given - known)
     if bad:
         raise SweepError(f"Unknown quantize setting {bad[0]!r}; the weight formats' fields are {', '.join(sorted(known))}.")
     measure = raw.get("measure") or {}
@@ -152,8 +160,8 @@ def _check_axes(axes: dict) -> None:
             raise SweepError(f"finetune_epochs values must be whole numbers >= 0, got {e!r}.")
     for q in axes["quantize"]:
         if not isinstance(q, str) or not (quantize.TOKEN.match(q) or q in deploy.TOKENS):
-            raise SweepError(f"quantize value {q!r} is not one of fp32, w2..w8, qat2..qat8, share2..share8 "
-                             f"(bit widths are 2 to 8), or a file format: {', '.join(deploy.TOKENS)}.")
+            raise SweepError(f"quantize value {q!r} is not one of fp32, w2..w8, qat2..qat8, share2..share8, dc2..dc8, "
+                             f"soft2..soft8 (bit widths are 2 to 8), or a file format: {', '.join(deploy.TOKENS)}.")
     for f in axes["deploy"]:
         if f not in deploy.TOKENS:
             raise SweepError(f"deploy value {f!r} is not one of {', '.join(deploy.TOKENS)}.")
@@ -173,7 +181,9 @@ def steps_of(quant_token: str, deploy_token: str, settings: dict) -> tuple[Any, 
         trains = any(getattr(weights, k, 0) for k in ("qat_epochs", "finetune_epochs", "epochs"))
         fields = {f.name for f in dataclasses.fields(weights)}
         extra = {**(settings.get("budget", {}) if trains else {}), **settings.get("quantize", {})}
-        weights = dataclasses.replace(weights, **{k: v for k, v in extra.items() if k in fields})
+        extra = {k: v for k, v in extra.items() if k in fields}
+        check_kinds(type(weights), extra)
+        weights = dataclasses.replace(weights, **extra)
     return weights, deploy.from_token(deploy_token)
 
 
@@ -182,7 +192,7 @@ def expand(cfg: SweepConfig) -> list[S.Spec]:
     a, st = cfg.axes, cfg.settings
     budget = st.get("budget", {})
     try:
-        distills = [None if w == 1 else Distill(width=float(w), **{**budget, **st.get("distill", {})})
+        distills = [None if w == 1 else make(Distill, width=float(w), **{**budget, **st.get("distill", {})})
                     for w in a["student_width"]]
         prunes = []
         for kind, ratio, ft in itertools.product(a["prune"], a["prune_ratio"], a["finetune_epochs"]):
@@ -191,11 +201,11 @@ def expand(cfg: SweepConfig) -> list[S.Spec]:
                 continue
             opts = {**budget, **st.get("prune", {})}
             opts.pop("importance" if kind == "unstructured" else "scope", None)
-            make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
-            prunes.append(make(ratio=float(ratio), finetune_epochs=ft, **opts))
+            cls = UnstructuredPrune if kind == "unstructured" else StructuredPrune
+            prunes.append(make(cls, ratio=float(ratio), finetune_epochs=ft, **opts))
         formats = [c for c in (steps_of(q, f, st) for q, f in itertools.product(a["quantize"], a["deploy"])) if c]
-    except TypeError as e:
-        raise SweepError(f"A setting is not a field of its method ({e}).") from e
+    except SpecError as e:
+        raise SweepError(str(e)) from e
     seen, specs = set(), [S.Spec()]
     seen.add(S.Spec().hash)
     for d, p, (q, f) in itertools.product(distills, prunes, formats):

@@ -31,9 +31,9 @@ Granularity = enum.Enum("Granularity", [("PER_CHANNEL", "per_channel"), ("PER_TE
 Scheme = enum.Enum("Scheme", [("SYMMETRIC", "symmetric"), ("AFFINE", "affine")], type=str)
 
 
-def _check_bits(bits: int) -> None:
+def _check_bits(bits: int, name: str = "bits") -> None:
     if not isinstance(bits, int) or not 2 <= bits <= 8:
-        raise SpecError(f"A bit width must be a whole number from 2 to 8, got {bits!r}.")
+        raise SpecError(f"{name} (a bit width) must be a whole number from 2 to 8, got {bits!r}.")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class WeightShare:
         if self.augment_shift not in range(0, 9):
             raise SpecError(f"augment_shift must be a whole number of pixels from 0 to 8, got {self.augment_shift!r}.")
         if self.conv_bits is not None:
-            _check_bits(self.conv_bits)
+            _check_bits(self.conv_bits, "conv_bits")
         if self.iterations < 1:
             raise SpecError(f"k-means needs at least 1 iteration, got {self.iterations}.")
         if self.finetune_epochs < 0:
@@ -219,8 +219,9 @@ TOKEN_HELP = {"w4": "each weight rounded to 4 bits after training, one scale per
                         "alike)",
               "dc5": "Deep Compression's trained quantization: 2^5 = 32 shared values per layer (k-means), then the "
                      "shared values fine-tuned for a few epochs (dc8 .. dc2 alike)",
-              "soft4": "soft weight-sharing: retrained under a mixture prior of 2^4 = 16 components plus one at zero, "
-                       "which prunes and quantizes in one pass (soft8 .. soft2 alike; slow: it retrains)"}
+              "soft4": "soft weight-sharing: retrained under a mixture prior of 2^4 - 1 = 15 components plus one at "
+                       "zero (16 values, 4-bit codes), which prunes and quantizes in one pass (soft8 .. soft2 alike; "
+                       "slow: it retrains)"}
 
 
 CHOICES = ("fp32", "w8", "w6", "w5", "w4", "w3", "w2", "qat4", "qat3", "qat2", "share4", "share3", "dc6", "dc5",
@@ -234,12 +235,12 @@ def token_name(token: str) -> str:
         return "fp32 (as trained)" if token == "fp32" else token
     kind, bits = m.group(1), int(m.group(2))
     return f"{token} " + {"w": f"({bits}-bit)", "qat": f"({bits}-bit, QAT)", "share": f"({2 ** bits} values)",
-                          "dc": f"({2 ** bits} values, trained)", "soft": f"(soft sharing, {2 ** bits} + zero)"}[kind]
+                          "dc": f"({2 ** bits} values, trained)", "soft": f"(soft sharing, {2 ** bits} values)"}[kind]
 
 
 def from_token(token: str, epochs: int = 3):
     """'w4' -> WeightQuant(4), 'qat3' -> WeightQuant(3, qat_epochs=epochs), 'share4' -> WeightShare(4),
-    'dc5' -> WeightShare(5, finetune_epochs=epochs), 'soft4' -> SoftShare(16 components, epochs); 'fp32' -> None."""
+    'dc5' -> WeightShare(5, finetune_epochs=epochs), 'soft4' -> SoftShare(15 components + zero, epochs); 'fp32' -> None."""
     from core.soft_share import SoftShare
 
     if token == "fp32":
@@ -251,4 +252,4 @@ def from_token(token: str, epochs: int = 3):
     kind, bits = m.group(1), int(m.group(2))
     return {"w": lambda: WeightQuant(bits), "qat": lambda: WeightQuant(bits, qat_epochs=epochs),
             "share": lambda: WeightShare(bits), "dc": lambda: WeightShare(bits, finetune_epochs=epochs),
-            "soft": lambda: SoftShare(components=2 ** bits, epochs=max(1, epochs))}[kind]()
+            "soft": lambda: SoftShare(components=2 ** bits - 1, epochs=max(1, epochs))}[kind]()

@@ -66,13 +66,38 @@ def needs_architecture(what: str, when: Callable[[Any], bool] = lambda cfg: True
     return check
 
 
-def config_to_dict(config: Any) -> dict:
+def check_kinds(cls: type, values: dict) -> None:
+    """One sentence for a field `cls` does not have, a number given as text, or a choice not offered,
+    before the config is built (its own __post_init__ then checks ranges)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, v in values.items():
+        f = fields.get(name)
+        if f is None:
+            raise SpecError(f"{cls.__name__} has no field {name!r}; its fields are {', '.join(sorted(fields))}.")
+        default = f.default
+        if isinstance(default, enum.Enum):
+            choices = [c.value for c in type(default)]
+            if (v.value if isinstance(v, enum.Enum) else v) not in choices:
+                raise SpecError(f"{cls.__name__}.{name} must be one of {', '.join(choices)}; got {v!r}.")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise SpecError(f"{cls.__name__}.{name} must be a number, got {v!r}.")
+
+
+def make(cls: type, **values) -> Any:
+    """`cls(**values)` after `check_kinds`: every bad field is one sentence naming it."""
+    check_kinds(cls, values)
+    return cls(**values)
+
+
+def config_to_dict(config: Any, full: bool = False) -> dict:
     """The config's fields that differ from their defaults: a field added later, with a default, leaves
-    every stored Spec's JSON (and so its hash, its identity in the store) unchanged."""
+    every stored Spec's JSON (and so its hash, its identity in the store) unchanged. `full`: every field,
+    for what a person reads (a model card)."""
     out: dict[str, Any] = {"_type": type(config).__name__}
     for f in dataclasses.fields(config):
         v = getattr(config, f.name)
-        if f.default is not dataclasses.MISSING and v == f.default:
+        if not full and f.default is not dataclasses.MISSING and v == f.default:
             continue
         out[f.name] = v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
     return out
@@ -84,8 +109,4 @@ def config_from_dict(d: dict) -> Any:
     cls = _CONFIGS.get(name)
     if cls is None:
         raise SpecError(f"Unknown method config {name!r}; known: {', '.join(sorted(_CONFIGS))}.")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise SpecError(f"{name} has no field {unknown[0]!r}; its fields are {', '.join(sorted(names))}.")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    return make(cls, **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -40,9 +40,11 @@ class Spec:
         """The steps that change the PyTorch model (all but the deploy format)."""
         return [c for c in (self.distill, self.prune, self.quantize) if c is not None]
 
-    def to_dict(self) -> dict:
+    def to_dict(self, full: bool = False) -> dict:
+        """The canonical form (fields at their defaults left out); `full=True` spells every field out."""
         return {"_type": "Spec", "_version": SPEC_VERSION,
-                **{s: config_to_dict(getattr(self, s)) if getattr(self, s) is not None else None for s in self.STEPS}}
+                **{s: config_to_dict(getattr(self, s), full) if getattr(self, s) is not None else None
+                   for s in self.STEPS}}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

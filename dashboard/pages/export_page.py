@@ -52,7 +52,7 @@ def main() -> None:
     cols[3].metric("ORT batch 1", fmt.ms(lat) if lat is not None else "not timed",
                    help=None if lat is not None else "this point was measured with latency off")
     with st.expander("Spec and metrics"):
-        st.json({"spec": point.spec.to_dict(), "metrics": m.to_dict()})
+        st.json({"spec": point.spec.to_dict(full=True), "metrics": m.to_dict()})
     if state.get("export.format_for") != point.key:  # a new point: its own measured format first
         state.put("export.format", export.default_format(point.spec))
         st.session_state["export.format_for"] = point.key

@@ -32,6 +32,8 @@ def test_every_config_round_trips_through_json(config):
     again = S.Spec.from_json(spec.to_json())
     assert again == spec and again.hash == spec.hash
     assert S.config_from_dict(S.config_to_dict(config)) == config
+    assert S.config_from_dict(S.config_to_dict(config, full=True)) == config
+    assert S.Spec.from_dict(spec.to_dict(full=True)).hash == spec.hash   # the card's spelled-out form, same point
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: c.label)

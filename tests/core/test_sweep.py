@@ -188,7 +188,23 @@ def test_deep_compression_and_soft_sharing_tokens_take_their_settings_and_budget
     share, dc, soft = [s.quantize for s in grid.expand(cfg)[1:]]
     assert (share.bits, share.conv_bits, share.finetune_epochs, share.samples_per_epoch) == (4, 8, 0, None)
     assert (dc.bits, dc.conv_bits, dc.finetune_epochs, dc.samples_per_epoch, dc.patience) == (5, 8, 2, 500, 1)
-    assert (soft.components, soft.epochs, soft.tau, soft.samples_per_epoch) == (16, 2, 0.01, 500)
+    assert (soft.components, soft.epochs, soft.tau, soft.samples_per_epoch) == (15, 2, 0.01, 500)  # 15 + zero
     assert "centroids fine-tuned 2 ep" in dc.label and "soft weight-sharing" in soft.label
     with pytest.raises(grid.SweepError, match="Unknown quantize setting 'conv_bit'"):
         grid.load_config({"model": "mlp", "settings": {"quantize": {"conv_bit": 8}}})
+    for field in ("bits", "finetune_epochs"):   # a token's own width and kind are not overridden behind its back
+        with pytest.raises(grid.SweepError, match=f"'{field}' is set by each token"):
+            grid.load_config({"model": "mlp", "settings": {"quantize": {field: 3}}})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"quantize": {"tau": "0.05"}}, "SoftShare.tau must be a number, got '0.05'"),
+    ({"prune": {"weight_decay": "1e-5"}}, "UnstructuredPrune.weight_decay must be a number"),
+    ({"prune": {"scope": "sd"}}, "UnstructuredPrune.scope must be one of global, layer, std; got 'sd'"),
+    ({"prune": {"weight_decy": 1e-5}}, "UnstructuredPrune has no field 'weight_decy'"),
+    ({"quantize": {"conv_bits": 9}}, "conv_bits .a bit width. must be a whole number from 2 to 8"),
+])
+def test_a_bad_method_setting_is_one_sentence_naming_the_field(settings, message):
+    with pytest.raises(grid.SweepError, match=message):
+        grid.load_config({"model": "mlp", "axes": {"prune_ratio": [0.5], "quantize": ["dc4", "soft3"]},
+                          "settings": settings})
