@@ -10,6 +10,7 @@ each session's reruns in threads, and torch.export must not run twice at once.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -31,6 +32,19 @@ from core.store import Store, point_key
 
 EXPLORE_RUN = "explore"
 WORK_LOCK = threading.Lock()  # one model build / measurement / export at a time in this process
+
+
+@contextlib.contextmanager
+def exclusive(progress=None):
+    """Hold WORK_LOCK; if earlier work (a choice since changed) still holds it, the bar says so while waiting."""
+    if not WORK_LOCK.acquire(blocking=False):
+        if progress:
+            progress(0, 1, "waiting for the computation started before this one to finish")
+        WORK_LOCK.acquire()
+    try:
+        yield
+    finally:
+        WORK_LOCK.release()
 
 
 def default_sample() -> str:
@@ -82,7 +96,7 @@ def explore_point(model_json: str, data_source: str, spec_json: str, progress=No
     if reason:
         raise S.SpecError(reason)
     run = explore_run(model_json, data_source)
-    with WORK_LOCK:
+    with exclusive(progress):
         store = Store()
         try:
             store.add_run(run, {"model": json.loads(model_json), "data": data_source}, lm.name, data.name)
@@ -116,7 +130,7 @@ def compare_latency(model_json: str, data_source: str, spec_json: str, progress=
     """The point and the baseline timed in alternating rounds (the only latency deltas worth showing)."""
     lm, data = model(model_json), dataset(data_source)
     spec = S.Spec.from_json(spec_json)
-    with WORK_LOCK:
+    with exclusive(progress):
         point = S.apply(lm, spec, data, progress)
         rows = ME.compare_latency(lm, point, data, None, spec.deploy, progress=progress)
     return [{"runtime": c.runtime, "batch": c.batch, "threads": c.threads, "baseline_ms": c.a_ms, "point_ms": c.b_ms}
@@ -139,7 +153,7 @@ def sensitivity(model_json: str, data_source: str, ratios: tuple[float, ...], pr
     tables, key = _sensitivity_tables(), (model_json, data_source, ratios)
     if key not in tables:
         lm, data = model(model_json), dataset(data_source)
-        with WORK_LOCK:
+        with exclusive(progress):
             tables[key] = prune.sensitivity(lm, data, ratios, progress=progress)
     return tables[key]
 
@@ -166,7 +180,7 @@ def export_point(key: str, fmt: str, progress=None) -> dict:
     lm = model(json.dumps(cfg["model"], sort_keys=True) if isinstance(cfg["model"], dict) else json.dumps(cfg["model"]))
     data = dataset(cfg["data"])
     out = Path(tempfile.mkdtemp(prefix="edgetrim-export-"))
-    with WORK_LOCK:
+    with exclusive(progress):
         result = export.export_point(point, lm, data, fmt, out, baseline=base, progress=progress)
     return {"key": key, "format": fmt, "path": str(result.path), "card": str(result.card_path),
             "accuracy": result.reloaded_accuracy}

@@ -8,6 +8,7 @@ shared values per layer after weight sharing.
 import pytest
 import torch
 
+from core import describe
 from core import measure as ME
 from core import models as M
 from core import spec as S
@@ -105,3 +106,4 @@ def test_what_a_fixed_graph_cannot_do_is_refused_in_one_sentence_before_any_work
 def test_a_fixed_graph_ships_as_a_real_int8_file(kinds, kind, digits):
     m = ME.measure(kinds[kind], digits, Int8(), latency=False)
     assert m.int8_nodes >= 4 and m.accuracy > 0.9
+    assert m.archive_bytes is None and any("No compact archive" in n for n in describe.notes(m))
