@@ -11,7 +11,7 @@ For each model, in one run, on MNIST's official test set, through edgetrim's reg
    relative indices and codes, both Huffman-coded;
 3. soft weight-sharing: retraining under a 16 + 1 component mixture prior, weights snapped to means;
 every candidate measured like any point (accuracy of its ONNX file in ONNX Runtime, archive bytes).
-Prints and writes (benchmarks/results/deep_compression*.csv):
+Prints and writes (benchmarks/results/deep_compression*.csv; rows of models not run now are kept):
 - Table 1 in Deep Compression's layout: the papers' rows beside ours, top-1 error before and after,
   weights kept, compression rate; ours at <= 0.1 and <= 1 point below our own baseline;
 - Tables 2-3 per layer for our best point at the tightest floor met: weights, kept %, bits per code,
@@ -20,6 +20,7 @@ Prints and writes (benchmarks/results/deep_compression*.csv):
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import os
 import sys
@@ -48,7 +49,7 @@ TUNE = dict(finetune_epochs=3, lr=1e-4, augment_shift=1)
 PLANS = {  # per model: pruning ratios, fine-tuning epochs, (fc bits, conv bits), soft weight-sharing, images per epoch
     "lenet300_mnist": dict(ratios=(0.92, 0.95, 0.97), epochs=20, bits=((5, None), (4, None)), images=None,
                            soft=dict(components=16, epochs=10, tau=5e-2, tune_epochs=2, augment_shift=1)),
-    "lenet5_caffe_mnist": dict(ratios=(0.92, 0.95, 0.98), epochs=10, bits=((5, 8), (4, 6)), images=20_000,
+    "lenet5_caffe_mnist": dict(ratios=(0.9, 0.95, 0.98), epochs=20, bits=((5, 8), (4, 6)), images=None,
                                soft=dict(components=16, epochs=6, tau=5e-2, tune_epochs=2, augment_shift=1)),
     "lenet5_mnist": dict(ratios=(0.9, 0.95, 0.97), epochs=15, bits=((5, 8), (4, 6)), images=20_000,
                          soft=dict(components=16, epochs=10, tau=5e-2, tune_epochs=2, augment_shift=1)),
@@ -129,7 +130,8 @@ def run_model(name: str, quick: bool) -> tuple[list[dict], list[dict]]:
         ok = [p for p in points if p[2].accuracy >= base.accuracy - drop / 100 - 1e-9]
         if not ok:
             rows.append({"model": title, "method": f"edgetrim, <= {drop} pt: no point", "top-1 error before %":
-                         round(100 * (1 - base.accuracy), 2)})
+                         round(100 * (1 - base.accuracy), 2), "top-1 error after %": "", "weights kept %": "",
+                         "compression rate": "", "archive bytes": ""})
             continue
         spec, out, m = min(ok, key=lambda p: p[2].archive_bytes)
         rows.append({"model": title, "method": f"edgetrim, <= {drop} pt: {spec.label}",
@@ -139,6 +141,15 @@ def run_model(name: str, quick: bool) -> tuple[list[dict], list[dict]]:
         if not layers:   # per layer: the best point at the tightest floor that has one
             layers = layer_rows(name, out)
     return rows, layers
+
+
+def kept_rows(name: str, titles: set[str]) -> list[dict]:
+    """The rows an earlier run wrote for models not run now (so `--models` refreshes only those)."""
+    path = Path(__file__).resolve().parent / "results" / f"{name}.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if r["model"] not in titles]
 
 
 def main() -> None:
@@ -157,9 +168,10 @@ def main() -> None:
     print("\n## Tables 2-3: per layer, our best point at the tightest floor met\n")
     print(format_table(layers))
     suffix = "_quick" if args.quick else ""
-    write_csv(table, f"deep_compression{suffix}")
+    titles = {TITLES[n] for n in args.models}
+    write_csv(kept_rows(f"deep_compression{suffix}", titles) + table, f"deep_compression{suffix}")
     if layers:
-        write_csv(layers, f"deep_compression_layers{suffix}")
+        write_csv(kept_rows(f"deep_compression_layers{suffix}", titles) + layers, f"deep_compression_layers{suffix}")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 
