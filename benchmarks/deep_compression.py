@@ -51,7 +51,7 @@ PLANS = {  # per model: pruning ratios, fine-tuning epochs, (fc bits, conv bits)
                            soft=dict(components=16, epochs=10, tau=5e-2, tune_epochs=2, augment_shift=1)),
     "lenet5_caffe_mnist": dict(ratios=(0.9, 0.95, 0.98), epochs=20, bits=((5, 8), (4, 6)), images=None,
                                soft=dict(components=16, epochs=6, tau=5e-2, tune_epochs=2, augment_shift=1)),
-    "lenet5_mnist": dict(ratios=(0.9, 0.95, 0.97), epochs=15, bits=((5, 8), (4, 6)), images=20_000,
+    "lenet5_mnist": dict(ratios=(0.95, 0.96, 0.97), epochs=20, bits=((4, 6), (4, 4)), images=None,
                          soft=dict(components=16, epochs=10, tau=5e-2, tune_epochs=2, augment_shift=1)),
 }
 QUICK = dict(ratios=(0.92,), epochs=4, bits=((5, 8),), images=10_000, soft=None)
