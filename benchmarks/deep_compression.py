@@ -140,6 +140,12 @@ def run_model(name: str, quick: bool) -> tuple[list[dict], list[dict]]:
                      "compression rate": f"{base.onnx_bytes / m.archive_bytes:.1f}x", "archive bytes": m.archive_bytes})
         if not layers:   # per layer: the best point at the tightest floor that has one
             layers = layer_rows(name, out)
+    soft = [p for p in points if isinstance(p[0].quantize, SoftShare)]
+    for spec, out, m in soft:   # ours, at its budget, whatever the floor
+        rows.append({"model": title, "method": f"edgetrim: {spec.label}", "top-1 error before %":
+                     round(100 * (1 - base.accuracy), 2), "top-1 error after %": round(100 * (1 - m.accuracy), 2),
+                     "weights kept %": round(100 * kept(out), 1),
+                     "compression rate": f"{base.onnx_bytes / m.archive_bytes:.1f}x", "archive bytes": m.archive_bytes})
     return rows, layers
 
 
