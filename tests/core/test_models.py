@@ -1,4 +1,3 @@
-import os
 import pickle
 
 import pytest
@@ -7,6 +6,7 @@ import torch
 from core import measure as ME
 from core import models as M
 from core.train import accuracy
+from tests.hostile import RunsShell
 
 
 @pytest.mark.parametrize("name", M.sample_names())
@@ -38,22 +38,14 @@ def test_samples_meet_their_accuracy_bars():
     assert M.sample_card("lenet5_mnist")["test_accuracy"] >= 0.99   # the classic 61k-weight LeNet-5
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    torch.save({"fc.weight": torch.zeros(2, 2), "payload": _Evil(marker)}, evil)
+    torch.save({"fc.weight": torch.zeros(2, 2), "payload": RunsShell(marker)}, evil)
     with pytest.raises(M.ModelLoadError, match="asks to run Python code"):
         M.load_model(evil, arch="mlp")
     raw = tmp_path / "raw.pkl"
-    raw.write_bytes(pickle.dumps(_Evil(marker)))
+    raw.write_bytes(pickle.dumps(RunsShell(marker)))
     with pytest.raises(M.ModelLoadError):
         M.load_model(raw, arch="mlp")
     assert not marker.exists()

@@ -1,7 +1,6 @@
 """torchvision's own dataset folders (MNIST, FashionMNIST, KMNIST, CIFAR10), built tiny in tmp_path: the official
 test split is kept, CIFAR-10's pickled batches build numpy arrays only, and nothing needs the network."""
 import gzip
-import os
 import pickle
 import struct
 import zipfile
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from core import data as D
+from tests.hostile import RunsShell
 
 
 def _write_idx(path, arr):
@@ -89,25 +89,15 @@ def test_a_torchvision_cifar10_root_is_read_without_pickle_load(tmp_path):
     assert D.load_data(str(tmp_path / D.CIFAR10_FOLDER)).fingerprint == ds.fingerprint
 
 
-class _Payload:
-    """What a hostile batch hides: unpickling it with pickle.load would run a shell command."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_cifar_batch_carrying_code_is_refused_in_one_sentence_and_never_runs(tmp_path):
     _cifar_root(tmp_path)
     marker = tmp_path / "pwned"
-    _cifar_batch(tmp_path / D.CIFAR10_FOLDER / "data_batch_3", 10, 3, filenames=_Payload(marker))
+    _cifar_batch(tmp_path / D.CIFAR10_FOLDER / "data_batch_3", 10, 3, filenames=RunsShell(marker))
     with pytest.raises(D.DataError, match=r"data_batch_3 is not a CIFAR-10 batch of plain arrays \(.*system") as e:
         D.load_data(str(tmp_path))
     assert "\n" not in str(e.value) and str(e.value).count(". ") == 0 and str(e.value).endswith(".")
     assert not marker.exists()
-    assert "system" in pickle.dumps(_Payload(marker)).decode("latin1"), "the payload really names os.system"
+    assert "system" in pickle.dumps(RunsShell(marker)).decode("latin1"), "the payload really names os.system"
 
 
 @pytest.mark.parametrize("change, message", [
