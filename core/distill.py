@@ -1,4 +1,5 @@
-"""Knowledge distillation: a narrower copy of the teacher's architecture trained on its soft labels.
+"""Knowledge distillation: a smaller model trained on the teacher's soft labels: a narrower copy of the
+teacher's architecture, or any architecture edgetrim builds (`student="lenet5"`, `"mlp-800-800"`, `"tv:..."`).
 
 loss = alpha * T^2 * KL(student/T || teacher/T) + (1 - alpha) * cross-entropy
 (Hinton et al. 2015). With `alone=True` the same student is trained on hard labels
@@ -16,14 +17,15 @@ import torch
 
 from core import cache_dir
 from core.data import DataSet
-from core.models import LoadedModel, build
+from core.models import ARCHITECTURES, LoadedModel, build, is_architecture
 from core.registry import SpecError, config_to_dict, register
-from core.train import Progress, check_budget, train_
+from core.train import Progress, check_budget, predict, train_
 
 
 @dataclass(frozen=True)
 class Distill:
-    width: float = 0.5              # student width as a fraction of the teacher's
+    width: float = 0.5              # student width: a fraction of the teacher's, or of `student`'s own
+    student: str | None = None      # an architecture (mlp, mlp-800-800, lenet5, resnet18_small, tv:<name>); None: the teacher's
     depth: int | None = None        # hidden layers kept (MLP only); None keeps the teacher's depth
     temperature: float = 4.0
     alpha: float = 0.9              # weight of the soft-target term
@@ -47,12 +49,17 @@ class Distill:
             raise SpecError(f"A student needs at least 1 epoch of training, got {self.epochs}.")
         if self.depth is not None and self.depth < 1:
             raise SpecError(f"A student needs at least 1 hidden layer, got depth {self.depth}.")
+        if self.student is not None and not is_architecture(self.student):
+            raise SpecError(f"Unknown student architecture {self.student!r}; use one of {', '.join(ARCHITECTURES)}, "
+                            "mlp-<hidden>-<hidden> (e.g. mlp-800-800) or tv:<torchvision name>.")
 
     @property
     def label(self) -> str:
         how = "trained alone, no teacher" if self.alone else f"distilled, T={self.temperature:g}"
         depth = f", {self.depth} hidden layers" if self.depth is not None else ""
-        return f"student width {self.width:g}{depth} ({how}, {self.epochs} ep)"
+        who = f"student {self.student}" + (f" x{self.width:g}" if self.width != 1 else "") if self.student \
+            else f"student width {self.width:g}"
+        return f"{who}{depth} ({how}, {self.epochs} ep)"
 
 
 def _why_not(teacher: LoadedModel, cfg: Distill) -> str | None:
@@ -64,11 +71,21 @@ def _why_not(teacher: LoadedModel, cfg: Distill) -> str | None:
     return None
 
 
+def student_arch(teacher: LoadedModel, cfg: Distill) -> str | None:
+    return cfg.student or teacher.arch
+
+
 def student_kwargs(teacher: LoadedModel, cfg: Distill) -> dict:
     """Keyword arguments of `build` that make the student (also what rebuilds it from an archive)."""
+    if cfg.student is not None:
+        if cfg.depth is not None:
+            raise SpecError("Student depth applies to a copy of an MLP teacher; name the hidden layers instead "
+                            "(student: mlp-800-800).")
+        return {"width": cfg.width}
     if teacher.arch is None:
         raise SpecError(f"{teacher.name} is a fixed graph (TorchScript / torch.export): edgetrim cannot build a "
-                        "narrower copy; load it as an architecture plus state_dict to distil it.")
+                        "narrower copy; name a student architecture (e.g. student: lenet5), or load the teacher as an "
+                        "architecture plus state_dict.")
     kwargs = {**teacher.arch_kwargs, "width": teacher.arch_kwargs.get("width", 1.0) * cfg.width}
     if cfg.depth is not None:
         hidden = tuple(teacher.arch_kwargs.get("hidden", (300, 100)))
@@ -80,7 +97,28 @@ def student_kwargs(teacher: LoadedModel, cfg: Distill) -> dict:
 
 def build_student(teacher: LoadedModel, cfg: Distill) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)
-    return build(teacher.arch, teacher.num_classes, teacher.input_shape, **student_kwargs(teacher, cfg))
+    return build(student_arch(teacher, cfg), teacher.num_classes, teacher.input_shape, **student_kwargs(teacher, cfg))
+
+
+def teacher_logits(teacher: LoadedModel, data: DataSet) -> torch.Tensor:
+    """The teacher's logits on the training split, cached on disk: a ResNet-18 teacher takes minutes per pass,
+    and every unshifted student of a sweep needs the same ones."""
+    key = hashlib.sha256(json.dumps([teacher.fingerprint, data.fingerprint, list(teacher.input_shape)]).encode())
+    path = cache_dir() / "teacher_logits" / f"{key.hexdigest()[:20]}.pt"
+    n = len(data.train)
+    if path.is_file():
+        try:
+            logits = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(logits, torch.Tensor) and tuple(logits.shape) == (n, teacher.num_classes):
+                return logits
+        except (RuntimeError, EOFError, OSError):
+            pass
+    logits = predict(teacher.module, data.train)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(logits, tmp)
+    os.replace(tmp, path)
+    return logits
 
 
 @register(Distill, check=_why_not)
@@ -91,15 +129,18 @@ def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progres
     if path.is_file():
         try:
             student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return teacher.derive(student, card={}, arch_kwargs=student_kwargs(teacher, cfg))
+            return teacher.derive(student, card={}, arch=student_arch(teacher, cfg),
+                                  arch_kwargs=student_kwargs(teacher, cfg))
         except (RuntimeError, EOFError, OSError):
             path.unlink(missing_ok=True)  # a stale or broken cache entry: retrain
     d = data.adapted(teacher.input_shape)
+    soft = None if cfg.alone or cfg.augment_shift else teacher_logits(teacher, d)
     train_(student, d.train, d.val, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, augment_shift=cfg.augment_shift,
            teacher=None if cfg.alone else teacher.module, temperature=cfg.temperature, alpha=cfg.alpha,
-           progress=progress, samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience)
+           progress=progress, samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, teacher_logits=soft)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(student.state_dict(), tmp)
     os.replace(tmp, path)
-    return teacher.derive(student, card={}, arch_kwargs=student_kwargs(teacher, cfg))
+    return teacher.derive(student, card={}, arch=student_arch(teacher, cfg),
+                                  arch_kwargs=student_kwargs(teacher, cfg))

@@ -7,6 +7,8 @@ A sweep file (YAML or JSON, or the same as a dict):
     data: digits                  # or an .npz / ImageFolder / IDX directory
     axes:
       student_width: [1.0, 0.5]   # 1.0 = the teacher itself (no distillation)
+      student: [lenet5, lenet5@0.5, mlp-800-800]   # students of other architectures, at a width (@0.5)
+      student_training: [distilled, alone]         # alone: the same student on hard labels, the baseline
       prune: [unstructured, structured]
       prune_ratio: [0.0, 0.5, 0.9]
       finetune_epochs: [2]
@@ -40,7 +42,7 @@ from core.prune import StructuredPrune, UnstructuredPrune
 from core.registry import SpecError, check_kinds, make
 from core.soft_share import SoftShare
 
-AXES = {"student_width": [1.0], "prune": ["unstructured"], "prune_ratio": [0.0], "finetune_epochs": [0],
+AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"], "prune": ["unstructured"], "prune_ratio": [0.0], "finetune_epochs": [0],
         "quantize": ["fp32"], "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "qat_epochs", "quantize", "budget"}
@@ -100,7 +102,7 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     for name, values in axes.items():
         if name not in AXES:
             raise SweepError(f"Unknown axis {name!r}; the axes are {', '.join(AXES)}.")
-        if not isinstance(values, list) or not values:
+        if not isinstance(values, list) or (not values and name != "student"):
             raise SweepError(f"Axis {name!r} is empty; give it a list of at least one value.")
     axes = {**AXES, **axes}
     _check_axes(axes)
@@ -149,6 +151,11 @@ def _check_axes(axes: dict) -> None:
     for w in axes["student_width"]:
         if not isinstance(w, (int, float)) or not 0 < w <= 1:
             raise SweepError(f"student_width values must be in (0, 1], got {w!r}.")
+    for t in axes["student"]:
+        parse_student(t)
+    for how in axes["student_training"]:
+        if how not in ("distilled", "alone"):
+            raise SweepError(f"student_training values are 'distilled' or 'alone', not {how!r}.")
     for k in axes["prune"]:
         if k not in ("unstructured", "structured"):
             raise SweepError(f"prune values are 'unstructured' or 'structured', not {k!r}.")
@@ -165,6 +172,21 @@ def _check_axes(axes: dict) -> None:
     for f in axes["deploy"]:
         if f not in deploy.TOKENS:
             raise SweepError(f"deploy value {f!r} is not one of {', '.join(deploy.TOKENS)}.")
+
+
+def parse_student(token: Any) -> tuple[str, float]:
+    """'lenet5' -> ('lenet5', 1.0); 'lenet5@0.5' -> ('lenet5', 0.5): a student architecture at a width."""
+    from core.models import is_architecture
+
+    arch, _, width = str(token).partition("@")
+    try:
+        w = float(width) if width else 1.0
+    except ValueError:
+        w = -1.0
+    if not isinstance(token, str) or not is_architecture(arch) or not 0 < w <= 1:
+        raise SweepError(f"student value {token!r} is not an architecture with an optional width in (0, 1]: e.g. "
+                         "lenet5, lenet5@0.5, mlp-800-800, resnet18_small@0.25, tv:mobilenet_v3_small@0.5.")
+    return arch, w
 
 
 def steps_of(quant_token: str, deploy_token: str, settings: dict) -> tuple[Any, Any] | None:
@@ -192,8 +214,13 @@ def expand(cfg: SweepConfig) -> list[S.Spec]:
     a, st = cfg.axes, cfg.settings
     budget = st.get("budget", {})
     try:
-        distills = [None if w == 1 else make(Distill, width=float(w), **{**budget, **st.get("distill", {})})
-                    for w in a["student_width"]]
+        students = [(None, float(w)) for w in a["student_width"]] + [parse_student(t) for t in a["student"]]
+        distills = []
+        for (arch, w), how in itertools.product(students, a["student_training"]):
+            opts = {**budget, **st.get("distill", {}), "width": w, "student": arch}
+            if how == "alone":
+                opts["alone"] = True
+            distills.append(None if arch is None and w == 1 else make(Distill, **opts))
         prunes = []
         for kind, ratio, ft in itertools.product(a["prune"], a["prune_ratio"], a["finetune_epochs"]):
             if ratio == 0:

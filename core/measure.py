@@ -192,32 +192,45 @@ class Comparison:
         return sorted(x / y for x, y in zip(self.a_ms, self.b_ms))
 
 
+def time_together(entries: list[tuple[LoadedModel, object]], data: DataSet, runtimes: tuple[str, ...] = RUNTIMES,
+                  batches: tuple[int, ...] = BATCHES, rounds: int = 5, threads: int | None = None,
+                  budget_s: float = 0.1, progress=None) -> dict[tuple[str, int], list[list[float] | None]]:
+    """Time several (model, deploy format) entries side by side: each round times every entry in turn, on every
+    runtime and batch, so the machine's noise hits all alike. Returns {(runtime, batch): per entry, the median of
+    each round (None where the entry does not run there: PyTorch runs fp32 models only)}."""
+    threads = threads or torch.get_num_threads()
+    runners = []
+    with tempfile.TemporaryDirectory() as tmp:
+        calibration = data.adapted(entries[0][0].input_shape).train
+        for i, (model, deploy) in enumerate(entries):
+            path = onnx_io.write_deployable(model, deploy, Path(tmp) / f"{i}.onnx", calibration=calibration)
+            session = onnx_io.onnx_session(path, threads)
+            runners.append({"onnxruntime": (lambda bt, s=session, m=model: time_onnx(s, m.input_shape, bt, threads,
+                                                                                       budget_s)),
+                            "pytorch": None if deploy is not None else (
+                                lambda bt, m=model: time_pytorch(m.module, m.input_shape, bt, threads, budget_s))})
+        series = [(r, bt) for r in runtimes for bt in batches]
+        times = {key: [None if run[key[0]] is None else [] for run in runners] for key in series}
+        for i in range(rounds):
+            if progress:
+                progress(i, rounds, f"round {i + 1} of {rounds}: timing {len(entries)} models on every runtime")
+            for runtime, bt in series:
+                for run, out in zip(runners, times[(runtime, bt)]):
+                    if out is not None:
+                        out.append(run[runtime](bt).median_ms)
+    return times
+
+
 def compare_latency(a: LoadedModel, b: LoadedModel, data: DataSet, deploy_a=None, deploy_b=None,
                     runtimes: tuple[str, ...] = RUNTIMES, batches: tuple[int, ...] = BATCHES, rounds: int = 5,
                     threads: int | None = None, budget_s: float = 0.1, progress=None) -> list[Comparison]:
-    """Time two models side by side: each round times a, then b, on every runtime and batch that both run
-    (PyTorch only for two fp32 models). Deltas between numbers measured apart are noise; these are not."""
+    """Time two models side by side (see `time_together`) on every runtime and batch that both run. Deltas
+    between numbers measured apart are noise; these are not."""
     threads = threads or torch.get_num_threads()
-    runners = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        calibration = data.adapted(a.input_shape).train
-        for name, model, deploy in (("a", a, deploy_a), ("b", b, deploy_b)):
-            path = onnx_io.write_deployable(model, deploy, Path(tmp) / f"{name}.onnx", calibration=calibration)
-            session = onnx_io.onnx_session(path, threads)
-            runners[name] = {"onnxruntime": (lambda bt, s=session, m=model: time_onnx(s, m.input_shape, bt, threads,
-                                                                                        budget_s)),
-                             "pytorch": (lambda bt, m=model: time_pytorch(m.module, m.input_shape, bt, threads,
-                                                                          budget_s))}
-        series = [(r, bt) for r in runtimes for bt in batches
-                  if r == "onnxruntime" or (deploy_a is None and deploy_b is None)]
-        times = {key: ([], []) for key in series}
-        for i in range(rounds):
-            if progress:
-                progress(i, rounds, f"round {i + 1} of {rounds}: timing both models on every runtime")
-            for runtime, bt in series:
-                times[(runtime, bt)][0].append(runners["a"][runtime](bt).median_ms)
-                times[(runtime, bt)][1].append(runners["b"][runtime](bt).median_ms)
-    return [Comparison(r, bt, threads, tuple(times[(r, bt)][0]), tuple(times[(r, bt)][1])) for r, bt in series]
+    times = time_together([(a, deploy_a), (b, deploy_b)], data, runtimes, batches, rounds, threads, budget_s,
+                          progress)
+    return [Comparison(r, bt, threads, tuple(ta), tuple(tb)) for (r, bt), (ta, tb) in times.items()
+            if ta is not None and tb is not None]
 
 
 # ---- the whole record --------------------------------------------------------------

@@ -41,13 +41,14 @@ def _scaled(n: int, width: float) -> int:
 
 
 class MLP(nn.Sequential):
-    """LeNet-300-100: two hidden fully connected layers; `width` scales them (students)."""
+    """LeNet-300-100 by default: fully connected hidden layers; `width` scales them (students); `dropout` after
+    each hidden layer (Hinton's 1200-1200 teacher)."""
 
     def __init__(self, in_features: int = 784, num_classes: int = 10, hidden: tuple[int, ...] = (300, 100),
-                 width: float = 1.0):
+                 width: float = 1.0, dropout: float = 0.0):
         layers: list[nn.Module] = [nn.Flatten()]
         for h in hidden:
-            layers += [nn.Linear(in_features, _scaled(h, width)), nn.ReLU()]
+            layers += [nn.Linear(in_features, _scaled(h, width)), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
             in_features = _scaled(h, width)
         layers.append(nn.Linear(in_features, num_classes))
         super().__init__(*layers)
@@ -89,9 +90,42 @@ class LeNet5Caffe(nn.Module):
         return self.classifier(self.features(x))
 
 
+def small_resnet18(in_channels: int = 1, num_classes: int = 10, width: float = 1.0) -> nn.Module:
+    """torchvision's ResNet-18 with its stem made for small images (a 3x3 stride-1 first conv, no max-pool, as
+    for CIFAR), so a 28x28 digit keeps its detail: 0.46 G MACs at width 1. `width` scales every stage's channels."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    class SmallResNet(ResNet):
+        def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+            if planes == 64:  # the first stage: its input is the narrowed stem
+                self.inplanes = _scaled(64, width)
+            return super()._make_layer(block, _scaled(planes, width), blocks, stride, dilate)
+
+    model = SmallResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+    stem = _scaled(64, width)
+    model.conv1 = nn.Conv2d(in_channels, stem, 3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.bn1 = nn.BatchNorm2d(stem)
+    model.maxpool = nn.Identity()
+    model.fc = nn.Linear(_scaled(512, width), num_classes)
+    return model
+
+
+ARCHITECTURES = ("mlp", "lenet5", "lenet5_caffe", "resnet18_small")  # edgetrim's own; besides them tv:<name>
+MLP_LAYERS = re.compile(r"mlp(?:-\d+)+")  # an MLP spelled with its hidden layers: mlp-800-800
+
+
+def is_architecture(arch: str) -> bool:
+    """A name `build` knows (whether torchvision has a tv: name is checked when building)."""
+    return arch in ARCHITECTURES or bool(MLP_LAYERS.fullmatch(arch)) or arch.startswith(TORCHVISION_PREFIX)
+
+
 def build(arch: str, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0,
           **kwargs) -> nn.Module:
-    """A fresh (untrained) model: 'mlp', 'lenet5', 'lenet5_caffe', or 'tv:<torchvision name>'; `width` narrows it."""
+    """A fresh (untrained) model: 'mlp', 'lenet5', 'lenet5_caffe', 'resnet18_small' or 'tv:<torchvision name>';
+    `width` narrows it; 'mlp-1200-1200' is an MLP with those hidden layers."""
+    if MLP_LAYERS.fullmatch(arch):
+        arch, kwargs = "mlp", {**kwargs, "hidden": tuple(int(h) for h in arch.split("-")[1:])}
     if arch == "mlp":
         return MLP(in_features=input_shape[0] * input_shape[1] * input_shape[2], num_classes=num_classes,
                    width=width, hidden=tuple(kwargs.pop("hidden", (300, 100))), **kwargs)
@@ -103,10 +137,15 @@ def build(arch: str, num_classes: int, input_shape: tuple[int, int, int], width:
         if tuple(input_shape[1:]) != (28, 28):
             raise ModelLoadError(f"lenet5_caffe expects 28x28 inputs, not {input_shape[1]}x{input_shape[2]}.")
         return LeNet5Caffe(in_channels=input_shape[0], num_classes=num_classes, width=width, **kwargs)
+    if arch == "resnet18_small":
+        return small_resnet18(in_channels=input_shape[0], num_classes=num_classes, width=width, **kwargs)
     name = arch.removeprefix(TORCHVISION_PREFIX)
     import torchvision
 
     if name not in torchvision.models.list_models(module=torchvision.models):
+        if not arch.startswith(TORCHVISION_PREFIX):
+            raise ModelLoadError(f"Unknown architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}, "
+                                 "mlp-<hidden>-<hidden> (e.g. mlp-800-800) or tv:<torchvision name>.")
         raise ModelLoadError(f"torchvision has no classification architecture named {name!r}; "
                              "see torchvision.models.list_models().")
     if width != 1.0:  # students: scale the architecture's own width multiplier

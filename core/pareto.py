@@ -37,7 +37,7 @@ WHY_MISSING = {
     "latency": "latency is not timed in a sweep with measure: {latency: false}",
     "torch_latency": "not timed, or an int8 / fp16 file, which runs in ONNX Runtime only",
 }
-FAMILIES = ("baseline", "pruning", "quantization", "distillation", "combined")
+FAMILIES = ("baseline", "pruning", "quantization", "combined", "distillation", "student alone")
 
 
 def value_text(objective: str, value) -> str:

@@ -75,11 +75,14 @@ class Spec:
 
     @property
     def family(self) -> str:
-        """'baseline', 'distillation', 'pruning', 'quantization', or 'combined' (int8 / fp16 files count as
-        quantization)."""
-        kinds = list(dict.fromkeys(k for k, s in (("distillation", self.distill), ("pruning", self.prune),
-                                                   ("quantization", self.quantize), ("quantization", self.deploy))
-                                   if s is not None))
+        """'baseline', 'pruning', 'quantization', 'combined' (pruned and quantized; int8 / fp16 files count as
+        quantization), or for any student, whatever is done to it after: 'distillation' (distilled) or
+        'student alone' (the same student on hard labels). Students are their own family, so their front stands
+        beside the teacher's pruned and quantized fronts."""
+        if self.distill is not None:
+            return "student alone" if self.distill.alone else "distillation"
+        kinds = list(dict.fromkeys(k for k, s in (("pruning", self.prune), ("quantization", self.quantize),
+                                                   ("quantization", self.deploy)) if s is not None))
         return "baseline" if not kinds else kinds[0] if len(kinds) == 1 else "combined"
 
     @property

@@ -102,13 +102,14 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
            progress: Progress | None = None, after_step: Callable[[nn.Module], None] | None = None,
            samples_per_epoch: int | None = None, patience: int | None = None,
            penalty: Callable[[], torch.Tensor] | None = None, extra_params: list[dict] | None = None,
-           keep_best: bool = True) -> nn.Module:
+           keep_best: bool = True, teacher_logits: torch.Tensor | None = None) -> nn.Module:
     """Train `model` in place with Adam and cosine decay; keep the weights that scored best on `val`.
 
     `after_step` runs after every optimiser step (pruning masks use it to keep zeros at zero).
     `penalty()` is added to every batch's loss as it is (a prior over the weights, as soft weight-sharing
     uses; the caller scales it); `extra_params` are further Adam parameter groups it learns.
     With `keep_best=False` the last epoch's weights are kept (a prior's pull must not be undone).
+    `teacher_logits` (the teacher's logits on `train`, unshifted) spare the teacher's pass over the training set.
     Budgets for big data: each epoch sees `samples_per_epoch` random training images (all when None),
     and training stops after `patience` epochs without a better validation score (never when None).
     """
@@ -120,7 +121,8 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
     per_epoch = min(len(train), samples_per_epoch or len(train))
     steps = epochs * ((per_epoch + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    teacher_logits = predict(teacher, train) if teacher is not None else None
+    if teacher is not None and teacher_logits is None and not augment_shift:
+        teacher_logits = predict(teacher, train)
     best, best_acc, since_best = None, -1.0, 0
     for epoch in range(epochs):
         model.train()

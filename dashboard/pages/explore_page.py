@@ -1,4 +1,5 @@
-"""Explore: slide sparsity, bit width, pruning kind and student width; see the point beside the baseline."""
+"""Explore: slide sparsity, bit width, pruning kind and the student (architecture, width); see the point beside
+the baseline."""
 from __future__ import annotations
 
 import streamlit as st
@@ -16,6 +17,9 @@ FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
 WEIGHT_METHODS = {"w": "rounding", "share": "shared values (k-means)",
                   "dc": "shared values, trained (Deep Compression)", "soft": "soft weight-sharing"}  # token prefixes
 FILE_FORMATS = ["fp32", "int8", "fp16"]  # tokens of core.deploy.TOKENS
+STUDENTS = {"copy": "a narrower copy of this model", "mlp": "mlp (LeNet-300-100)", "lenet5": "lenet5 (61k weights)",
+            "lenet5_caffe": "lenet5_caffe (431k weights)", "resnet18_small": "resnet18_small (ResNet-18, small stem)",
+            "tv:mobilenet_v3_small": "tv:mobilenet_v3_small"}
 
 
 def build_spec() -> S.Spec:
@@ -44,16 +48,46 @@ def build_spec() -> S.Spec:
                                help="The file the point ships as, run in ONNX Runtime: " + "; ".join(
                                    f"{t}: {deploy.TOKEN_HELP[t]}" for t in FILE_FORMATS)
                                + ". It combines with the weight bits: 4-bit weights in an int8 file.")
+    arch = state.widget(c2.selectbox, "Student (distillation)", key="explore.student", default="copy",
+                        options=list(STUDENTS), format_func=STUDENTS.get,
+                        help="A smaller model trained on this model's soft labels (Hinton et al. 2015): a narrower "
+                             "copy of it, or another architecture at the width below.")
     width = state.widget(c2.select_slider, "Student width (distillation)", key="explore.student_width", default=1.0,
                          options=[0.25, 0.5, 0.75, 1.0],
-                         help="below 1.0 a narrower student is trained on the model's soft labels (slow once)")
+                         help="A copy below 1.0, or any other architecture, is a student trained on the model's "
+                              "soft labels (slow once, then stored); 1.0 with 'a narrower copy' = no student.")
+    distill = None
+    if arch != "copy" or width != 1.0:
+        distill = Distill(width=width, student=None if arch == "copy" else arch, **_student_training())
     prune = None
     if sparsity:
         make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
         prune = make(ratio=sparsity / 100, finetune_epochs=int(finetune))
-    return S.Spec(distill=None if width == 1.0 else Distill(width=width), prune=prune,
+    return S.Spec(distill=distill, prune=prune,
                   quantize=quantize.from_token("fp32" if bits == "fp32" else f"{method}{bits}"),
                   deploy=deploy.from_token(file_format))
+
+
+def _student_training() -> dict:
+    """The student's training knobs, in an expander: the defaults are Distill's own."""
+    d = Distill()
+    with st.expander("Student training"):
+        c1, c2 = st.columns(2)
+        epochs = state.widget(c1.number_input, "Epochs", min_value=1, max_value=200, step=1,
+                              key="explore.distill_epochs", default=d.epochs,
+                              help="Passes over the training split (keeping the epoch that scores best on "
+                                   "validation).")
+        temperature = state.widget(c1.number_input, "Temperature", min_value=1.0, max_value=50.0, step=1.0,
+                                   key="explore.temperature", default=d.temperature,
+                                   help="Softens the teacher's outputs; Hinton et al. used 20 on MNIST.")
+        shift = state.widget(c2.number_input, "Shift images by up to (pixels)", min_value=0, max_value=4, step=1,
+                             key="explore.distill_shift", default=d.augment_shift,
+                             help="Random translations while training. With a big teacher each shifted batch "
+                                  "costs a teacher pass; 0 reuses one stored pass over the training images.")
+        alone = state.widget(c2.checkbox, "Train alone, without the teacher (the baseline)", key="explore.alone",
+                             default=False, help="The same student on hard labels only: what distillation is "
+                                                 "compared with.")
+    return dict(epochs=int(epochs), temperature=float(temperature), augment_shift=int(shift), alone=bool(alone))
 
 
 def _side_by_side_delta(rows: list[dict] | None, runtime: str, batch: int) -> str | None:

@@ -21,6 +21,8 @@ FILES_HELP = ("The file each point ships as, run in ONNX Runtime, one point per 
     "an int8 file.")
 RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
 WIDTHS = [1.0, 0.75, 0.5, 0.25]
+STUDENTS = ["mlp", "mlp@0.5", "lenet5", "lenet5@0.5", "lenet5_caffe", "lenet5_caffe@0.5", "resnet18_small@0.25",
+            "tv:mobilenet_v3_small@0.5"]  # students of other architectures (core.grid.parse_student)
 COLUMNS = {"label": "Point", "status": "Status", "accuracy": "Accuracy (%)", "onnx_bytes": "ONNX (KB)",
            "archive_bytes": "Archive (KB)", "ort_b1_ms": "ORT b1 (ms)", "torch_b1_ms": "PyTorch b1 (ms)"}  # the label
 # names the point's family already; short headers leave the label its room
@@ -30,6 +32,8 @@ def _restore(record: dict) -> None:
     """Put a job's sweep file back into the form's app-owned keys."""
     axes, settings = record.get("axes") or {}, record.get("settings") or {}
     values = {"sweep.run": record.get("run"), "sweep.widths": axes.get("student_width"),
+              "sweep.students": axes.get("student"), "sweep.alone": "alone" in axes.get("student_training", []),
+              "sweep.distill_shift": (settings.get("distill") or {}).get("augment_shift"),
               "sweep.kinds": axes.get("prune"),
               "sweep.ratios": [round(100 * r) for r in axes["prune_ratio"]] if axes.get("prune_ratio") else None,
               "sweep.finetune": (axes.get("finetune_epochs") or [None])[0], "sweep.quant": axes.get("quantize"),
@@ -49,6 +53,12 @@ def _config() -> dict:
                           format_func=lambda w: "1.0 (the model itself)" if w == 1.0 else f"{w:g}",
                           help="Below 1.0 a narrower student (that share of the channels) is trained on the "
                                "model's soft labels before the other steps; 1.0 keeps the model.")
+    students = state.widget(c1.multiselect, "Students of other architectures", key="sweep.students", default=[],
+                            options=STUDENTS, help="Each is trained on the model's soft labels, then goes through "
+                                                   "the same pruning and weights as the model; @0.5 = at half "
+                                                   "width. Students are their own family on Trade-offs.")
+    alone = state.widget(c1.checkbox, "Also train each student alone (hard labels)", key="sweep.alone",
+                         default=False, help="The baseline that shows what the teacher's soft labels bought.")
     kinds = state.widget(c2.multiselect, "Pruning", key="sweep.kinds", default=["unstructured"],
                          options=["unstructured", "structured"],
                          help="unstructured zeroes single weights; structured removes whole channels and neurons.")
@@ -64,13 +74,18 @@ def _config() -> dict:
                          options=list(deploy.TOKENS), format_func=lambda t: f"{t} file", help=FILES_HELP)
     distill_epochs = state.widget(c3.number_input, "Student training epochs", min_value=1, max_value=200, step=1,
                                   key="sweep.distill_epochs", default=30,
-                                  help="Epochs to train each student (only for widths below 1.0).")
+                                  help="Epochs to train each student (widths below 1.0, other architectures).")
+    shift = state.widget(c3.number_input, "Student image shift (pixels)", min_value=0, max_value=4, step=1,
+                         key="sweep.distill_shift", default=2,
+                         help="Random translations while a student trains. With a big teacher each shifted batch "
+                              "costs a teacher pass; 0 reuses one stored pass over the training images.")
     latency = state.widget(c3.checkbox, "Measure latency", key="sweep.latency", default=True,
                            help="Time every point on ONNX Runtime and PyTorch (adds a second or so per point).")
     return {"run": run, "model": json.loads(model_json), "data": data_source,
-            "axes": {"student_width": widths, "prune": kinds, "prune_ratio": [r / 100 for r in ratios],
+            "axes": {"student_width": widths, "student": students,
+                     "student_training": ["distilled", "alone"] if alone else ["distilled"], "prune": kinds, "prune_ratio": [r / 100 for r in ratios],
                      "finetune_epochs": [int(finetune)], "quantize": quant, "deploy": files},
-            "settings": {"distill": {"epochs": int(distill_epochs)}},
+            "settings": {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}},
             "measure": {"latency": latency, "budget_s": 0.05}}
 
 

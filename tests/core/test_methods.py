@@ -49,6 +49,9 @@ def test_spec_identity_family_and_version_checks():
     assert a.hash == S.Spec(prune=UnstructuredPrune(0.5), quantize=WeightQuant(4)).hash
     assert a.hash != S.Spec(prune=UnstructuredPrune(0.6), quantize=WeightQuant(4)).hash
     assert (a.family, S.Spec().family, S.Spec(distill=Distill()).family) == ("combined", "baseline", "distillation")
+    # a student stays a student whatever is done to it after: its own family on Trade-offs
+    assert S.Spec(distill=Distill(student="lenet5"), quantize=WeightQuant(4)).family == "distillation"
+    assert S.Spec(distill=Distill(alone=True), prune=UnstructuredPrune(0.5)).family == "student alone"
     newer = {**a.to_dict(), "_version": S.SPEC_VERSION + 1}
     with pytest.raises(S.SpecError, match="newer edgetrim"):
         S.Spec.from_dict(newer)
