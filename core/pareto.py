@@ -153,3 +153,15 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size") -> Pick:
 def baseline_accuracy(df: pd.DataFrame) -> float | None:
     base = df[(df["family"] == "baseline") & (df["status"] == "ok")]
     return float(base["accuracy"].iloc[0]) if len(base) else None
+
+
+def best_per_family(df: pd.DataFrame, floor: float, objective: str = "size") -> pd.DataFrame:
+    """Each family's best point by `objective` at or above `floor`, best first, with its factor against the
+    baseline (how many times smaller or faster): where distillation beats pruning at this floor, and where not."""
+    col, _ = OBJECTIVES[objective]
+    ok = df[(df["status"] == "ok")].dropna(subset=["accuracy", col])
+    above = ok[ok["accuracy"] >= floor - 1e-12]
+    best = above.sort_values([col, "accuracy"], ascending=[True, False]).groupby("family", sort=False).head(1)
+    base = ok[ok["family"] == "baseline"]
+    factor = (float(base[col].iloc[0]) / best[col]) if len(base) else float("nan")
+    return best.assign(factor=factor).reset_index(drop=True)

@@ -14,6 +14,7 @@ X_NAMES = {o: pareto.OBJECTIVE_NAMES[o][0].upper() + pareto.OBJECTIVE_NAMES[o][1
            for o in ("archive", "size", "latency", "torch_latency", "macs")}  # core's names, archive first
 BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
         "macs": "the least compute"}
+GAIN = {"archive": "smaller", "size": "smaller", "latency": "faster", "torch_latency": "faster", "macs": "less compute"}
 
 
 def run_name(run: str) -> str:
@@ -72,6 +73,20 @@ def _front_table(ok: pd.DataFrame, objective: str) -> pd.DataFrame:
     return pd.DataFrame({"Run": fr["run"].map(run_name), "Family": fr["family"], "Point": fr["label"],
                          "Test accuracy": [fmt.pct(a) for a in fr["accuracy"]],
                          X_NAMES[objective]: [figures.human(objective, v) for v in fr[col]], "Notes": fr["notes"]})
+
+
+def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str) -> None:
+    """Each family's best point at the floor, side by side: where students beat pruning, and where not."""
+    best = pareto.best_per_family(df, floor, pick_by)
+    if best["family"].nunique() < 2:
+        return
+    col = pareto.OBJECTIVES[pick_by][0]
+    st.markdown(f"**Each family's best at the floor** ({run_name(run)}, by {X_NAMES[pick_by].lower()})")
+    st.dataframe(pd.DataFrame({
+        "Family": best["family"], "Point": best["label"], "Test accuracy": [fmt.pct(a) for a in best["accuracy"]],
+        X_NAMES[pick_by]: [figures.human(pick_by, v) for v in best[col]],
+        "vs baseline": [f"{f:.1f}x {GAIN[pick_by]}" if f == f else "" for f in best["factor"]]}),
+        hide_index=True, width="stretch")
 
 
 def main() -> None:
@@ -136,6 +151,7 @@ def main() -> None:
                "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports.")
     state.widget(st.selectbox, "Selected point (click one on the chart, or choose here); the Export page exports it",
                  key="chosen_point", default=recommended, options=list(labels), format_func=labels.get)
+    _families_at_floor(first, floor, pick_by, runs[0])
     with st.expander("Pareto front table"):
         st.dataframe(_front_table(ok, objective), hide_index=True, width="stretch")
     with st.expander("Per-layer pruning sensitivity (validation accuracy, each layer pruned alone)"):

@@ -7,6 +7,11 @@ from core.store import Store
 RUN = {"run": "ui", "model": "lenet5", "axes": {"prune": ["unstructured", "structured"], "prune_ratio": [0.0, 0.5, 0.9],
                                                "quantize": ["fp32", "int8", "w4", "w2"]}, "measure": {"latency": True, "budget_s": 0.01}}
 
+STUDENTS = {"run": "ui-students", "model": "lenet5",
+            "axes": {"prune": ["structured"], "prune_ratio": [0.0, 0.5], "finetune_epochs": [5],
+                     "student": ["mlp@0.5"], "student_training": ["distilled", "alone"]},
+            "settings": {"distill": {"epochs": 20}}, "measure": {"latency": False}}
+
 
 @pytest.fixture(scope="session")
 def ui_env(tmp_path_factory):
@@ -16,6 +21,7 @@ def ui_env(tmp_path_factory):
     mp.setenv("EDGETRIM_CACHE", str(tmp / "cache"))
     store = Store()
     sweep.run_sweep(grid.load_config(RUN), store)
+    sweep.run_sweep(grid.load_config(STUDENTS), store)
     store.close()
     yield tmp
     mp.undo()

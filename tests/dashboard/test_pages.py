@@ -181,6 +181,20 @@ def test_tradeoffs_reads_like_a_person_wrote_it(ui_env):
     assert not at.exception
 
 
+def test_tradeoffs_shows_students_as_their_own_family_beside_pruning(ui_env):
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui-students"]})
+    assert_clean(at, "Trade-offs with students")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = {t.get("name") for t in spec["data"]}
+    assert {"pruning", "distillation", "student alone"} <= names, names
+    floor = at.slider(key=W("tradeoffs.floor"))
+    floor.set_value(floor.min).run()  # every point qualifies: each family's best side by side
+    table = at.dataframe[0].value
+    assert {"baseline", "pruning", "distillation", "student alone"} <= set(table["Family"])
+    assert all(v.endswith("x smaller") for v in table["vs baseline"])
+    assert "student mlp x0.5" in " ".join(table["Point"])
+
+
 def test_tradeoffs_opens_on_a_stored_run_when_the_chosen_one_is_not_stored_yet(ui_env):
     at = page("tradeoffs_page", **{"tradeoffs.runs": ["a-sweep-just-started"]})
     assert not at.exception and at.multiselect(key=W("tradeoffs.runs")).value and at.get("plotly_chart")
