@@ -56,9 +56,10 @@ def build_spec() -> S.Spec:
                          options=[0.25, 0.5, 0.75, 1.0],
                          help="A copy below 1.0, or any other architecture, is a student trained on the model's "
                               "soft labels (slow once, then stored); 1.0 with 'a narrower copy' = no student.")
+    training = _student_training()
     distill = None
     if arch != "copy" or width != 1.0:
-        distill = Distill(width=width, student=None if arch == "copy" else arch, **_student_training())
+        distill = Distill(width=width, student=None if arch == "copy" else arch, **training)
     prune = None
     if sparsity:
         make = UnstructuredPrune if kind == "unstructured" else StructuredPrune

@@ -111,6 +111,22 @@ def test_explore_sparsity_slider_changes_the_nonzero_count(ui_env):
     assert "Deep Compression" in at.radio(key=W("explore.weight_method")).help
 
 
+def test_explore_trains_a_student_of_another_architecture_and_the_same_one_alone(ui_env):
+    at = page("explore_page")
+    at.number_input(key=W("explore.distill_epochs")).set_value(3)
+    at.number_input(key=W("explore.distill_shift")).set_value(0)
+    at.selectbox(key=W("explore.student")).select("mlp").run()
+    assert_clean(at, "Explore with an mlp student")
+    assert any("student mlp (distilled, T=4, 3 ep)" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    assert metric(at, "Parameters").value == "266,610"          # LeNet-300-100, not the lenet5 teacher
+    distilled = metric(at, "Test accuracy").value
+    at.checkbox(key=W("explore.alone")).check().run()
+    assert_clean(at, "Explore with the student alone")
+    assert any("student mlp (trained alone, no teacher, 3 ep)" in m.value for m in at.markdown)
+    assert metric(at, "Test accuracy").value != distilled or metric(at, "Test accuracy").delta
+    assert at.selectbox(key=W("explore.student")).help and at.number_input(key=W("explore.distill_shift")).help
+
+
 def test_explore_shows_no_latency_delta_for_the_baseline_against_itself(ui_env):
     at = page("explore_page")
     assert not at.exception
