@@ -144,7 +144,8 @@ def write_csv(rows: list[dict], name: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=M.sample_names())
+    ap.add_argument("--models", nargs="+", default=[n for n in M.sample_names()
+                                                    if M.sample_card(n).get("data") == "digits"])
     ap.add_argument("--seeds", type=int, default=3, help="seeds per student (mean and spread)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["pruning", "quantization", "students", "latency"])
     ap.add_argument("--tag", default="", help="suffix for the CSV names, so partial runs do not overwrite others")

@@ -1,6 +1,6 @@
 """edgetrim against the tools a user would otherwise reach for: same model, same data, same run.
 
-    python benchmarks/peers.py                        # all samples (about 3 minutes)
+    python benchmarks/peers.py                        # the digits samples (about 3 minutes)
 
 1. int8: PyTorch's own `torch.ao.quantization.quantize_dynamic` (Linear layers, qint8) against
    edgetrim's ONNX Runtime int8 (static QDQ and dynamic): test accuracy, file bytes, batch-1
@@ -140,7 +140,8 @@ def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=M.sample_names())
+    ap.add_argument("--models", nargs="+", default=[n for n in M.sample_names()
+                                                    if M.sample_card(n).get("data") == "digits"])
     args = ap.parse_args()
     os.environ.setdefault("EDGETRIM_CACHE", tempfile.mkdtemp(prefix="edgetrim-peers-"))
     data = D.load_digits()
