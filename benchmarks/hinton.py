@@ -1,7 +1,7 @@
 """Hinton, Vinyals and Dean (2015), "Distilling the knowledge in a neural network", section 3 (MNIST), through
 edgetrim's Distill.
 
-    python benchmarks/hinton.py                  # 3 seeds (about 30 minutes alone on 2 cores)
+    python benchmarks/hinton.py                  # 3 seeds (see README for the time)
     python benchmarks/hinton.py --seeds 5
     python benchmarks/hinton.py --quick          # 1 seed, few epochs: checks that it runs
 
@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402
 
 # ---- defaults -------------------------------------------------------------------------
-TEACHER = dict(arch="mlp-1200-1200", dropout=0.5, epochs=40, lr=1e-3, augment_shift=2, batch_size=128)
-STUDENT = dict(student="mlp-800-800", width=1.0, epochs=20, lr=1e-3, augment_shift=0)
+TEACHER = dict(arch="mlp-1200-1200", dropout=0.5, epochs=20, lr=1e-3, augment_shift=2, batch_size=128)
+STUDENT = dict(student="mlp-800-800", width=1.0, epochs=12, lr=1e-3, augment_shift=0)
 TEMPERATURE, ALPHA = 20.0, 0.9
 PAPER = {"teacher": 67, "student alone": 146, "student distilled": 74}  # test errors of 10,000
 QUICK = dict(teacher_epochs=3, student_epochs=2, seeds=1)
