@@ -156,6 +156,9 @@ def _check_axes(axes: dict) -> None:
     for how in axes["student_training"]:
         if how not in ("distilled", "alone"):
             raise SweepError(f"student_training values are 'distilled' or 'alone', not {how!r}.")
+    if not axes["student"] and all(w == 1 for w in axes["student_width"]) and axes["student_training"] != ["distilled"]:
+        raise SweepError("student_training applies to students: add a student axis (e.g. student: [lenet5]) or a "
+                         "student_width below 1.")
     for k in axes["prune"]:
         if k not in ("unstructured", "structured"):
             raise SweepError(f"prune values are 'unstructured' or 'structured', not {k!r}.")
@@ -178,9 +181,9 @@ def parse_student(token: Any) -> tuple[str, float]:
     """'lenet5' -> ('lenet5', 1.0); 'lenet5@0.5' -> ('lenet5', 0.5): a student architecture at a width."""
     from core.models import is_architecture
 
-    arch, _, width = str(token).partition("@")
+    arch, at, width = str(token).partition("@")
     try:
-        w = float(width) if width else 1.0
+        w = float(width) if width or not at else -1.0
     except ValueError:
         w = -1.0
     if not isinstance(token, str) or not is_architecture(arch) or not 0 < w <= 1:

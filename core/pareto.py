@@ -157,11 +157,14 @@ def baseline_accuracy(df: pd.DataFrame) -> float | None:
 
 def best_per_family(df: pd.DataFrame, floor: float, objective: str = "size") -> pd.DataFrame:
     """Each family's best point by `objective` at or above `floor`, best first, with its factor against the
-    baseline (how many times smaller or faster): where distillation beats pruning at this floor, and where not."""
+    baseline (above 1: that many times smaller or faster): where distillation beats pruning at this floor, and
+    where not. A family with nothing at the floor comes last with its most accurate point and `met_floor` False."""
     col, _ = OBJECTIVES[objective]
     ok = df[(df["status"] == "ok")].dropna(subset=["accuracy", col])
     above = ok[ok["accuracy"] >= floor - 1e-12]
     best = above.sort_values([col, "accuracy"], ascending=[True, False]).groupby("family", sort=False).head(1)
+    short = ok[~ok["family"].isin(best["family"])].sort_values("accuracy", ascending=False)
+    short = short.groupby("family", sort=False).head(1)
+    out = pd.concat([best.assign(met_floor=True), short.assign(met_floor=False)], ignore_index=True)
     base = ok[ok["family"] == "baseline"]
-    factor = (float(base[col].iloc[0]) / best[col]) if len(base) else float("nan")
-    return best.assign(factor=factor).reset_index(drop=True)
+    return out.assign(factor=(float(base[col].iloc[0]) / out[col]) if len(base) else float("nan"))

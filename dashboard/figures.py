@@ -8,7 +8,7 @@ from core import pareto
 from dashboard import fmt
 
 FAMILY_COLOURS = {"baseline": "#111827", "pruning": "#2563eb", "quantization": "#16a34a",
-                  "distillation": "#d97706", "student alone": "#78716c", "combined": "#9333ea"}
+                  "distillation": "#d97706", "student alone": "#fbbf24", "combined": "#9333ea"}
 # objective -> (axis title, factor from the stored column to the axis unit)
 AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
         "archive": ("compact archive (KB, log scale)", 1 / 1024),
@@ -24,6 +24,14 @@ human = pareto.value_text  # one spelling of each objective's unit, shared with 
 # log axes labelled at 1-2-5 steps written out in full (0.1, 0.2, 0.5, 1, 2, 5, 10, ...), never plotly's bare
 # "2 5" minor labels, which read as other numbers
 LOG_TICKS = dict(tickvals=[m * 10.0 ** e for e in range(-4, 10) for m in (1, 2, 5)], tickformat=",~g")
+# within one decade, 1-2-5 steps leave one label or none: then every 1-9 step is labelled
+FINE_LOG_TICKS = dict(tickvals=[m * 10.0 ** e for e in range(-4, 10) for m in range(1, 10)], tickformat=",~g")
+
+
+def log_ticks(values: pd.Series) -> dict:
+    """Tick labels for a log axis over `values`: 1-2-5 steps, or every step when they span under a decade."""
+    lo, hi = float(values.min()), float(values.max())
+    return FINE_LOG_TICKS if lo > 0 and hi / lo < 10 else LOG_TICKS
 
 
 def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recommended: str | None = None,
@@ -67,7 +75,7 @@ def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recom
         if key and len(hit):
             fig.add_trace(go.Scatter(x=hit["x"], y=hit["accuracy %"], mode="markers", name=label, marker=marker,
                                      hoverinfo="skip"))
-    fig.update_xaxes(type="log", title=title, **LOG_TICKS)
+    fig.update_xaxes(type="log", title=title, **(log_ticks(ok["x"]) if len(ok) else LOG_TICKS))
     fig.update_yaxes(title="test accuracy (%)")
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
                       clickmode="event+select")

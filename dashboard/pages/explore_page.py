@@ -50,8 +50,9 @@ def build_spec() -> S.Spec:
                                + ". It combines with the weight bits: 4-bit weights in an int8 file.")
     arch = state.widget(c2.selectbox, "Student (distillation)", key="explore.student", default="copy",
                         options=list(STUDENTS), format_func=STUDENTS.get,
-                        help="A smaller model trained on this model's soft labels (Hinton et al. 2015): a narrower "
-                             "copy of it, or another architecture at the width below.")
+                        help="Another model trained on this model's soft labels (Hinton et al. 2015): a narrower "
+                             "copy of it, or another architecture at the width below; another architecture may be "
+                             "larger than this model: its size shows beside the baseline's.")
     width = state.widget(c2.select_slider, "Student width (distillation)", key="explore.student_width", default=1.0,
                          options=[0.25, 0.5, 0.75, 1.0],
                          help="A copy below 1.0, or any other architecture, is a student trained on the model's "
@@ -60,6 +61,8 @@ def build_spec() -> S.Spec:
     distill = None
     if arch != "copy" or width != 1.0:
         distill = Distill(width=width, student=None if arch == "copy" else arch, **training)
+    elif training["alone"]:
+        st.caption("'Train alone' applies to a student: choose a width below 1.0 or another architecture.")
     prune = None
     if sparsity:
         make = UnstructuredPrune if kind == "unstructured" else StructuredPrune

@@ -14,7 +14,18 @@ X_NAMES = {o: pareto.OBJECTIVE_NAMES[o][0].upper() + pareto.OBJECTIVE_NAMES[o][1
            for o in ("archive", "size", "latency", "torch_latency", "macs")}  # core's names, archive first
 BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
         "macs": "the least compute"}
-GAIN = {"archive": "smaller", "size": "smaller", "latency": "faster", "torch_latency": "faster", "macs": "less compute"}
+GAIN = {"archive": ("smaller", "larger"), "size": ("smaller", "larger"), "latency": ("faster", "slower"),
+        "torch_latency": ("faster", "slower"), "macs": ("less compute", "more compute")}
+
+
+def _versus(factor: float, objective: str) -> str:
+    """'3.9x smaller', '1.7x larger', 'same' against the baseline."""
+    if factor != factor:
+        return ""
+    if abs(factor - 1) < 0.05:
+        return "same as the baseline"
+    better, worse = GAIN[objective]
+    return f"{factor:.1f}x {better}" if factor > 1 else f"{1 / factor:.1f}x {worse}"
 
 
 def run_name(run: str) -> str:
@@ -83,9 +94,12 @@ def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str) -
     col = pareto.OBJECTIVES[pick_by][0]
     st.markdown(f"**Each family's best at the floor** ({run_name(run)}, by {X_NAMES[pick_by].lower()})")
     st.dataframe(pd.DataFrame({
-        "Family": best["family"], "Point": best["label"], "Test accuracy": [fmt.pct(a) for a in best["accuracy"]],
+        "Family": best["family"],
+        "Point": [p if met else f"nothing at the floor; most accurate: {p}" for p, met in zip(best["label"],
+                                                                                          best["met_floor"])],
+        "Test accuracy": [fmt.pct(a) for a in best["accuracy"]],
         X_NAMES[pick_by]: [figures.human(pick_by, v) for v in best[col]],
-        "vs baseline": [f"{f:.1f}x {GAIN[pick_by]}" if f == f else "" for f in best["factor"]]}),
+        "vs baseline": [_versus(f, pick_by) if met else "" for f, met in zip(best["factor"], best["met_floor"])]}),
         hide_index=True, width="stretch")
 
 

@@ -36,6 +36,18 @@ def test_samples_meet_their_accuracy_bars():
     assert M.sample_card("lenet300_mnist")["test_accuracy"] >= 0.983
     assert M.sample_card("lenet5_caffe_mnist")["test_accuracy"] >= 0.991
     assert M.sample_card("lenet5_mnist")["test_accuracy"] >= 0.99   # the classic 61k-weight LeNet-5
+    assert M.sample_card("resnet18_mnist")["test_accuracy"] >= 0.994  # the big teacher
+
+
+def test_the_teacher_is_big_enough_that_compute_dominates(tmp_path):
+    """ResNet-18 at 28x28: at least 0.3 G MACs and 1 ms per image in ONNX Runtime here, where per-call overhead
+    (tens of microseconds) no longer hides a speed-up."""
+    from core import onnx_io
+
+    teacher = M.load_sample("resnet18_mnist")
+    assert ME.count_macs(teacher.module, teacher.input_shape) >= 0.3e9
+    session = onnx_io.onnx_session(onnx_io.write_deployable(teacher, None, tmp_path / "t.onnx"), 2)
+    assert ME.time_onnx(session, teacher.input_shape, 1, 2, budget_s=0.2).median_ms >= 1.0
 
 
 def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):

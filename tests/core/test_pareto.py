@@ -80,3 +80,14 @@ def test_a_pick_says_which_points_it_left_out_and_why():
     assert pick.row["key"] == "b" and "Left out: 1 point(s) with no ONNX Runtime latency" in pick.message
     with pytest.raises(pareto.PickError, match="has a compact archive size \\(TorchScript"):
         pareto.pick(df.assign(archive_bytes=None), 0.9, "archive")
+
+
+def test_each_family_best_at_the_floor_and_the_families_that_miss_it(df):
+    best = pareto.best_per_family(df, 0.97, "size")
+    rows = {r["family"]: r for r in best.to_dict("records")}
+    assert (rows["quantization"]["key"], rows["pruning"]["key"], rows["baseline"]["key"]) == ("q8", "p50", "base")
+    assert rows["pruning"]["factor"] == pytest.approx(1000 / 600) and all(best["met_floor"])
+    latency = {r["family"]: r for r in pareto.best_per_family(df, 0.97, "latency").to_dict("records")}
+    assert latency["quantization"]["factor"] == pytest.approx(1 / 1.2)  # slower than the baseline: below 1
+    high = {r["family"]: r for r in pareto.best_per_family(df, 0.979, "size").to_dict("records")}
+    assert not high["pruning"]["met_floor"] and high["pruning"]["key"] == "p50"  # its most accurate try

@@ -64,7 +64,9 @@ def test_student_names_are_checked_in_one_sentence():
         Distill(student="lenet7")
     with pytest.raises(SpecError, match="name the hidden layers"):
         S.compress(M.load_sample("mlp"), Distill(student="lenet5", depth=1, epochs=1), None)
-    for bad in ("lenet5@2", "lenet7", 3):
+    with pytest.raises(grid.SweepError, match="student_training applies to students"):
+        grid.load_config({"model": "mlp", "axes": {"student_training": ["alone"]}})
+    for bad in ("lenet5@2", "lenet7", 3, "mlp@"):
         with pytest.raises(grid.SweepError, match="not an architecture with an optional width"):
             grid.load_config({"model": "mlp", "axes": {"student": [bad]}})
 

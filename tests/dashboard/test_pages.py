@@ -207,7 +207,11 @@ def test_tradeoffs_shows_students_as_their_own_family_beside_pruning(ui_env):
     floor.set_value(floor.min).run()  # every point qualifies: each family's best side by side
     table = at.dataframe[0].value
     assert {"baseline", "pruning", "distillation", "student alone"} <= set(table["Family"])
-    assert all(v.endswith("x smaller") for v in table["vs baseline"])
+    assert all(v.endswith(("x smaller", "x larger", "same as the baseline")) for v in table["vs baseline"])
+    floor.set_value(floor.max).run()  # only the best qualify: the other families say so, with their best try
+    table = at.dataframe[0].value
+    assert {"pruning", "distillation", "student alone"} <= set(table["Family"])
+    assert any(p.startswith("nothing at the floor; most accurate:") for p in table["Point"])
     assert "student mlp x0.5" in " ".join(table["Point"])
 
 
