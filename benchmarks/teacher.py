@@ -128,6 +128,7 @@ def main() -> None:
             row[f"{col} speed-up"] = None if rs is None else round(statistics.median(b / x for b, x in zip(base, rs)),
                                                                    2)
         row["threads"] = threads
+        row["note"] = ""
     for i, row in enumerate(rows):  # an int8 file slower than its own fp32 file says why
         if row["file"] == "int8" and row["ORT ms"] >= rows[i - 1]["ORT ms"]:
             row["note"] = why_not_faster(entries[i][2])
