@@ -45,8 +45,13 @@ def run_search(cfg, store: Store, progress, t0: float) -> R.SweepResult:
         return R.run_group(store, cfg.run, cfg.model, cfg.data, [spec], [position], cfg.measure)[0]
 
     def objective(trial):
-        choice = {name: trial.suggest_categorical(name, values) for name, values in cfg.axes.items()}
-        spec = expand(dataclasses.replace(cfg, axes={k: [v] for k, v in choice.items()}))[-1]
+        # one student per trial: a width of the model's own architecture or another architecture (never both)
+        widths = [str(w) for w in cfg.axes["student_width"]]
+        student = trial.suggest_categorical("student", widths + list(cfg.axes["student"]))
+        axes = {name: [trial.suggest_categorical(name, values)] for name, values in cfg.axes.items()
+                if name not in ("student_width", "student")}
+        axes["student_width"], axes["student"] = ([float(student)], []) if student in widths else ([], [student])
+        spec = expand(dataclasses.replace(cfg, axes=axes))[-1]
         point = measure(spec, trial.number + 1)
         if progress:
             progress(trial.number + 1, trials, f"trial {trial.number + 1}: {spec.label} -> {point.status}")

@@ -81,3 +81,17 @@ def test_the_student_axis_crosses_architectures_with_training_and_the_other_axes
     assert students == {(None, 0.5, False), (None, 0.5, True), ("lenet5", 0.5, False), ("lenet5", 0.5, True)}
     assert len(specs) == 2 + 4 * 2 and all(s.distill.temperature == 20 for s in specs if s.distill)
     assert {s.family for s in specs} == {"baseline", "quantization", "distillation", "student alone"}
+
+
+def test_a_search_picks_one_student_per_trial(tmp_path):
+    from core import sweep
+    from core.store import Store
+
+    store = Store(tmp_path / "s.sqlite")
+    cfg = grid.load_config({"run": "s", "model": "mlp", "axes": {"student_width": [1.0], "student": ["mlp@0.25"],
+                                                                 "quantize": ["fp32", "w4"]},
+                            "settings": {"distill": {"epochs": 1}}, "measure": {"latency": False},
+                            "search": {"trials": 4, "sampler": "tpe"}})
+    result = sweep.run_sweep(cfg, store)
+    assert result.failed == 0 and result.total == 5
+    assert set(store.table("s")["family"]) <= {"baseline", "quantization", "distillation"}
