@@ -81,6 +81,20 @@ def is_postgres(target: str | Path | None) -> bool:
     return str(target or "").startswith(POSTGRES_PREFIXES)
 
 
+def _wal_(db: sqlite3.Connection, wait_s: float = 60.0) -> None:
+    """Switch a SQLite file to write-ahead logging. Two processes creating one new store at once can find it
+    locked, and SQLite does not wait on a lock for this switch: retry until `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """The results store on SQLite (a file) or PostgreSQL (a URL). Safe for several writers at once.
     `read_only` opens an existing SQLite store for reading only (PostgreSQL stores open as usual)."""
@@ -115,7 +129,8 @@ class Store:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=60000")
+            _wal_(db)
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=60000")
         return db
