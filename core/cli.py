@@ -359,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("measure", help="measure one model")
     p.add_argument("--model", required=True, help="a sample name, or a .pt state_dict / TorchScript / .pt2 file")
-    p.add_argument("--arch", help="architecture of a state_dict: mlp, mlp-<hidden>-<hidden> (e.g. mlp-1200-1200), lenet5, "
-                        "lenet5_caffe, resnet18_small or tv:<torchvision name>")
+    p.add_argument("--arch", help="architecture of a state_dict: mlp, mlp-<hidden>-<hidden> (e.g. mlp-1200-1200), "
+                        "lenet5, lenet5_caffe, resnet18_small or tv:<torchvision name>")
     p.add_argument("--input-shape", help="C x H x W the model expects, e.g. 3x224x224")
     p.add_argument("--num-classes", type=int, help="classes the model scores (default: read from the weights)")
     p.add_argument("--spec", help="a compression Spec as JSON (or a .json file) to apply before measuring")

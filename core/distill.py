@@ -25,7 +25,7 @@ from core.train import Progress, check_budget, predict, train_
 @dataclass(frozen=True)
 class Distill:
     width: float = 0.5              # student width: a fraction of the teacher's, or of `student`'s own
-    student: str | None = None      # an architecture (mlp, mlp-800-800, lenet5, resnet18_small, tv:<name>); None: the teacher's
+    student: str | None = None      # an architecture (mlp-800-800, lenet5, resnet18_small, tv:<name>); None: the teacher's
     depth: int | None = None        # hidden layers kept (MLP only); None keeps the teacher's depth
     temperature: float = 4.0
     alpha: float = 0.9              # weight of the soft-target term
@@ -72,6 +72,7 @@ def _why_not(teacher: LoadedModel, cfg: Distill) -> str | None:
 
 
 def student_arch(teacher: LoadedModel, cfg: Distill) -> str | None:
+    """The architecture the student is built as: the one named, else the teacher's."""
     return cfg.student or teacher.arch
 
 
@@ -121,6 +122,11 @@ def teacher_logits(teacher: LoadedModel, data: DataSet) -> torch.Tensor:
     return logits
 
 
+def _as_student(teacher: LoadedModel, cfg: Distill, student: torch.nn.Module) -> LoadedModel:
+    """The teacher's record around the trained student, with what rebuilds it (architecture and kwargs)."""
+    return teacher.derive(student, card={}, arch=student_arch(teacher, cfg), arch_kwargs=student_kwargs(teacher, cfg))
+
+
 @register(Distill, check=_why_not)
 def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progress | None = None) -> LoadedModel:
     student = build_student(teacher, cfg)
@@ -129,8 +135,7 @@ def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progres
     if path.is_file():
         try:
             student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return teacher.derive(student, card={}, arch=student_arch(teacher, cfg),
-                                  arch_kwargs=student_kwargs(teacher, cfg))
+            return _as_student(teacher, cfg, student)
         except (RuntimeError, EOFError, OSError):
             path.unlink(missing_ok=True)  # a stale or broken cache entry: retrain
     d = data.adapted(teacher.input_shape)
@@ -142,5 +147,4 @@ def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progres
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(student.state_dict(), tmp)
     os.replace(tmp, path)
-    return teacher.derive(student, card={}, arch=student_arch(teacher, cfg),
-                                  arch_kwargs=student_kwargs(teacher, cfg))
+    return _as_student(teacher, cfg, student)

@@ -42,8 +42,8 @@ from core.prune import StructuredPrune, UnstructuredPrune
 from core.registry import SpecError, check_kinds, make
 from core.soft_share import SoftShare
 
-AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"], "prune": ["unstructured"], "prune_ratio": [0.0], "finetune_epochs": [0],
-        "quantize": ["fp32"], "deploy": ["fp32"]}
+AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"], "prune": ["unstructured"],
+        "prune_ratio": [0.0], "finetune_epochs": [0], "quantize": ["fp32"], "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "qat_epochs", "quantize", "budget"}
 TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
@@ -156,7 +156,7 @@ def _check_axes(axes: dict) -> None:
     for how in axes["student_training"]:
         if how not in ("distilled", "alone"):
             raise SweepError(f"student_training values are 'distilled' or 'alone', not {how!r}.")
-    if not axes["student"] and all(w == 1 for w in axes["student_width"]) and axes["student_training"] != ["distilled"]:
+    if not axes["student"] and all(w == 1 for w in axes["student_width"]) and "alone" in axes["student_training"]:
         raise SweepError("student_training applies to students: add a student axis (e.g. student: [lenet5]) or a "
                          "student_width below 1.")
     for k in axes["prune"]:

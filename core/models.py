@@ -48,7 +48,8 @@ class MLP(nn.Sequential):
                  width: float = 1.0, dropout: float = 0.0):
         layers: list[nn.Module] = [nn.Flatten()]
         for h in hidden:
-            layers += [nn.Linear(in_features, _scaled(h, width)), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+            layers += [nn.Linear(in_features, _scaled(h, width)), nn.ReLU()]
+            layers += [nn.Dropout(dropout)] if dropout else []
             in_features = _scaled(h, width)
         layers.append(nn.Linear(in_features, num_classes))
         super().__init__(*layers)

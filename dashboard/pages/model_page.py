@@ -34,7 +34,8 @@ def _choose_model() -> None:
         file = st.file_uploader("Model file: a state_dict (.pt/.pth), TorchScript (.pt/.ts) or torch.export (.pt2)",
                                 type=["pt", "pth", "ts", "pt2"], key="model_upload")
         arch = state.widget(st.text_input, "Architecture, for a state_dict only (mlp, mlp-800-800, lenet5, "
-                            "lenet5_caffe, resnet18_small or tv:<torchvision name>)", key="model.arch", default="", in_form=True,
+                            "lenet5_caffe, resnet18_small or tv:<torchvision name>)", key="model.arch", default="",
+                            in_form=True,
                             placeholder="e.g. tv:resnet18; leave empty for TorchScript or .pt2",
                             help="A state_dict holds only weights: name the architecture that takes them. A model "
                                  "of your own architecture: save it with torch.jit.script or torch.export instead.")

@@ -81,9 +81,11 @@ def _config() -> dict:
                               "costs a teacher pass; 0 reuses one stored pass over the training images.")
     latency = state.widget(c3.checkbox, "Measure latency", key="sweep.latency", default=True,
                            help="Time every point on ONNX Runtime and PyTorch (adds a second or so per point).")
+    has_students = bool(students) or any(w != 1.0 for w in widths)
+    training = ["distilled", "alone"] if alone and has_students else ["distilled"]
     return {"run": run, "model": json.loads(model_json), "data": data_source,
-            "axes": {"student_width": widths, "student": students,
-                     "student_training": ["distilled", "alone"] if alone else ["distilled"], "prune": kinds, "prune_ratio": [r / 100 for r in ratios],
+            "axes": {"student_width": widths, "student": students, "student_training": training, "prune": kinds,
+                     "prune_ratio": [r / 100 for r in ratios],
                      "finetune_epochs": [int(finetune)], "quantize": quant, "deploy": files},
             "settings": {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}},
             "measure": {"latency": latency, "budget_s": 0.05}}
