@@ -101,6 +101,14 @@ def build_student(teacher: LoadedModel, cfg: Distill) -> torch.nn.Module:
     return build(student_arch(teacher, cfg), teacher.num_classes, teacher.input_shape, **student_kwargs(teacher, cfg))
 
 
+def _save_atomically(obj, path) -> None:
+    """torch.save to a temporary file, then rename: a reader never sees half a cache entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def teacher_logits(teacher: LoadedModel, data: DataSet) -> torch.Tensor:
     """The teacher's logits on the training split, cached on disk: a ResNet-18 teacher takes minutes per pass,
     and every unshifted student of a sweep needs the same ones."""
@@ -115,10 +123,7 @@ def teacher_logits(teacher: LoadedModel, data: DataSet) -> torch.Tensor:
         except (RuntimeError, EOFError, OSError):
             pass
     logits = predict(teacher.module, data.train)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(logits, tmp)
-    os.replace(tmp, path)
+    _save_atomically(logits, path)
     return logits
 
 
@@ -143,8 +148,5 @@ def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progres
     train_(student, d.train, d.val, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, augment_shift=cfg.augment_shift,
            teacher=None if cfg.alone else teacher.module, temperature=cfg.temperature, alpha=cfg.alpha,
            progress=progress, samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, teacher_logits=soft)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(student.state_dict(), tmp)
-    os.replace(tmp, path)
+    _save_atomically(student.state_dict(), path)
     return _as_student(teacher, cfg, student)
