@@ -1,10 +1,12 @@
 """Deploy formats: the file a point ships as, its own step of a Spec (after distill, prune, quantize).
 
-`None` is the plain fp32 ONNX file. `Int8` is ONNX Runtime's static QDQ file calibrated
-on training images (or dynamic int8), `Float16` halves the weights. A format never
-changes the PyTorch weights: `realize_onnx` turns the fp32 export into the format, and
-the point's accuracy and latency come from running that file in ONNX Runtime. So
-"prune -> 4-bit weights -> int8 file" is one Spec.
+`None` is the plain fp32 file. `Int8` is static int8 calibrated on training images (or
+dynamic int8), `Float16` halves the weights, `Int4` stores Linear layers' weights in
+4 bits, block-wise, for kernels that run them as such. A format never changes the
+PyTorch weights: `realize_onnx` turns the fp32 ONNX export into the format (and
+core.executorch_io writes the same format as an ExecuTorch .pte), and the point's
+accuracy and latency come from running those files in their runtimes. So
+"prune -> 4-bit weights -> int4 file" is one Spec.
 """
 from __future__ import annotations
 
@@ -49,11 +51,30 @@ class Float16:
         return "fp16 ONNX file"
 
 
+@register_config
+@dataclass(frozen=True)
+class Int4:
+    """4-bit weights in blocks of `block_size` input features, each block with its own scale, for Linear (Gemm /
+    MatMul) layers: ONNX Runtime's MatMulNBits, ExecuTorch's 8-bit dynamic activation x 4-bit weight kernel.
+    Convolutions stay float32 (neither runtime has a 4-bit convolution)."""
+    block_size: int = 32
+
+    def __post_init__(self):
+        if self.block_size not in (16, 32, 64, 128, 256):
+            raise SpecError(f"The 4-bit block size is 16, 32, 64, 128 or 256 input features, not {self.block_size}.")
+
+    @property
+    def label(self) -> str:
+        return f"int4 file (4-bit Linear weights, blocks of {self.block_size})"
+
+
 # the one spelling of each format token (sweep files, the CLI, the dashboard)
-TOKENS = {"fp32": None, "fp16": Float16(), "int8": Int8(), "int8-dynamic": Int8(mode=Int8Mode.DYNAMIC)}
+TOKENS = {"fp32": None, "fp16": Float16(), "int8": Int8(), "int8-dynamic": Int8(mode=Int8Mode.DYNAMIC),
+          "int4": Int4()}
 TOKEN_HELP = {"fp32": "plain float32 ONNX file", "fp16": "float16 weights, half the file",
               "int8": "int8 weights and activations (static, calibrated on training images)",
-              "int8-dynamic": "int8 weights, activations quantized on the fly"}
+              "int8-dynamic": "int8 weights, activations quantized on the fly",
+              "int4": "4-bit Linear weights in blocks of 32 (convolutions stay float32)"}
 
 
 def from_token(token: str):
@@ -80,6 +101,8 @@ def realize_onnx(cfg, fp32_path: Path, out_path: Path, calibration=None) -> Path
                                           quantize_dynamic, quantize_static)
 
     out_path = Path(out_path)
+    if isinstance(cfg, Int4):
+        return _int4_onnx(cfg, fp32_path, out_path)
     if isinstance(cfg, Float16):
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -97,4 +120,57 @@ def realize_onnx(cfg, fp32_path: Path, out_path: Path, calibration=None) -> Path
     quantize_static(str(pre), str(out_path), _Calibration(calibration, cfg.calibration_samples, "input"),
                     quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    return out_path
+
+
+def gemm_as_matmul(model) -> int:
+    """Rewrite each Gemm with a constant weight as MatMul (+ Add for the bias), in place: ONNX Runtime's 4-bit
+    quantizer takes MatMul only, and torch's exporter writes Linear layers as Gemm. Returns how many it rewrote."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    rewritten = 0
+    for i, node in enumerate(list(graph.node)):
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in weights or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            continue
+        w = numpy_helper.to_array(weights[node.input[1]])
+        w = w.T if attrs.get("transB", 0) else w
+        name = node.input[1] + "_matmul"
+        graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w), name))
+        has_bias = len(node.input) > 2 and node.input[2]
+        product = node.output[0] + "_matmul" if has_bias else node.output[0]
+        new = [helper.make_node("MatMul", [node.input[0], name], [product], name=node.name + "_matmul")]
+        if has_bias:
+            new.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=node.name + "_bias"))
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        for k, n in enumerate(new):
+            graph.node.insert(position + k, n)
+        rewritten += 1
+    used = {name for n in graph.node for name in n.input}
+    for t in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(t)
+    return rewritten
+
+
+def _int4_onnx(cfg: Int4, fp32_path: Path, out_path: Path) -> Path:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(fp32_path))
+    gemm_as_matmul(model)
+    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level, quiet.level = quiet.level, logging.WARNING  # it logs every node it skips at INFO
+    try:
+        quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=cfg.block_size, is_symmetric=True,
+                                         op_types_to_quantize=("MatMul",))
+        quantizer.process()
+    finally:
+        quiet.setLevel(level)
+    quantizer.model.save_model_to_file(str(out_path))
     return out_path

@@ -1,7 +1,8 @@
 """Honest measurement: accuracy on held-out data, real file bytes, latency per runtime.
 
 Size is the size of a file written to disk, never a formula. Latency is timed on
-the runtime it is reported for (PyTorch eager or ONNX Runtime on the CPU) after a
+the runtime it is reported for (PyTorch eager, ONNX Runtime on the CPU or its CUDA
+provider, ExecuTorch with XNNPACK) after a
 warm-up, as the median, 10th and 90th percentiles of many single calls, with the
 thread count and the number of outlying calls recorded. Results are frozen records of
 numbers that serialize to JSON; the sentences a person reads about them are written
@@ -9,6 +10,7 @@ where they are shown (core.describe). Measuring leaves the caller's module as it
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -32,7 +34,8 @@ WARMUP = 5               # untimed calls first: allocators, caches, lazy init
 MIN_REPEATS = 15
 MAX_REPEATS = 300
 TIME_BUDGET_S = 0.25     # per (runtime, batch): repeat until this much time has passed
-RUNTIMES = ("onnxruntime", "pytorch")
+RUNTIMES = ("onnxruntime", "pytorch")   # timed by default; "executorch" and "onnxruntime-cuda" when asked
+ALL_RUNTIMES = ("onnxruntime", "executorch", "pytorch", "onnxruntime-cuda")
 OUTLIER_FACTOR = 3.0     # a call slower than 3x the median is counted as an outlier (a preemption, not the model)
 
 
@@ -50,6 +53,15 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class DeployedFile:
+    """The file one runtime runs for a point, and its accuracy on the test split in that runtime."""
+    runtime: str
+    bytes: int
+    accuracy: float
+    version: str
+
+
+@dataclass(frozen=True)
 class Metrics:
     accuracy: float             # top-1 on the test split of the deployed file, run in ONNX Runtime
     torch_accuracy: float | None  # top-1 of the PyTorch module (None when the deployed format is ONNX-only)
@@ -63,6 +75,7 @@ class Metrics:
     latency: tuple[Latency, ...] = ()
     int8_nodes: int | None = None           # compute nodes on integer kernels after ONNX Runtime's fusion
     float_compute_nodes: int | None = None  # Conv / Gemm / MatMul nodes left in float (int8 files only)
+    files: tuple[DeployedFile, ...] = ()    # each runtime's file (ONNX Runtime's first); () before edgetrim 0.2
 
     @property
     def flops(self) -> int:
@@ -75,6 +88,16 @@ class Metrics:
     def latency_ms(self, runtime: str = "onnxruntime", batch: int = 1) -> float | None:
         return next((l.median_ms for l in self.latency if l.runtime == runtime and l.batch == batch), None)
 
+    def file(self, runtime: str) -> DeployedFile | None:
+        """The file `runtime` runs (ONNX Runtime's CUDA provider runs the ONNX file)."""
+        runtime = "onnxruntime" if runtime == "onnxruntime-cuda" else runtime
+        return next((f for f in self.files if f.runtime == runtime), None)
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The runtimes that ran this point (a file scored, or a latency timed)."""
+        return tuple(dict.fromkeys([f.runtime for f in self.files] + [l.runtime for l in self.latency]))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -85,6 +108,7 @@ class Metrics:
     def from_dict(cls, d: dict) -> "Metrics":
         d = dict(d)
         d["latency"] = tuple(Latency(**l) for l in d.get("latency", ()))
+        d["files"] = tuple(DeployedFile(**f) for f in d.get("files", ()))
         d.pop("notes", None)  # sentences stored by edgetrim 0.1; they are written where shown now
         return cls(**d)
 
@@ -168,11 +192,104 @@ def time_pytorch(model: nn.Module, input_shape: tuple[int, ...], batch: int, thr
 
 
 def time_onnx(session, input_shape: tuple[int, ...], batch: int, threads: int,
-              budget_s: float = TIME_BUDGET_S) -> Latency:
+              budget_s: float = TIME_BUDGET_S, runtime: str = "onnxruntime") -> Latency:
     x = np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)
     name = session.get_inputs()[0].name
     timed = time_calls(lambda: session.run(None, {name: x}), budget_s=budget_s)
-    return Latency("onnxruntime", batch, threads=threads, **timed)
+    return Latency(runtime, batch, threads=threads, **timed)
+
+
+def time_pte(method, input_shape: tuple[int, ...], batch: int, threads: int,
+             budget_s: float = TIME_BUDGET_S) -> Latency:
+    from core import executorch_io
+
+    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
+    executorch_io.set_threads(threads)
+    timed = time_calls(lambda: method.execute([x]), budget_s=budget_s)
+    return Latency("executorch", batch, threads=threads, **timed)
+
+
+# ---- runtimes ------------------------------------------------------------------------------
+
+def why_unavailable(runtime: str) -> str | None:
+    """None when `runtime` runs on this machine, else one sentence on why not (said loudly by the caller)."""
+    if runtime not in ALL_RUNTIMES:
+        return f"{runtime!r} is not a runtime edgetrim knows; runtimes are {', '.join(ALL_RUNTIMES)}."
+    if runtime == "executorch":
+        from core import executorch_io
+
+        return executorch_io.why_unavailable()
+    return onnx_io.why_no_cuda() if runtime == "onnxruntime-cuda" else None
+
+
+def why_not_on(runtime: str, model: LoadedModel, deploy) -> str | None:
+    """None when this model in this format runs on `runtime`, else why not (a phrase: 'int8 files run in ...')."""
+    if runtime == "pytorch" and deploy is not None:
+        return f"the {deploy.label} runs in its runtime only; PyTorch runs the fp32 model"
+    if runtime == "executorch":
+        from core import executorch_io
+
+        if isinstance(model.module, torch.jit.ScriptModule):
+            return "ExecuTorch needs a model torch.export can trace, and a TorchScript file cannot be"
+        return executorch_io.supports(deploy)
+    return None
+
+
+def check_runtimes(runtimes) -> tuple[str, ...]:
+    """`runtimes` as a tuple of known names, in order, without repeats (ValueError names a bad one)."""
+    runtimes = (runtimes,) if isinstance(runtimes, str) else tuple(runtimes or ())
+    for r in runtimes:
+        if r not in ALL_RUNTIMES:
+            raise ValueError(f"{r!r} is not a runtime edgetrim knows; runtimes are {', '.join(ALL_RUNTIMES)}.")
+    if not runtimes:
+        raise ValueError(f"Name at least one runtime: {', '.join(ALL_RUNTIMES)}.")
+    return tuple(dict.fromkeys(runtimes))
+
+
+def skipped_runtimes(runtimes) -> list[str]:
+    """One sentence for each runtime asked for that cannot run here: the CLI and the pages say these loudly."""
+    return [f"{r} skipped: {why_unavailable(r)}" for r in check_runtimes(runtimes) if why_unavailable(r)]
+
+
+@dataclass
+class _Runner:
+    """One runtime's handle on one model: its file (None for PyTorch), and how to score and time it."""
+    runtime: str
+    path: Path | None
+    score: object      # split -> accuracy
+    time: object       # (batch, budget_s) -> Latency
+    version: str = ""
+
+
+def open_runners(model: LoadedModel, deploy, runtimes, threads: int, folder: Path, calibration,
+                 onnx_path: Path | None = None) -> dict[str, _Runner]:
+    """A runner for each runtime in `runtimes` that runs this model in this format here (the others are left out:
+    see `why_unavailable` and `why_not_on`). ONNX Runtime's file is written to `folder` (or `onnx_path` reused)."""
+    import onnxruntime
+
+    out: dict[str, _Runner] = {}
+    shape, module = model.input_shape, model.module
+    wanted = [r for r in runtimes if not why_unavailable(r) and not why_not_on(r, model, deploy)]
+    if onnx_path is None and any(r.startswith("onnxruntime") for r in wanted):
+        onnx_path = onnx_io.write_deployable(model, deploy, folder / f"{model.name}.onnx", calibration=calibration)
+    for r in wanted:
+        if r.startswith("onnxruntime"):
+            session = onnx_io.onnx_session(onnx_path, threads, cuda=r == "onnxruntime-cuda")
+            out[r] = _Runner(r, onnx_path, functools.partial(onnx_io.onnx_accuracy, session),
+                             lambda b, budget, s=session, r=r: time_onnx(s, shape, b, threads, budget, r),
+                             onnxruntime.__version__)
+        elif r == "executorch":
+            from core import executorch_io
+
+            pte = executorch_io.write_pte(model, deploy, folder / f"{model.name}.pte", calibration)
+            method = executorch_io.load(pte, threads)
+            out[r] = _Runner(r, pte, functools.partial(executorch_io.accuracy, method),
+                             lambda b, budget, m=method: time_pte(m, shape, b, threads, budget),
+                             executorch_io.version())
+        else:
+            out[r] = _Runner(r, None, functools.partial(torch_accuracy, module),
+                             lambda b, budget: time_pytorch(module, shape, b, threads, budget), torch.__version__)
+    return out
 
 
 # ---- side by side ----------------------------------------------------------------------
@@ -197,27 +314,25 @@ def time_together(entries: list[tuple[LoadedModel, object]], data: DataSet, runt
                   budget_s: float = 0.1, progress=None) -> dict[tuple[str, int], list[list[float] | None]]:
     """Time several (model, deploy format) entries side by side: each round times every entry in turn, on every
     runtime and batch, so the machine's noise hits all alike. Returns {(runtime, batch): per entry, the median of
-    each round (None where the entry does not run there: PyTorch runs fp32 models only)}."""
+    each round (None where the entry does not run there: PyTorch runs fp32 models only, ExecuTorch no fp16)}."""
     threads = threads or torch.get_num_threads()
-    runners = []
+    runtimes = tuple(r for r in check_runtimes(runtimes) if not why_unavailable(r))
     with tempfile.TemporaryDirectory() as tmp:
         calibration = data.adapted(entries[0][0].input_shape).train
+        runners = []
         for i, (model, deploy) in enumerate(entries):
-            path = onnx_io.write_deployable(model, deploy, Path(tmp) / f"{i}.onnx", calibration=calibration)
-            session = onnx_io.onnx_session(path, threads)
-            runners.append({"onnxruntime": (lambda bt, s=session, m=model: time_onnx(s, m.input_shape, bt, threads,
-                                                                                       budget_s)),
-                            "pytorch": None if deploy is not None else (
-                                lambda bt, m=model: time_pytorch(m.module, m.input_shape, bt, threads, budget_s))})
+            folder = Path(tmp) / str(i)
+            folder.mkdir()
+            runners.append(open_runners(model, deploy, runtimes, threads, folder, calibration))
         series = [(r, bt) for r in runtimes for bt in batches]
-        times = {key: [None if run[key[0]] is None else [] for run in runners] for key in series}
+        times = {key: [[] if key[0] in run else None for run in runners] for key in series}
         for i in range(rounds):
             if progress:
                 progress(i, rounds, f"round {i + 1} of {rounds}: timing {len(entries)} models on every runtime")
             for runtime, bt in series:
                 for run, out in zip(runners, times[(runtime, bt)]):
                     if out is not None:
-                        out.append(run[runtime](bt).median_ms)
+                        out.append(run[runtime].time(bt, budget_s).median_ms)
     return times
 
 
@@ -241,9 +356,11 @@ def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True
     """Every metric of one model shipped as `deploy` (None: fp32 ONNX; else a core.deploy format) on
     `data`'s test split (data adapted to the model's input shape).
 
-    The ONNX file is the deployable one; its accuracy and latency come from running it
-    in ONNX Runtime. PyTorch numbers are for the module itself, and are skipped for
-    ONNX-only formats. The module's train/eval mode is restored afterwards. `progress(done, total,
+    ONNX Runtime's file is always written and scored (the point's `accuracy` and `onnx_bytes`); each other
+    runtime in `runtimes` that runs the format here writes and scores its own file (`files`: an ExecuTorch .pte),
+    and every runtime in `runtimes` is timed at each batch on `threads` threads. PyTorch runs the fp32 module
+    only. Runtimes not installed here are left out (`skipped_runtimes` says which, for the caller to say loudly).
+    The module's train/eval mode is restored afterwards. `progress(done, total,
     message)` hears each stage (file, archive, accuracy, each latency series).
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -268,36 +385,39 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
     from core import archive
 
     params, nonzero = count_params(module)
-    torch_runs = deploy is None
-    census: dict = {}
-    series = [(r, b) for r in runtimes for b in batches if r == "onnxruntime" or torch_runs] if latency else []
-    total = 3 + len(series)
+    runtimes = check_runtimes(runtimes)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(keep_dir or tmp)
-        progress(0, total, "writing the deployable file")
+        progress(0, 1, "writing the deployable files")
+        # ONNX Runtime's file is always written and scored: it is the point's reference accuracy and size
         onnx_path = onnx_io.write_deployable(model, deploy, folder / f"{model.name}.onnx", calibration=data.train)
-        session = onnx_io.onnx_session(onnx_path, threads)
+        runners = open_runners(model, deploy, ("onnxruntime",) + runtimes, threads, folder, data.train, onnx_path)
+        timed = [r for r in runtimes if r in runners]
+        series = [(r, b) for r in timed for b in batches] if latency else []
+        scored = [r for r in runners if r != "pytorch"]
+        total = 2 + len(scored) + len(series)
         archive_bytes = None
         progress(1, total, "writing the compact archive")
         if model.arch is not None:
             archive_bytes = os.path.getsize(archive.write_archive(model, folder / f"{model.name}.etz"))
-        if type(deploy).__name__ == "Int8":  # which nodes run on integer kernels: only an int8 file has any
-            census = onnx_io.op_census(onnx_path)
-        progress(2, total, f"scoring {len(data.test):,} test images in ONNX Runtime")
-        accuracy = onnx_io.onnx_accuracy(session, data.test)
+        census = onnx_io.op_census(onnx_path) if type(deploy).__name__ == "Int8" else {}  # only int8 has int8 ops
+        files = []
+        for i, r in enumerate(scored):
+            progress(2 + i, total, f"scoring {len(data.test):,} test images in {r}")
+            if r == "onnxruntime-cuda":
+                continue  # the same file as on the CPU: scored once
+            files.append(DeployedFile(r, os.path.getsize(runners[r].path), runners[r].score(data.test),
+                                      runners[r].version))
         timings: list[Latency] = []
         for i, (runtime, b) in enumerate(series):
-            progress(3 + i, total, f"timing {runtime} at batch {b}")
-            if runtime == "onnxruntime":
-                timings.append(time_onnx(session, model.input_shape, b, threads, budget_s))
-            else:
-                timings.append(time_pytorch(module, model.input_shape, b, threads, budget_s))
+            progress(2 + len(scored) + i, total, f"timing {runtime} at batch {b}")
+            timings.append(runners[runtime].time(b, budget_s))
         progress(total, total, "measured")
         return Metrics(
-            accuracy=accuracy,
-            torch_accuracy=torch_accuracy(module, data.test) if torch_runs else None,
+            accuracy=files[0].accuracy,
+            torch_accuracy=torch_accuracy(module, data.test) if deploy is None else None,
             test_samples=len(data.test),
-            onnx_bytes=os.path.getsize(onnx_path),
+            onnx_bytes=files[0].bytes,
             state_dict_bytes=state_dict_bytes(module),
             archive_bytes=archive_bytes,
             params=params,
@@ -306,4 +426,5 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
             latency=tuple(timings),
             int8_nodes=census.get("int8_nodes"),
             float_compute_nodes=census.get("float_compute_nodes"),
+            files=tuple(files),
         )

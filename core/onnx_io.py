@@ -61,15 +61,27 @@ def write_deployable(model, deploy, path: str | Path, calibration: Split | None 
         return formats.realize_onnx(deploy, fp32, path, calibration)
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session with a fixed thread count (the count latency is reported with)."""
+def why_no_cuda() -> str | None:
+    """None when ONNX Runtime can run on a CUDA GPU here, else one sentence on why not."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return ("this onnxruntime has no CUDA provider (it has " + ", ".join(ort.get_available_providers()) +
+                "); a GPU and `pip install onnxruntime-gpu` add it")
+    return None
+
+
+def onnx_session(path: str | Path, threads: int | None = None, cuda: bool = False):
+    """An ONNX Runtime session with a fixed thread count (the count latency is reported with), on the CPU or,
+    with `cuda`, on the GPU (CPU for the ops CUDA lacks)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or torch.get_num_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    providers = (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), so, providers=providers)
 
 
 def onnx_predict(session, x: np.ndarray | Split, batch: int = 256) -> np.ndarray:
