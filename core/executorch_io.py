@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -41,8 +42,9 @@ class ExecuTorchError(RuntimeError):
 def why_unavailable() -> str | None:
     """None when ExecuTorch runs here, else one sentence on what to install."""
     try:
-        import executorch.runtime  # noqa: F401
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # noqa: F401
+        with quiet_native_logs():
+            import executorch.runtime  # noqa: F401
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # noqa: F401
     except Exception as e:  # ImportError, or a build that does not match this torch
         return (f"ExecuTorch is not installed here ({type(e).__name__}); "
                 "`pip install 'edgetrim[executorch]'` adds it.")
@@ -65,19 +67,28 @@ def supports(deploy) -> str | None:
 
 @contextlib.contextmanager
 def quiet_native_logs():
-    """ExecuTorch's C++ code logs to file descriptor 2 (cpuinfo probes, thread pool resets); hide it."""
+    """ExecuTorch's C++ code logs to file descriptor 2 (cpuinfo probes, thread pool resets), and importing torchao
+    warns through torch's pytree logger about its own enums: hide both, which say nothing to a user."""
+    pytree = logging.getLogger("torch.utils._pytree")
+    level = pytree.level
+    pytree.setLevel(logging.ERROR)
     try:
         saved = os.dup(2)
     except OSError:
-        yield
-        return
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
+        saved = None
+    try:
+        if saved is None:
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            return
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+    finally:
+        pytree.setLevel(level)
 
 
 def _exported(module: torch.nn.Module, input_shape: tuple[int, ...]):

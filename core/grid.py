@@ -14,14 +14,15 @@ A sweep file (YAML or JSON, or the same as a dict):
       finetune_epochs: [2]
       quantize: [fp32, w4, qat3]  # weights: fp32 | w2..w8 | qat2..qat8 | share2..share8 | dc2..dc8 | soft2..soft8
                                   # (int8 / fp16 accepted: see deploy)
-      deploy: [fp32, int8]        # the file: fp32 | fp16 | int8 | int8-dynamic ONNX
+      deploy: [fp32, int8]        # the file: fp32 | fp16 | int8 | int8-dynamic | int4 (4-bit Linear weights)
     settings:                     # fixed knobs of each method
       distill: {epochs: 30, temperature: 4.0, alpha: 0.9}
       prune: {scope: global, importance: l2, steps: 1}
       qat_epochs: 3               # the training epochs of qat, dc (centroid tuning) and soft tokens
       quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
-    measure: {latency: true, budget_s: 0.1, threads: null}
+    measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
+              runtimes: [onnxruntime, pytorch]}              # + executorch (.pte, XNNPACK), onnxruntime-cuda (a GPU)
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
 
 The grid is in the canonical order distill -> prune -> quantize -> deploy, baseline first.
@@ -48,7 +49,7 @@ TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "qat_epochs", "quantize", "budget"}
 TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
-MEASURE_KEYS = {"latency", "budget_s", "threads"}
+MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes"}
 MAX_POINTS = 5000
 
 
@@ -130,6 +131,13 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     threads = measure.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise SweepError(f"measure.threads must be a whole number of at least 1 (or null for all), not {threads!r}.")
+    if "runtimes" in measure:
+        from core.measure import check_runtimes
+
+        try:
+            measure = {**measure, "runtimes": list(check_runtimes(measure["runtimes"]))}
+        except ValueError as e:
+            raise SweepError(f"measure.runtimes: {e}") from None
     budget = measure.get("budget_s", 0.1)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 60:
         raise SweepError(f"measure.budget_s must be a number of seconds in (0, 60], not {budget!r}.")

@@ -1,8 +1,10 @@
-"""Pareto fronts and the best point above an accuracy floor: small pure functions.
+"""Pareto fronts and the best point above an accuracy floor (and within budgets): small pure functions.
 
 Every objective states its direction. Accuracy is maximised; size (bytes of the
-deployable ONNX file, or of the compact archive) and latency (ONNX Runtime or
-PyTorch, batch 1) are minimised. Tables come from `core.store.points_frame`.
+deployable file, or of the compact archive) and latency (batch 1) are minimised.
+Tables come from `core.store.points_frame`, in ONNX Runtime's terms; `on_runtime`
+gives the same table as another runtime sees it (its file's accuracy, bytes and
+latency in those columns), so every front and pick below works for any runtime.
 """
 from __future__ import annotations
 
@@ -37,6 +39,15 @@ WHY_MISSING = {
     "latency": "latency is not timed in a sweep with measure: {latency: false}",
     "torch_latency": "not timed, or an int8 / fp16 file, which runs in ONNX Runtime only",
 }
+# what a runtime puts in the (accuracy, size, latency) columns: its own file's accuracy and bytes, its latency
+RUNTIME_COLUMNS = {
+    "onnxruntime": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "ort_b1_ms"},
+    "executorch": {"accuracy": "pte_accuracy", "onnx_bytes": "pte_bytes", "ort_b1_ms": "et_b1_ms"},
+    "pytorch": {"accuracy": "torch_accuracy", "onnx_bytes": "state_dict_bytes", "ort_b1_ms": "torch_b1_ms"},
+    "onnxruntime-cuda": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "cuda_b1_ms"},
+}
+RUNTIME_FILES = {"onnxruntime": "ONNX file", "executorch": "ExecuTorch .pte file", "pytorch": "PyTorch state_dict",
+                 "onnxruntime-cuda": "ONNX file"}
 FAMILIES = ("baseline", "pruning", "quantization", "combined", "distillation", "student alone")
 
 
@@ -48,6 +59,31 @@ def value_text(objective: str, value) -> str:
         return "n/a" if value is None or value != value else f"{describe.count(value)} MACs"
     return {"accuracy": describe.pct, "size": describe.size, "archive": describe.size, "latency": describe.ms,
             "torch_latency": describe.ms}[objective](value)
+
+
+def on_runtime(df: pd.DataFrame, runtime: str = "onnxruntime") -> pd.DataFrame:
+    """`df` as `runtime` sees it: its file's accuracy, bytes and batch-1 latency in the 'accuracy', 'onnx_bytes'
+    and 'ort_b1_ms' columns (missing where a point did not run there), so fronts and picks need no other code."""
+    if runtime not in RUNTIME_COLUMNS:
+        raise PickError(f"The runtime is one of {', '.join(RUNTIME_COLUMNS)}, not {runtime!r}.")
+    if runtime == "onnxruntime" or df.empty:
+        return df
+    return df.assign(**{dst: df[src] for dst, src in RUNTIME_COLUMNS[runtime].items() if src in df})
+
+
+def objective_name(objective: str, runtime: str = "onnxruntime") -> str:
+    """What a person reads for `objective` on `runtime`: 'ExecuTorch .pte file size', 'executorch latency (batch 1)'."""
+    if runtime == "onnxruntime" or objective not in ("size", "latency"):
+        return OBJECTIVE_NAMES[objective]
+    return f"{RUNTIME_FILES[runtime]} size" if objective == "size" else f"{runtime} latency (batch 1)"
+
+
+def runtimes_in(df: pd.DataFrame) -> list[str]:
+    """The runtimes some measured point of `df` has a latency or a file for, ONNX Runtime first."""
+    return [r for r, cols in RUNTIME_COLUMNS.items()
+            if cols["ort_b1_ms"] in df and df[cols["ort_b1_ms"]].notna().any()
+            or r == "executorch" and "pte_bytes" in df and df["pte_bytes"].notna().any()
+            or r == "onnxruntime"]
 
 
 class PickError(ValueError):
@@ -100,10 +136,12 @@ def front(df: pd.DataFrame, objectives: Sequence[str] = ("accuracy", "size"), by
 
 @dataclass(frozen=True)
 class Pick:
-    row: dict            # the chosen point (a row of the table)
-    met_floor: bool      # False: nothing reached the floor, `row` is the closest point
+    row: dict            # the chosen point (a row of the table, in the runtime's terms)
+    met_floor: bool      # False: nothing reached the floor, `row` is the most accurate point
     floor: float
     message: str
+    met_budget: bool = True  # False: nothing at the floor is within the budgets; `row` misses them the least
+    runtime: str = "onnxruntime"
 
 
 def resolve_floor(baseline_accuracy: float | None, floor: float | None = None, max_drop: float | None = None) -> float:
@@ -121,17 +159,46 @@ def resolve_floor(baseline_accuracy: float | None, floor: float | None = None, m
     return baseline_accuracy - max_drop / 100
 
 
-def pick(df: pd.DataFrame, floor: float, objective: str = "size") -> Pick:
-    """The best point by `objective` with accuracy >= floor; else the most accurate point, said plainly."""
+BUDGETS = {"ort_b1_ms": ("latency", "ms"), "onnx_bytes": ("file", "bytes")}  # budget column -> (what, unit)
+
+
+def _over(row, budgets: dict[str, float]) -> float:
+    """How far `row` is over its worst budget, as a fraction (0.25: 25 % over); 0 within all."""
+    return max([0.0] + [row[col] / limit - 1 for col, limit in budgets.items()])
+
+
+def _budget_text(col: str, value: float, limit: float, runtime: str) -> str:
+    if col == "ort_b1_ms":
+        return f"{runtime} latency {value:.3g} ms against a budget of {limit:.3g} ms"
+    from core import describe
+
+    return f"{RUNTIME_FILES[runtime]} {describe.size(value)} against a budget of {describe.size(limit)}"
+
+
+def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms: float | None = None,
+         max_bytes: float | None = None, runtime: str = "onnxruntime") -> Pick:
+    """The best point by `objective` with accuracy >= floor and within the budgets (batch-1 latency, file bytes),
+    all on `runtime` (its file's accuracy, bytes and latency). Nothing at the floor: the most accurate point, said
+    plainly. Nothing at the floor within the budgets: the point at the floor that misses them least, and by how
+    much."""
     if objective not in MINIMISED:
         raise PickError(f"Pick by one of {', '.join(MINIMISED)}, not {objective!r}.")
+    for name, limit in (("latency", max_latency_ms), ("size", max_bytes)):
+        if limit is not None and not limit > 0:
+            raise PickError(f"A {name} budget is a positive number, not {limit}.")
+    view = on_runtime(df, runtime)
     col, _ = OBJECTIVES[objective]
-    measured = df[df["status"] == "ok"].dropna(subset=["accuracy"])
-    ok = measured.dropna(subset=[col])
+    name = objective_name(objective, runtime)
+    where = "" if runtime == "onnxruntime" else f" on {runtime}"
+    measured = view[view["status"] == "ok"].dropna(subset=["accuracy"])
     if measured.empty:
-        raise PickError("The run has no measured points to pick from.")
+        raise PickError("The run has no measured points to pick from." if runtime == "onnxruntime" else
+                        f"No point of the run ran on {runtime}; sweep with measure: {{runtimes: [{runtime}]}}.")
+    budgets = {c: v for c, v in (("ort_b1_ms", max_latency_ms), ("onnx_bytes", max_bytes)) if v is not None}
+    ok = measured.dropna(subset=[col, *budgets])
     if ok.empty:
-        raise PickError(f"No point of the run has a {OBJECTIVE_NAMES[objective]} ({WHY_MISSING[objective]}); "
+        missing = "a latency" if "ort_b1_ms" in budgets else f"a {name}"
+        raise PickError(f"No point of the run has {missing}{where} ({WHY_MISSING.get(objective, 'not measured')}); "
                         "pick by another measure.")
     above = ok[ok["accuracy"] >= floor - 1e-12]
     base = ok[ok["family"] == "baseline"]
@@ -139,15 +206,28 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size") -> Pick:
     if above.empty:
         best = ok.sort_values(["accuracy", col], ascending=[False, True]).iloc[0]
         return Pick(best.to_dict(), False, floor,
-                    f"No point reaches the floor of {100 * floor:.2f} %{base_note}; the closest is "
-                    f"{best['label']} at {100 * best['accuracy']:.2f} %.")
-    best = above.sort_values([col, "accuracy"], ascending=[True, False]).iloc[0]
+                    f"No point reaches the floor of {100 * floor:.2f} %{where}{base_note}; the closest is "
+                    f"{best['label']} at {100 * best['accuracy']:.2f} %.", runtime=runtime)
+    within = above[above.apply(_over, axis=1, budgets=budgets) <= 1e-12] if budgets else above
+    if within.empty:
+        nearest = above.assign(_over=above.apply(_over, axis=1, budgets=budgets)).sort_values(["_over", col])
+        best = nearest.iloc[0]
+        misses = [f"{_budget_text(c, best[c], v, runtime)}, {best[c] - v:.3g} {BUDGETS[c][1]} "
+                  f"({100 * (best[c] / v - 1):.0f} %) over" for c, v in budgets.items() if best[c] > v]
+        return Pick(best.drop("_over").to_dict(), True, floor,
+                    f"No point at the floor of {100 * floor:.2f} %{where} meets the budget; the closest is "
+                    f"{best['label']} at {100 * best['accuracy']:.2f} %: {'; '.join(misses)}.",
+                    met_budget=False, runtime=runtime)
+    best = within.sort_values([col, "accuracy"], ascending=[True, False]).iloc[0]
     missing = len(measured) - len(ok)
-    left_out = (f" Left out: {missing} point(s) with no {OBJECTIVE_NAMES[objective]} ({WHY_MISSING[objective]})."
-                if missing else "")
+    left_out = (f" Left out: {missing} point(s) with no {name} "
+                f"({WHY_MISSING.get(objective, 'not measured')})." if missing else "")
+    within_note = (" within " + " and ".join(f"{v:g} ms" if c == "ort_b1_ms" else f"{v:,.0f} bytes"
+                                             for c, v in budgets.items())) if budgets else ""
     return Pick(best.to_dict(), True, floor,
-                f"{best['label']}: {100 * best['accuracy']:.2f} % >= {100 * floor:.2f} %{base_note}, the smallest "
-                f"{OBJECTIVE_NAMES[objective]} at the floor: {value_text(objective, best[col])}.{left_out}")
+                f"{best['label']}: {100 * best['accuracy']:.2f} % >= {100 * floor:.2f} %{where}{base_note}, the "
+                f"smallest {name}{within_note} at the floor: "
+                f"{value_text(objective, best[col])}.{left_out}", runtime=runtime)
 
 
 def baseline_accuracy(df: pd.DataFrame) -> float | None:

@@ -55,7 +55,7 @@ def run_ray(cfg, store: Store, specs: list, positions: list[int], report: Callab
                 outcomes = [R.Outcome(specs[i], None, f"Ray task lost after {MAX_RETRIES} retries: "
                                       f"{type(e).__name__}", 0.0) for i in group]
             for i, outcome in zip(group, outcomes):
-                report(R.record(store, cfg.run, cfg.model, model, data, outcome, positions[i]))
+                report(R.record(store, cfg.run, cfg.model, model, data, outcome, positions[i], cfg.measure))
     finally:
         if started_here:
             ray.shutdown()

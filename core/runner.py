@@ -121,10 +121,30 @@ def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], me
             yield Outcome(spec, None, f"{type(e).__name__}: {message}", time.perf_counter() - t0)
 
 
+def profile(measure_opts: dict) -> str:
+    """The device profile a sweep times under, part of each point's key when set: 'threads=1', or '' (all cores)."""
+    return f"threads={int(measure_opts['threads'])}" if measure_opts.get("threads") else ""
+
+
+def covers(point: Point | None, model: M.LoadedModel, measure_opts: dict) -> bool:
+    """Whether a stored point already has what this sweep asks for: measured, with a file and a latency on every
+    runtime asked for that runs it here. A point that lacks one is measured again (and its record replaced)."""
+    if point is None or point.status != "ok" or point.metrics is None:
+        return False
+    for r in ME.check_runtimes(measure_opts.get("runtimes") or ME.RUNTIMES):
+        if ME.why_unavailable(r) or ME.why_not_on(r, model, point.spec.deploy):
+            continue
+        if (r == "executorch" and point.metrics.file(r) is None) or \
+                (measure_opts.get("latency", True) and point.metrics.latency_ms(r) is None):
+            return False
+    return True
+
+
 def record(store: Store, run: str, source: Any, model: M.LoadedModel, data: D.DataSet, outcome: Outcome,
-           position: int) -> Point:
+           position: int, measure_opts: dict | None = None) -> Point:
     """The Point of an Outcome, written to the store in one transaction."""
-    point = Point(point_key(model.fingerprint, data.fingerprint, outcome.spec), model_name(source), model.fingerprint,
+    key = point_key(model.fingerprint, data.fingerprint, outcome.spec, profile(measure_opts or {}))
+    point = Point(key, model_name(source), model.fingerprint,
                   data.name, data.fingerprint, outcome.spec, "ok" if outcome.error is None else "failed",
                   outcome.metrics, outcome.error, outcome.seconds)
     store.put(point, run, position)
@@ -143,8 +163,8 @@ def run_group(store: Store, run: str, source: Any, data_source: str, specs: list
     done, fresh = [], []
     position = dict(zip((s.hash for s in specs), positions))
     for spec in specs:
-        stored = store.get(point_key(model.fingerprint, data.fingerprint, spec))
-        if stored is not None and stored.status == "ok":
+        stored = store.get(point_key(model.fingerprint, data.fingerprint, spec, profile(measure_opts)))
+        if covers(stored, model, measure_opts):
             store.link(run, [stored.key])
             done.append(stored)
         else:
@@ -152,7 +172,7 @@ def run_group(store: Store, run: str, source: Any, data_source: str, specs: list
     for outcome in measure_group(model, data, fresh, measure_opts, progress):
         if outcome.error is not None and not store_failures:
             raise RunError(f"{outcome.spec.label} could not be computed ({outcome.error}).")
-        point = record(store, run, source, model, data, outcome, position[outcome.spec.hash])
+        point = record(store, run, source, model, data, outcome, position[outcome.spec.hash], measure_opts)
         done.append(point)
         if on_point:
             on_point(point)

@@ -40,7 +40,8 @@ def run_search(cfg, store: Store, progress, t0: float) -> R.SweepResult:
     model, data = R.load_context(cfg.model, cfg.data)
 
     def measure(spec: S.Spec, position: int):
-        reused = store.has_ok(point_key(model.fingerprint, data.fingerprint, spec))
+        reused = R.covers(store.get(point_key(model.fingerprint, data.fingerprint, spec, R.profile(cfg.measure))),
+                          model, cfg.measure)
         counts["reused" if reused else "computed"] += 1
         return R.run_group(store, cfg.run, cfg.model, cfg.data, [spec], [position], cfg.measure)[0]
 

@@ -88,7 +88,7 @@ class Spec:
     @property
     def label(self) -> str:
         """What a person reads: every ratio, bit width, width and kind, e.g.
-        'prune 50 % of weights (unstructured, global) → 4-bit weights (per-channel) → int8 ONNX file (static)'."""
+        'prune 50 % of weights (unstructured, global) → 4-bit weights (per-channel) → int8 file (static)'."""
         return " → ".join(c.label for c in self.steps()) or "baseline (fp32)"
 
 

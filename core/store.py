@@ -58,8 +58,11 @@ def default_path() -> str | Path:
     return os.environ.get("EDGETRIM_STORE") or cache_root() / "results.sqlite"
 
 
-def point_key(model_fingerprint: str, data_fingerprint: str, spec: Spec) -> str:
-    return hashlib.sha256(f"{model_fingerprint}|{data_fingerprint}|{spec.to_json()}".encode()).hexdigest()[:20]
+def point_key(model_fingerprint: str, data_fingerprint: str, spec: Spec, profile: str = "") -> str:
+    """A point's identity: the model, the data, the Spec and, when one is set, the device profile it was timed
+    under ('threads=1'), so a one-thread run and an all-cores run of the same Spec are two points."""
+    ident = f"{model_fingerprint}|{data_fingerprint}|{spec.to_json()}" + (f"|{profile}" if profile else "")
+    return hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -292,7 +295,8 @@ class Store:
 
 FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status", "error", "accuracy", "torch_accuracy",
                  "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms", "ort_b32_ms",
-                 "torch_b1_ms", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
+                 "torch_b1_ms", "pte_bytes", "pte_accuracy", "et_b1_ms", "cuda_b1_ms", "state_dict_bytes",
+                 "runtimes", "threads", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
 
 
 def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
@@ -312,6 +316,13 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "ort_b1_ms": m.latency_ms("onnxruntime", 1) if m else None,
             "ort_b32_ms": m.latency_ms("onnxruntime", 32) if m else None,
             "torch_b1_ms": m.latency_ms("pytorch", 1) if m else None,
+            "pte_bytes": m.file("executorch").bytes if m and m.file("executorch") else None,
+            "pte_accuracy": m.file("executorch").accuracy if m and m.file("executorch") else None,
+            "et_b1_ms": m.latency_ms("executorch", 1) if m else None,
+            "cuda_b1_ms": m.latency_ms("onnxruntime-cuda", 1) if m else None,
+            "state_dict_bytes": m.state_dict_bytes if m else None,
+            "runtimes": ", ".join(m.runtimes) if m else "",
+            "threads": m.latency[0].threads if m and m.latency else None,
             "int8_nodes": m.int8_nodes if m else None,
             "float_compute_nodes": m.float_compute_nodes if m else None,
             "notes": " | ".join(describe.notes(m)) if m else "",  # worded on read, never stored

@@ -45,8 +45,8 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
         from core.search import run_search
 
         return run_search(cfg, store, progress, t0)
-    keys = [point_key(model.fingerprint, data.fingerprint, s) for s in specs]
-    todo = [i for i, k in enumerate(keys) if not store.has_ok(k)]
+    keys = [point_key(model.fingerprint, data.fingerprint, s, R.profile(cfg.measure)) for s in specs]
+    todo = [i for i, k in enumerate(keys) if not R.covers(store.get(k), model, cfg.measure)]
     store.link(cfg.run, [k for i, k in enumerate(keys) if i not in set(todo)])
     reused = len(specs) - len(todo)
     failed: list[Point] = []
@@ -89,7 +89,8 @@ def _run_pool(cfg: SweepConfig, store: Store, specs: list, positions: list[int],
             futures = [pool.submit(R.measure_task, context, [specs[i] for i in g], opts) for g in R.groups(specs)]
             for future in cf.as_completed(futures):
                 for outcome in future.result():
-                    report(R.record(store, cfg.run, cfg.model, model, data, outcome, position[outcome.spec.hash]))
+                    report(R.record(store, cfg.run, cfg.model, model, data, outcome, position[outcome.spec.hash],
+                                    cfg.measure))
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)  # the workers got the same SIGINT (one process group)
             raise
