@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[executorch]' \
+		|| echo "!! executorch could not be installed: the ExecuTorch tests will be SKIPPED"
 	touch $(STAMP)
 
 dashboard: $(STAMP)

@@ -308,7 +308,6 @@ def cmd_front(args) -> None:
 
 
 def cmd_pick(args) -> None:
-    from core import pareto
 
     df = _store(args, read_only=True).table(args.run)
     choice = _pick(df, args)
@@ -339,7 +338,7 @@ def _find_point(store, run: str, prefix: str):
 
 
 def cmd_export(args) -> None:
-    from core import export, pareto, runner
+    from core import export, runner
 
     store = _store(args, read_only=True)
     cfg = store.run_config(args.run)

@@ -143,8 +143,8 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         progress(0, 1, f"writing the {fmt} file, reloading it from disk and scoring it")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")  # torch.export wants the .pt2 suffix
     runtime_name = "executorch" if fmt.startswith("pte") else "onnxruntime"
-    measured_there = point.metrics.file(runtime_name) if fmt.startswith(("pte", "onnx")) else None
-    stored = measured_there.accuracy if measured_there else point.metrics.accuracy
+    measured_there = point.metrics.file("executorch") if fmt.startswith("pte") else None
+    stored = measured_there.accuracy if measured_there else point.metrics.accuracy  # ONNX Runtime's file
     tolerance = TOLERANCE if measured_there or not fmt.startswith("pte") else CROSS_TOLERANCE
     try:
         score, runtime = _write_and_score(compressed, point.spec, fmt, tmp, data)

@@ -324,15 +324,21 @@ def time_together(entries: list[tuple[LoadedModel, object]], data: DataSet, runt
             folder = Path(tmp) / str(i)
             folder.mkdir()
             runners.append(open_runners(model, deploy, runtimes, threads, folder, calibration))
-        series = [(r, bt) for r in runtimes for bt in batches]
-        times = {key: [[] if key[0] in run else None for run in runners] for key in series}
-        for i in range(rounds):
-            if progress:
-                progress(i, rounds, f"round {i + 1} of {rounds}: timing {len(entries)} models on every runtime")
-            for runtime, bt in series:
-                for run, out in zip(runners, times[(runtime, bt)]):
-                    if out is not None:
-                        out.append(run[runtime].time(bt, budget_s).median_ms)
+        return time_rounds(runners, runtimes, batches, rounds, budget_s, progress)
+
+
+def time_rounds(runners: list[dict[str, _Runner]], runtimes, batches, rounds: int, budget_s: float,
+                progress=None) -> dict[tuple[str, int], list[list[float] | None]]:
+    """The alternating rounds of `time_together`, over runners already open (`open_runners`)."""
+    series = [(r, bt) for r in runtimes for bt in batches]
+    times = {key: [[] if key[0] in run else None for run in runners] for key in series}
+    for i in range(rounds):
+        if progress:
+            progress(i, rounds, f"round {i + 1} of {rounds}: timing {len(runners)} models on every runtime")
+        for runtime, bt in series:
+            for run, out in zip(runners, times[(runtime, bt)]):
+                if out is not None:
+                    out.append(run[runtime].time(bt, budget_s).median_ms)
     return times
 
 

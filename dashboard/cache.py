@@ -183,7 +183,7 @@ def export_point(key: str, fmt: str, progress=None) -> dict:
     with exclusive(progress):
         result = export.export_point(point, lm, data, fmt, out, baseline=base, progress=progress)
     return {"key": key, "format": fmt, "path": str(result.path), "card": str(result.card_path),
-            "accuracy": result.reloaded_accuracy}
+            "accuracy": result.reloaded_accuracy, "stored": result.stored_accuracy}
 
 
 def run_table(run: str):

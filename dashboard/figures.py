@@ -1,6 +1,8 @@
 """Every plotly figure of the dashboard, built from plain tables (pandas DataFrames)."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -15,6 +17,9 @@ AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
         "latency": ("ONNX Runtime latency, batch 1 (ms, log scale)", 1.0),
         "torch_latency": ("PyTorch latency, batch 1 (ms, log scale)", 1.0),
         "macs": ("multiply-accumulates per input (millions, log scale)", 1e-6)}
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch", "pytorch": "PyTorch",
+                 "onnxruntime-cuda": "ONNX Runtime (CUDA)"}
+RUNTIME_COLOURS = {"onnxruntime": "#2563eb", "executorch": "#dc2626", "pytorch": "#6b7280", "onnxruntime-cuda": "#16a34a"}
 SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x"]
 
 
@@ -34,13 +39,27 @@ def log_ticks(values: pd.Series) -> dict:
     return FINE_LOG_TICKS if lo > 0 and hi / lo < 10 else LOG_TICKS
 
 
+def axis_title(objective: str, runtime: str = "onnxruntime") -> str:
+    """The x axis title of `objective` on `runtime`: its file, or its latency."""
+    title, _ = AXES[objective]
+    if runtime == "onnxruntime" or objective not in ("size", "latency"):
+        return title
+    if objective == "size":
+        return f"{pareto.RUNTIME_FILES[runtime]} (KB, log scale)"
+    return f"{RUNTIME_NAMES[runtime]} latency, batch 1 (ms, log scale)"
+
+
 def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recommended: str | None = None,
-             selected: str | None = None) -> go.Figure:
-    """Accuracy against `objective` (log x, human units): points by family (symbol by run), each
-    family's Pareto front as a line, the floor as a dashed line, the recommended point in a large
-    red ring and the selected one in a smaller teal diamond (both stay visible on the same point)."""
+             selected: str | None = None, runtime: str = "onnxruntime", x_budget: float | None = None,
+             outside: set | None = None) -> go.Figure:
+    """Accuracy against `objective` (log x, human units) on `runtime` (a table from `pareto.on_runtime`): points
+    by family (symbol by run), each family's Pareto front as a line, the floor as a dashed line, the feasible
+    region (at or above the floor, within `x_budget` on the x axis) shaded, points outside a budget (`outside`
+    keys) faded, the recommended point in a large red ring and the selected one in a smaller teal diamond."""
     col = pareto.OBJECTIVES[objective][0]
-    title, scale = AXES[objective]
+    _, scale = AXES[objective]
+    title = axis_title(objective, runtime)
+    outside = outside or set()
     ok = df[df["status"] == "ok"].dropna(subset=[col, "accuracy"]).copy()
     ok["accuracy %"] = 100 * ok["accuracy"]
     ok["x"] = ok[col] * scale
@@ -51,7 +70,8 @@ def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recom
         fig.add_trace(go.Scatter(
             x=g["x"], y=g["accuracy %"], mode="markers", name=f"{family}" + (f" · {run}" if len(runs) > 1 else ""),
             legendgroup=family, customdata=g[["key", "label", "x text", "run"]].to_numpy(),
-            marker=dict(color=FAMILY_COLOURS.get(family, "#6b7280"), size=9, opacity=0.8,
+            marker=dict(color=FAMILY_COLOURS.get(family, "#6b7280"), size=9,
+                        opacity=[0.25 if k in outside else 0.8 for k in g["key"]],
                         symbol=SYMBOLS[runs.index(run) % len(SYMBOLS)]),
             hovertemplate="<b>%{customdata[1]}</b><br>accuracy %{y:.2f} %<br>" + title.split(" (")[0]
                           + " %{customdata[2]}<br>run %{customdata[3]}<extra></extra>"))
@@ -65,6 +85,14 @@ def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recom
                 dash="solid" if runs.index(g["run"].iloc[0]) == 0 else "dot"),
                 name=f"front: {family}" + (f" · {g['run'].iloc[0]}" if len(runs) > 1 else ""),
                 legendgroup=family, hoverinfo="skip", showlegend=False))
+    if floor is not None and len(ok):
+        right = x_budget * scale if x_budget is not None else float(ok["x"].max()) * 10
+        top = max(100.0, float(ok["accuracy %"].max()))
+        fig.add_shape(type="rect", x0=float(ok["x"].min()) / 10, x1=right, y0=100 * floor, y1=top, layer="below",
+                      line=dict(width=0), fillcolor="rgba(22, 163, 74, 0.10)")
+        if x_budget is not None:
+            fig.add_vline(x=right, line=dict(color="#16a34a", dash="dot"),
+                          annotation_text=f"budget {human(objective, x_budget)}", annotation_position="top left")
     if floor is not None:
         fig.add_hline(y=100 * floor, line=dict(color="#dc2626", dash="dash"),
                       annotation_text=f"floor {100 * floor:.1f} %", annotation_position="bottom right")
@@ -75,10 +103,39 @@ def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recom
         if key and len(hit):
             fig.add_trace(go.Scatter(x=hit["x"], y=hit["accuracy %"], mode="markers", name=label, marker=marker,
                                      hoverinfo="skip"))
-    fig.update_xaxes(type="log", title=title, **(log_ticks(ok["x"]) if len(ok) else LOG_TICKS))
-    fig.update_yaxes(title="test accuracy (%)")
+    xs = ok["x"]
+    fig.update_xaxes(type="log", title=title, **(log_ticks(xs) if len(ok) else LOG_TICKS),
+                     **({"range": [math.log10(float(xs.min()) / 1.5), math.log10(float(xs.max()) * 1.5)]}
+                        if len(ok) and xs.min() > 0 else {}))
+    fig.update_yaxes(title="test accuracy (%)" + ("" if runtime == "onnxruntime" else
+                                                  f" of the {pareto.RUNTIME_FILES[runtime]}"))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
                       clickmode="event+select")
+    return fig
+
+
+def runtime_fronts(df: pd.DataFrame, runtimes: list[str], floor: float | None = None) -> go.Figure:
+    """The same points on each runtime: accuracy (of that runtime's file) against its batch-1 latency, one colour
+    and one Pareto front per runtime, so a person sees where each runtime is faster."""
+    fig = go.Figure()
+    for runtime in runtimes:
+        view = pareto.on_runtime(df, runtime)
+        ok = view[view["status"] == "ok"].dropna(subset=["accuracy", "ort_b1_ms"])
+        if ok.empty:
+            continue
+        colour, name = RUNTIME_COLOURS.get(runtime, "#6b7280"), RUNTIME_NAMES.get(runtime, runtime)
+        fig.add_trace(go.Scatter(
+            x=ok["ort_b1_ms"], y=100 * ok["accuracy"], mode="markers", name=name, legendgroup=runtime,
+            marker=dict(color=colour, size=8, opacity=0.75), customdata=ok[["label"]].to_numpy(),
+            hovertemplate="<b>%{customdata[0]}</b><br>" + name + ": %{x:.3g} ms, %{y:.2f} %<extra></extra>"))
+        fr = pareto.front(ok, ["accuracy", "latency"])
+        fig.add_trace(go.Scatter(x=fr["ort_b1_ms"], y=100 * fr["accuracy"], mode="lines", legendgroup=runtime,
+                                 line=dict(color=colour, width=1.5, shape="hv"), showlegend=False, hoverinfo="skip"))
+    if floor is not None:
+        fig.add_hline(y=100 * floor, line=dict(color="#dc2626", dash="dash"))
+    fig.update_xaxes(type="log", title="latency, batch 1 (ms, log scale)", **LOG_TICKS)
+    fig.update_yaxes(title="test accuracy of that runtime's file (%)")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
 
 
@@ -123,7 +180,7 @@ def latency_bars(latency: list[dict]) -> tuple[go.Figure, int]:
     df = pd.DataFrame(latency)
     if "p10_ms" not in df:
         df["p10_ms"] = None
-    df["runtime name"] = df["runtime"].map({"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}).fillna(df["runtime"])
+    df["runtime name"] = df["runtime"].map(RUNTIME_NAMES).fillna(df["runtime"])
     df["top"] = df["p90_ms"].clip(upper=CLIP * df["median_ms"])
     df["bottom"] = df["p10_ms"].fillna(df["median_ms"]).clip(upper=df["median_ms"])
     clipped = int((df["p90_ms"] > CLIP * df["median_ms"]).sum())

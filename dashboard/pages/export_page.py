@@ -15,6 +15,9 @@ from dashboard import cache, fmt, progress, state
 
 FORMATS = list(export.FORMATS)
 FORMAT_NAMES = {"onnx": "ONNX, fp32", "onnx-fp16": "ONNX, fp16 weights", "onnx-int8": "ONNX, int8 (QDQ)",
+                "onnx-int4": "ONNX, 4-bit Linear weights (MatMulNBits)",
+                "pte": "ExecuTorch .pte, fp32 (XNNPACK)", "pte-int8": "ExecuTorch .pte, int8 (XNNPACK)",
+                "pte-int4": "ExecuTorch .pte, 8-bit activations x 4-bit Linear weights (XNNPACK)",
                 "pt2": "PyTorch torch.export (.pt2)", "archive": "compact archive (.etz)"}
 
 
@@ -48,24 +51,31 @@ def main() -> None:
     cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))
     cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "none",
                    help=None if m.archive_bytes else "TorchScript and torch.export models have no compact archive")
-    lat = m.latency_ms("onnxruntime", 1)
-    cols[3].metric("ORT batch 1", fmt.ms(lat) if lat is not None else "not timed",
-                   help=None if lat is not None else "this point was measured with latency off")
+    runtime = state.get("export.runtime", "onnxruntime")  # the runtime chosen on Trade-offs
+    if runtime == "executorch" and m.file("executorch"):
+        cols[1].metric("ExecuTorch .pte", fmt.size(m.file("executorch").bytes),
+                       help=f"ONNX file: {fmt.size(m.onnx_bytes)}")
+    lat = m.latency_ms(runtime, 1)
+    cols[3].metric(f"{'ExecuTorch' if runtime == 'executorch' else 'ORT'} batch 1",
+                   fmt.ms(lat) if lat is not None else "not timed",
+                   help=None if lat is not None else "this point was not timed on this runtime")
     with st.expander("Spec and metrics"):
         st.json({"spec": point.spec.to_dict(full=True), "metrics": m.to_dict()})
-    if state.get("export.format_for") != point.key:  # a new point: its own measured format first
-        state.put("export.format", export.default_format(point.spec))
-        st.session_state["export.format_for"] = point.key
-    fmt_name = state.widget(st.selectbox, "Format", key="export.format", default=export.default_format(point.spec),
+    own = export.default_format(point.spec, runtime)
+    if state.get("export.format_for") != (point.key, runtime):  # a new point or runtime: its own format first
+        state.put("export.format", own)
+        st.session_state["export.format_for"] = (point.key, runtime)
+    fmt_name = state.widget(st.selectbox, "Format", key="export.format", default=own,
                             options=FORMATS, format_func=lambda f: FORMAT_NAMES.get(f, f),
-                            help="The default is the format the point was measured as.")
+                            help="The default is the format the point was measured as, for the runtime chosen on "
+                                 "Trade-offs (ONNX Runtime: .onnx; ExecuTorch: .pte).")
     if st.button("Build, reload and verify", type="primary", key="build_export"):
         _build(point.key, fmt_name)
     done = st.session_state.get("export_result")
     if done and done["key"] == point.key and done["format"] == fmt_name and Path(done["path"]).exists():
         path, card = Path(done["path"]), Path(done["card"])
         st.success(f"{path.name}: reloaded from disk it scores {fmt.pct(done['accuracy'])} "
-                   f"(stored point {fmt.pct(m.accuracy)}).")
+                   f"(stored point {fmt.pct(done.get('stored', m.accuracy))}).")
         c1, c2 = st.columns(2)
         c1.download_button(f"Download {path.name} ({fmt.size(path.stat().st_size)})", path.read_bytes(),
                            file_name=path.name, key="download_model", on_click="ignore")

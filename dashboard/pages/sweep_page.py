@@ -11,20 +11,24 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import deploy, describe, grid, quantize
+from core import deploy, describe, grid, measure, quantize
 from dashboard import cache, fmt, jobs, state
 
 WEIGHTS_HELP = ("How the weights are rounded, one point per choice: " + "; ".join(
     f"{k}: {v}" for k, v in quantize.TOKEN_HELP.items()) + ". fp32 keeps them as trained.")
-FILES_HELP = ("The file each point ships as, run in ONNX Runtime, one point per choice: " + "; ".join(
-    f"{k}: {v}" for k, v in deploy.TOKEN_HELP.items()) + ". With 4-bit weights and int8, the rounded weights go into "
-    "an int8 file.")
+FILES_HELP = ("The file each point ships as, run in each runtime chosen below, one point per choice: " + "; ".join(
+    f"{k}: {v}" for k, v in deploy.TOKEN_HELP.items()) + ". With 4-bit weights and an int4 file, the rounded weights "
+    "ship as 4-bit codes a runtime executes.")
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime (CPU)", "executorch": "ExecuTorch (.pte, XNNPACK)",
+                 "pytorch": "PyTorch eager", "onnxruntime-cuda": "ONNX Runtime (CUDA GPU)"}
+THREADS = [0, 1, 2, 4]  # 0: every core
 RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
 WIDTHS = [1.0, 0.75, 0.5, 0.25]
 STUDENTS = ["mlp", "mlp@0.5", "lenet5", "lenet5@0.5", "lenet5_caffe", "lenet5_caffe@0.5", "resnet18_small@0.25",
             "tv:mobilenet_v3_small@0.5"]  # students of other architectures (core.grid.parse_student)
 COLUMNS = {"label": "Point", "status": "Status", "accuracy": "Accuracy (%)", "onnx_bytes": "ONNX (KB)",
-           "archive_bytes": "Archive (KB)", "ort_b1_ms": "ORT b1 (ms)", "torch_b1_ms": "PyTorch b1 (ms)"}  # the label
+           "archive_bytes": "Archive (KB)", "ort_b1_ms": "ORT b1 (ms)", "torch_b1_ms": "PyTorch b1 (ms)",
+           "pte_bytes": ".pte (KB)", "et_b1_ms": "ExecuTorch b1 (ms)"}  # the label
 # names the point's family already; short headers leave the label its room
 
 
@@ -39,7 +43,9 @@ def _restore(record: dict) -> None:
               "sweep.finetune": (axes.get("finetune_epochs") or [None])[0], "sweep.quant": axes.get("quantize"),
               "sweep.deploy": axes.get("deploy"),
               "sweep.distill_epochs": (settings.get("distill") or {}).get("epochs"),
-              "sweep.latency": (record.get("measure") or {}).get("latency")}
+              "sweep.latency": (record.get("measure") or {}).get("latency"),
+              "sweep.runtimes": (record.get("measure") or {}).get("runtimes"),
+              "sweep.threads": (record.get("measure") or {}).get("threads") or 0}
     for key, value in values.items():
         if value is not None:
             state.put(key, value)
@@ -80,7 +86,18 @@ def _config() -> dict:
                          help="Random translations while a student trains. With a big teacher each shifted batch "
                               "costs a teacher pass; 0 reuses one stored pass over the training images.")
     latency = state.widget(c3.checkbox, "Measure latency", key="sweep.latency", default=True,
-                           help="Time every point on ONNX Runtime and PyTorch (adds a second or so per point).")
+                           help="Time every point on each runtime chosen (adds a second or so per point).")
+    runtimes = state.widget(c3.multiselect, "Runtimes", key="sweep.runtimes", default=list(measure.RUNTIMES),
+                            options=list(RUNTIME_NAMES), format_func=RUNTIME_NAMES.get,
+                            help="Where each point runs: each writes its own file (ExecuTorch a .pte, a few seconds "
+                                 "per point), scores it on the test split and times it. PyTorch runs fp32 models "
+                                 "only; fp16 and dynamic int8 have no ExecuTorch form.")
+    threads = state.widget(c3.selectbox, "Threads (device profile)", key="sweep.threads", default=0, options=THREADS,
+                           format_func=lambda t: "all cores" if t == 0 else f"{t} thread{'s' * (t > 1)}",
+                           help="The CPU threads every runtime may use. 1 thread approximates a small board; "
+                                "a profile is part of each point, so runs under two profiles sit side by side.")
+    for line in measure.skipped_runtimes(runtimes or ["onnxruntime"]):
+        st.warning(f"{RUNTIME_NAMES.get(line.split()[0], line.split()[0])} will be skipped: {line.split(': ', 1)[1]}")
     has_students = bool(students) or any(w != 1.0 for w in widths)
     training = ["distilled", "alone"] if alone and has_students else ["distilled"]
     return {"run": run, "model": json.loads(model_json), "data": data_source,
@@ -88,7 +105,8 @@ def _config() -> dict:
                      "prune_ratio": [r / 100 for r in ratios],
                      "finetune_epochs": [int(finetune)], "quantize": quant, "deploy": files},
             "settings": {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}},
-            "measure": {"latency": latency, "budget_s": 0.05}}
+            "measure": {"latency": latency, "budget_s": 0.05, "runtimes": runtimes or ["onnxruntime"],
+                        **({"threads": int(threads)} if threads else {})}}
 
 
 def _expected(record: dict) -> tuple[int, set[str]]:
@@ -101,11 +119,12 @@ def _expected(record: dict) -> tuple[int, set[str]]:
 
 
 def _table(df: pd.DataFrame) -> pd.DataFrame:
-    out = df[list(COLUMNS)].copy()
+    columns = [c for c in COLUMNS if c not in ("pte_bytes", "et_b1_ms") or df["pte_bytes"].notna().any()]
+    out = df[columns].copy()
     out["accuracy"] = (100 * out["accuracy"]).round(2)
-    for col in ("onnx_bytes", "archive_bytes"):
+    for col in {"onnx_bytes", "archive_bytes", "pte_bytes"} & set(columns):
         out[col] = (out[col] / 1024).round(1)
-    for col in ("ort_b1_ms", "torch_b1_ms"):  # an untimed point says so, not 'None'
+    for col in {"ort_b1_ms", "torch_b1_ms", "et_b1_ms"} & set(columns):  # an untimed point says so, not 'None'
         out[col] = out[col].map(lambda v: "not timed" if v is None or v != v else f"{v:.3f}")
     return out.rename(columns=COLUMNS)
 

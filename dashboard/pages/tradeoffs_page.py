@@ -9,9 +9,25 @@ import streamlit as st
 from core import pareto
 from dashboard import cache, figures, fmt, progress, state
 
-# objective (core's name) -> what a person reads
+# objective (core's name) -> what a person reads (size and latency are the chosen runtime's: see _x_names)
 X_NAMES = {o: pareto.OBJECTIVE_NAMES[o][0].upper() + pareto.OBJECTIVE_NAMES[o][1:]
            for o in ("archive", "size", "latency", "torch_latency", "macs")}  # core's names, archive first
+NO_BUDGET = "no budget"
+
+
+def _x_names(runtime: str) -> dict[str, str]:
+    """X_NAMES with size and latency spelled for `runtime` ('ExecuTorch .pte file size')."""
+    names = {o: pareto.objective_name(o, runtime) for o in X_NAMES}
+    return {o: n[0].upper() + n[1:] for o, n in names.items()}
+
+
+def _budget_steps(values: pd.Series) -> list[float]:
+    """Latency budgets a slider offers: 1-2-5 steps (and 1.5, 3, 4, 7) from below the fastest point to above
+    the slowest, in ms."""
+    lo, hi = float(values.min()), float(values.max())
+    steps = [m * 10.0 ** e for e in range(-4, 5) for m in (1, 1.5, 2, 3, 4, 5, 7)]
+    inside = [v for v in steps if lo / 1.5 <= v <= hi * 1.5]
+    return inside or [round(hi, 4)]
 BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
         "macs": "the least compute"}
 GAIN = {"archive": ("smaller", "larger"), "size": ("smaller", "larger"), "latency": ("faster", "slower"),
@@ -67,40 +83,68 @@ def _floor_range(ok: pd.DataFrame) -> tuple[float, float]:
     return float(lo), float(max(hi, lo + 0.1))
 
 
-def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None) -> str:
-    row, floor = choice.row, choice.floor
+def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None, budget: float | None) -> str:
+    row, floor, runtime = choice.row, choice.floor, choice.runtime
     base = f", baseline {fmt.pct(base_acc)}" if base_acc is not None else ""
+    on = "" if runtime == "onnxruntime" else f" on {figures.RUNTIME_NAMES[runtime]}"
     if not choice.met_floor:
-        return (f"No point of {run_name(run)} reaches the floor of {100 * floor:.1f} %{base}; the closest is "
+        return (f"No point of {run_name(run)} reaches the floor of {100 * floor:.1f} %{on}{base}; the closest is "
                 f"{row['label']} at {fmt.pct(row['accuracy'])}.")
+    if not choice.met_budget:
+        over = row["ort_b1_ms"] - budget
+        return (f"No point of {run_name(run)} at the floor of {100 * floor:.1f} % runs within {fmt.ms(budget)}"
+                f"{on}. The closest is **{row['label']}** at {fmt.ms(row['ort_b1_ms'])}, {fmt.ms(over)} "
+                f"({100 * over / budget:.0f} %) over the budget, {fmt.pct(row['accuracy'])} accuracy.")
     value = figures.human(pick_by, row[pareto.OBJECTIVES[pick_by][0]])
-    return (f"Recommended in {run_name(run)}: **{row['label']}**, {fmt.pct(row['accuracy'])} accuracy (floor "
-            f"{100 * floor:.1f} %{base}); {X_NAMES[pick_by].lower()} {value}, {BEST[pick_by]} at or above the floor.")
+    within = f", within {fmt.ms(budget)}" if budget is not None else ""
+    return (f"Recommended in {run_name(run)}{on}: **{row['label']}**, {fmt.pct(row['accuracy'])} accuracy (floor "
+            f"{100 * floor:.1f} %{base}{within}); {_x_names(runtime)[pick_by].lower()} {value}, {BEST[pick_by]} at "
+            "or above the floor.")
 
 
-def _front_table(ok: pd.DataFrame, objective: str) -> pd.DataFrame:
+def _front_table(ok: pd.DataFrame, objective: str, runtime: str) -> pd.DataFrame:
     fr = pareto.front(ok, ["accuracy", objective], by="family")
     col = pareto.OBJECTIVES[objective][0]
     return pd.DataFrame({"Run": fr["run"].map(run_name), "Family": fr["family"], "Point": fr["label"],
                          "Test accuracy": [fmt.pct(a) for a in fr["accuracy"]],
-                         X_NAMES[objective]: [figures.human(objective, v) for v in fr[col]], "Notes": fr["notes"]})
+                         _x_names(runtime)[objective]: [figures.human(objective, v) for v in fr[col]],
+                         "Notes": fr["notes"]})
 
 
-def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str) -> None:
+def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, runtime: str) -> None:
     """Each family's best point at the floor, side by side: where students beat pruning, and where not."""
     best = pareto.best_per_family(df, floor, pick_by)
     if best["family"].nunique() < 2:
         return
     col = pareto.OBJECTIVES[pick_by][0]
-    st.markdown(f"**Each family's best at the floor** ({run_name(run)}, by {X_NAMES[pick_by].lower()})")
+    name = _x_names(runtime)[pick_by]
+    st.markdown(f"**Each family's best at the floor** ({run_name(run)}, by {name.lower()})")
     st.dataframe(pd.DataFrame({
         "Family": best["family"],
         "Point": [p if met else f"nothing at the floor; most accurate: {p}" for p, met in zip(best["label"],
                                                                                           best["met_floor"])],
         "Test accuracy": [fmt.pct(a) for a in best["accuracy"]],
-        X_NAMES[pick_by]: [figures.human(pick_by, v) for v in best[col]],
+        name: [figures.human(pick_by, v) for v in best[col]],
         "vs baseline": [_versus(f, pick_by) if met else "" for f, met in zip(best["factor"], best["met_floor"])]}),
         hide_index=True, width="stretch")
+
+
+def _runtimes_side_by_side(df: pd.DataFrame, runtimes: list[str], floor: float, chosen: str | None) -> None:
+    """The selected point on every runtime it ran on, and each runtime's front for the first run."""
+    row = df[df["key"] == chosen]
+    if len(row):
+        r = row.iloc[0]
+        lines = []
+        for runtime in runtimes:
+            v = pareto.on_runtime(row, runtime).iloc[0]
+            if v["accuracy"] != v["accuracy"] or v["accuracy"] is None:
+                continue
+            lines.append({"Runtime": figures.RUNTIME_NAMES[runtime], "File": pareto.RUNTIME_FILES[runtime],
+                          "File size": fmt.size(v["onnx_bytes"]), "Test accuracy": fmt.pct(v["accuracy"]),
+                          "Batch 1": fmt.ms(v["ort_b1_ms"]) if v["ort_b1_ms"] == v["ort_b1_ms"] else "not timed"})
+        st.markdown(f"**{r['label']}** on each runtime (threads: {r['threads'] if r['threads'] == r['threads'] else '?'})")
+        st.dataframe(pd.DataFrame(lines), hide_index=True, width="stretch")
+    st.plotly_chart(figures.runtime_fronts(df, runtimes, floor), key="runtime_chart")
 
 
 def main() -> None:
@@ -123,14 +167,40 @@ def main() -> None:
     if ok.empty:
         st.warning("These runs have no measured points yet.")
         return
+    available = pareto.runtimes_in(ok)
+    r1, r2 = st.columns([1, 2])
+    runtime = state.widget(r1.selectbox, "Runtime", key="tradeoffs.runtime", default="onnxruntime",
+                           options=available, format_func=figures.RUNTIME_NAMES.get,
+                           help="Where the model will run: accuracy, file size and latency become that runtime's "
+                                "own file's. A sweep adds runtimes under Runtimes on the Sweep page.")
+    view = pareto.on_runtime(ok, runtime).dropna(subset=["accuracy"])
+    if view.empty:
+        st.warning(f"No point of these runs ran on {figures.RUNTIME_NAMES[runtime]}; add it under Runtimes on the "
+                   "Sweep page.")
+        return
+    x_names = _x_names(runtime)
+    latencies = view["ort_b1_ms"].dropna()
+    budget = None
+    if len(latencies):
+        steps = _budget_steps(latencies)
+        choice_ms = state.widget(r2.select_slider, f"Latency budget on {figures.RUNTIME_NAMES[runtime]} "
+                                 "(batch 1)", key="tradeoffs.budget", default=NO_BUDGET, options=steps + [NO_BUDGET],
+                                 format_func=lambda v: v if v == NO_BUDGET else fmt.ms(v),
+                                 valid=lambda v: v == NO_BUDGET or v in steps,
+                                 help="The most time one input may take. The recommendation is the best point at "
+                                      "or above the floor that runs within it; the green region is where such "
+                                      "points lie.")
+        budget = None if choice_ms == NO_BUDGET else float(choice_ms)
+    else:
+        r2.caption(f"No point was timed on {figures.RUNTIME_NAMES[runtime]}: no latency budget.")
     c1, c2, c3 = st.columns(3)
     objective = state.widget(c1.selectbox, "x axis", key="tradeoffs.x", default="archive", options=list(X_NAMES),
-                             format_func=X_NAMES.get, on_change=_x_changed,
+                             format_func=x_names.get, on_change=_x_changed,
                              help="What each point costs. The compact archive is the smallest file a point can be "
-                                  "shipped as (packed low-bit codes, sparse masks); the ONNX file is what a runtime "
+                                  "shipped as (packed low-bit codes, sparse masks); the runtime's file is what it "
                                   "loads.")
-    base_acc = pareto.baseline_accuracy(ok[ok["run"] == runs[0]])
-    lo, hi = _floor_range(ok)
+    base_acc = pareto.baseline_accuracy(view[view["run"] == runs[0]])
+    lo, hi = _floor_range(view)
     default_floor = min(hi, max(lo, round(100 * base_acc - 1, 1))) if base_acc else lo
     floor_pct = state.widget(c2.slider, "Accuracy floor (%)", lo, hi, step=0.1, key="tradeoffs.floor",
                              default=float(default_floor), valid=lambda v: isinstance(v, float) and lo <= v <= hi,
@@ -138,36 +208,45 @@ def main() -> None:
                                   "above it; the default is one point below the baseline. The range spans the "
                                   f"measured points, at most {FLOOR_SPAN:.0f} points below the best one.")
     pick_by = state.widget(c3.selectbox, "Recommend the best by", key="tradeoffs.pick_by", default=objective,
-                           options=list(X_NAMES), format_func=X_NAMES.get, on_change=_pick_changed,
+                           options=list(X_NAMES), format_func=x_names.get, on_change=_pick_changed,
                            help="Among the points at or above the floor, the recommended one is the smallest or "
                                 "fastest by this measure. It follows the x axis unless you choose another here.")
     floor = floor_pct / 100
     first = ok[ok["run"] == runs[0]]
     try:
-        choice = pareto.pick(first, floor, pick_by)
+        choice = pareto.pick(first, floor, pick_by, max_latency_ms=budget, runtime=runtime)
     except ValueError as e:
-        st.warning(f"No recommendation by {X_NAMES[pick_by].lower()}: {fmt.one_sentence(e)}")
+        st.warning(f"No recommendation by {x_names[pick_by].lower()}: {fmt.one_sentence(e)}")
         return
-    (st.success if choice.met_floor else st.warning)(_message(choice, runs[0], pick_by, base_acc))
+    (st.success if choice.met_floor and choice.met_budget else st.warning)(
+        _message(choice, runs[0], pick_by, base_acc, budget))
+    state.put("export.runtime", runtime if runtime in ("onnxruntime", "executorch") else "onnxruntime")
     recommended = choice.row["key"]
     labels = {r["key"]: f"{r['label']} · {fmt.pct(r['accuracy'])} · "
                         f"{figures.human(objective, r[pareto.OBJECTIVES[objective][0]])} · {run_name(r['run'])}"
-              for r in ok.to_dict("records")}
+              for r in view.to_dict("records")}
     if st.session_state.get("recommended_key") != recommended:  # a new floor or measure: select its pick
         st.session_state["recommended_key"] = recommended
         state.put("chosen_point", recommended)
     elif state.get("chosen_point") not in labels:
         state.put("chosen_point", recommended)
     chosen = state.get("chosen_point")
-    fig = figures.tradeoff(ok.assign(run=ok["run"].map(run_name)), objective, floor, recommended, chosen)
+    outside = set(latencies.index[latencies > budget].map(view["key"])) if budget is not None else set()
+    fig = figures.tradeoff(view.assign(run=view["run"].map(run_name)), objective, floor, recommended, chosen,
+                           runtime=runtime, x_budget=budget if objective == "latency" else None, outside=outside)
     st.plotly_chart(fig, key="tradeoff_chart", on_select=_chart_selected, selection_mode="points")
-    st.caption("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
-               "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports.")
+    st.caption(("The green region: at or above the floor" + (f" and within {fmt.ms(budget)}" if budget else "") +
+                (" (faded points are over the latency budget). " if budget else ". ")) +
+               ("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
+                "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports."))
     state.widget(st.selectbox, "Selected point (click one on the chart, or choose here); the Export page exports it",
                  key="chosen_point", default=recommended, options=list(labels), format_func=labels.get)
-    _families_at_floor(first, floor, pick_by, runs[0])
+    _families_at_floor(pareto.on_runtime(first, runtime), floor, pick_by, runs[0], runtime)
     with st.expander("Pareto front table"):
-        st.dataframe(_front_table(ok, objective), hide_index=True, width="stretch")
+        st.dataframe(_front_table(view, objective, runtime), hide_index=True, width="stretch")
+    if len(available) > 1:
+        with st.expander("Runtimes side by side"):
+            _runtimes_side_by_side(first, available, floor, chosen)
     with st.expander("Per-layer pruning sensitivity (validation accuracy, each layer pruned alone)"):
         if st.button("Compute sensitivity", key="sensitivity"):
             st.session_state["show_sensitivity"] = True

@@ -12,6 +12,11 @@ STUDENTS = {"run": "ui-students", "model": "lenet5",
                      "student": ["mlp@0.5"], "student_training": ["distilled", "alone"]},
             "settings": {"distill": {"epochs": 20}}, "measure": {"latency": False}}
 
+# the same model on three runtimes (ExecuTorch when installed), in fp32, int8 and int4 files
+RUNTIMES = {"run": "ui-runtimes", "model": "lenet5",
+            "axes": {"prune": ["structured"], "prune_ratio": [0.0, 0.5], "deploy": ["fp32", "int8", "int4"]},
+            "measure": {"latency": True, "budget_s": 0.01, "runtimes": ["onnxruntime", "executorch", "pytorch"]}}
+
 
 @pytest.fixture(scope="session")
 def ui_env(tmp_path_factory):
@@ -22,6 +27,7 @@ def ui_env(tmp_path_factory):
     store = Store()
     sweep.run_sweep(grid.load_config(RUN), store)
     sweep.run_sweep(grid.load_config(STUDENTS), store)
+    sweep.run_sweep(grid.load_config(RUNTIMES), store)
     store.close()
     yield tmp
     mp.undo()

@@ -197,6 +197,35 @@ def test_tradeoffs_reads_like_a_person_wrote_it(ui_env):
     assert not at.exception
 
 
+def test_tradeoffs_picks_under_a_floor_and_a_latency_budget_on_a_runtime(ui_env):
+    from core import executorch_io
+
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui-runtimes"], "tradeoffs.x": "latency",
+                                   "tradeoffs.pick_by": "size"})
+    assert_clean(at, "Trade-offs with runtimes")
+    runtime = at.selectbox(key=W("tradeoffs.runtime"))
+    expected = ["onnxruntime", "executorch", "pytorch"] if not executorch_io.why_unavailable() else \
+        ["onnxruntime", "pytorch"]
+    assert runtime.options == [{"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch",
+                                "pytorch": "PyTorch"}[r] for r in expected]
+    on = "executorch" if "executorch" in expected else "onnxruntime"
+    runtime.select(on).run()
+    budget = at.select_slider(key=W("tradeoffs.budget"))
+    assert budget.value == "no budget"
+    budget.set_value(budget.options[0]).run()  # below the fastest point: unreachable, and said by how much
+    assert_clean(at, "an unreachable budget")
+    assert at.warning and "over the budget" in at.warning[0].value and "The closest is" in at.warning[0].value
+    steps = at.select_slider(key=W("tradeoffs.budget")).options
+    at.select_slider(key=W("tradeoffs.budget")).set_value(steps[-2]).run()  # above the slowest: every point fits
+    assert_clean(at, "a budget every point meets")
+    assert at.success and "within" in at.success[0].value
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert '"rect"' in spec and "budget" in spec  # the feasible region shaded, the budget drawn
+    if on == "executorch":
+        assert "ExecuTorch" in spec and ".pte" in " ".join(texts(at))
+    assert at.session_state["export.runtime"] == on
+
+
 def test_tradeoffs_shows_students_as_their_own_family_beside_pruning(ui_env):
     at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui-students"]})
     assert_clean(at, "Trade-offs with students")
