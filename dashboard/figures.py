@@ -126,8 +126,8 @@ def runtime_fronts(df: pd.DataFrame, runtimes: list[str], floor: float | None = 
         colour, name = RUNTIME_COLOURS.get(runtime, "#6b7280"), RUNTIME_NAMES.get(runtime, runtime)
         fig.add_trace(go.Scatter(
             x=ok["ort_b1_ms"], y=100 * ok["accuracy"], mode="markers", name=name, legendgroup=runtime,
-            marker=dict(color=colour, size=8, opacity=0.75), customdata=ok[["label"]].to_numpy(),
-            hovertemplate="<b>%{customdata[0]}</b><br>" + name + ": %{x:.3g} ms, %{y:.2f} %<extra></extra>"))
+            marker=dict(color=colour, size=8, opacity=0.75), text=ok["label"],
+            hovertemplate="<b>%{text}</b><br>" + name + ": %{x:.3g} ms, %{y:.2f} %<extra></extra>"))
         fr = pareto.front(ok, ["accuracy", "latency"])
         fig.add_trace(go.Scatter(x=fr["ort_b1_ms"], y=100 * fr["accuracy"], mode="lines", legendgroup=runtime,
                                  line=dict(color=colour, width=1.5, shape="hv"), showlegend=False, hoverinfo="skip"))

@@ -16,7 +16,7 @@ from dashboard import cache, fmt, progress, state
 FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
 WEIGHT_METHODS = {"w": "rounding", "share": "shared values (k-means)",
                   "dc": "shared values, trained (Deep Compression)", "soft": "soft weight-sharing"}  # token prefixes
-FILE_FORMATS = ["fp32", "int8", "fp16"]  # tokens of core.deploy.TOKENS
+FILE_FORMATS = ["fp32", "int8", "fp16", "int4"]  # tokens of core.deploy.TOKENS
 STUDENTS = {"copy": "a narrower copy of this model", "mlp": "mlp (LeNet-300-100)", "lenet5": "lenet5 (61k weights)",
             "lenet5_caffe": "lenet5_caffe (431k weights)", "resnet18_small": "resnet18_small (ResNet-18, small stem)",
             "tv:mobilenet_v3_small": "tv:mobilenet_v3_small"}
@@ -47,7 +47,8 @@ def build_spec() -> S.Spec:
                                options=FILE_FORMATS, horizontal=True, format_func=lambda t: f"{t} ONNX",
                                help="The file the point ships as, run in ONNX Runtime: " + "; ".join(
                                    f"{t}: {deploy.TOKEN_HELP[t]}" for t in FILE_FORMATS)
-                               + ". It combines with the weight bits: 4-bit weights in an int8 file.")
+                               + ". It combines with the weight bits: 4-bit weights in an int4 file ship as 4-bit "
+                                 "codes.")
     arch = state.widget(c2.selectbox, "Student (distillation)", key="explore.student", default="copy",
                         options=list(STUDENTS), format_func=STUDENTS.get,
                         help="Another model trained on this model's soft labels (Hinton et al. 2015): a narrower "

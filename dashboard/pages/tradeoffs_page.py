@@ -25,7 +25,7 @@ def _budget_steps(values: pd.Series) -> list[float]:
     """Latency budgets a slider offers: 1-2-5 steps (and 1.5, 3, 4, 7) from below the fastest point to above
     the slowest, in ms."""
     lo, hi = float(values.min()), float(values.max())
-    steps = [m * 10.0 ** e for e in range(-4, 5) for m in (1, 1.5, 2, 3, 4, 5, 7)]
+    steps = [float(f"{m * 10.0 ** e:.3g}") for e in range(-4, 5) for m in (1, 1.5, 2, 3, 4, 5, 7)]
     inside = [v for v in steps if lo / 1.5 <= v <= hi * 1.5]
     return inside or [round(hi, 4)]
 BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
@@ -185,7 +185,7 @@ def main() -> None:
         steps = _budget_steps(latencies)
         choice_ms = state.widget(r2.select_slider, f"Latency budget on {figures.RUNTIME_NAMES[runtime]} "
                                  "(batch 1)", key="tradeoffs.budget", default=NO_BUDGET, options=steps + [NO_BUDGET],
-                                 format_func=lambda v: v if v == NO_BUDGET else fmt.ms(v),
+                                 format_func=lambda v: v if v == NO_BUDGET else f"{v:g} ms",
                                  valid=lambda v: v == NO_BUDGET or v in steps,
                                  help="The most time one input may take. The recommendation is the best point at "
                                       "or above the floor that runs within it; the green region is where such "

@@ -12,9 +12,9 @@ STUDENTS = {"run": "ui-students", "model": "lenet5",
                      "student": ["mlp@0.5"], "student_training": ["distilled", "alone"]},
             "settings": {"distill": {"epochs": 20}}, "measure": {"latency": False}}
 
-# the same model on three runtimes (ExecuTorch when installed), in fp32, int8 and int4 files
+# the same model on three runtimes (ExecuTorch when installed), in fp32 and int8 files
 RUNTIMES = {"run": "ui-runtimes", "model": "lenet5",
-            "axes": {"prune": ["structured"], "prune_ratio": [0.0, 0.5], "deploy": ["fp32", "int8", "int4"]},
+            "axes": {"prune": ["structured"], "prune_ratio": [0.0, 0.5], "deploy": ["fp32", "int8"]},
             "measure": {"latency": True, "budget_s": 0.01, "runtimes": ["onnxruntime", "executorch", "pytorch"]}}
 
 

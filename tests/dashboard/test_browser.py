@@ -115,7 +115,8 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
     from playwright.sync_api import sync_playwright
 
     from core import data as D
-    from core import onnx_io
+    from core import executorch_io, onnx_io
+    from core import models as M
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -197,8 +198,12 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
                 page.keyboard.press("Escape")  # close the options list the click may have opened
                 settle(page)
             assert not remove.count(), f"could not remove {chip} from {box}"
-        page.get_by_text("Measure latency").click()
-        settle(page)
+        et = executorch_io.why_unavailable() is None  # make test installs it; without it, ONNX Runtime only
+        if et:  # each point also written, scored and timed as an ExecuTorch .pte
+            page.locator("[data-testid=stMultiSelect]", has_text="Runtimes").click()
+            page.get_by_role("option", name="ExecuTorch (.pte, XNNPACK)").click()
+            page.keyboard.press("Escape")
+            settle(page)
         assert "4 points" in page.locator("[data-testid=stMarkdownContainer]", has_text="points").first.inner_text()
         page.get_by_role("button", name="Run sweep").click()
         page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
@@ -213,11 +218,32 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
         assert_clean(page, "Sweep after the sweep")
         shot(page, "sweep")
 
-        # Trade-offs: the sweep's points; move the floor, click a point that is not the baseline
+        # Trade-offs: the sweep's points on the runtime they ship to; a latency budget beside the floor, first
+        # one nothing meets (the closest point and by how much), then one that fits
         nav(page, "Trade-offs")
         chart = page.locator(".js-plotly-plot").first
         chart.wait_for(timeout=60_000)
         assert "browser-sweep" in page.locator("body").inner_text()
+        runtime = "ExecuTorch" if et else "ONNX Runtime"
+        if et:
+            page.locator("[data-testid=stSelectbox]", has_text="Runtime").first.click()
+            page.get_by_role("option", name="ExecuTorch", exact=True).click()
+            settle(page)
+        budget = page.get_by_role("slider", name=f"Latency budget on {runtime} (batch 1)")
+        budget.focus()
+        page.keyboard.press("Home")  # below the fastest point
+        settle(page)
+        warning = page.locator("[data-testid=stAlertContentWarning]").first.inner_text()
+        assert "over the budget" in warning and "The closest is" in warning, warning
+        budget.focus()
+        page.keyboard.press("End")
+        page.keyboard.press("ArrowLeft")  # the largest budget: above the slowest point, so every point fits
+        settle(page)
+        limit = slider_value(page, f"Latency budget on {runtime} (batch 1)")
+        success = page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
+        assert f"within {float(limit.split()[0]):.3f} ms" in success, (limit, success)
+        assert_clean(page, "Trade-offs under a latency budget")
+        shot(page, "budget")
         floor = page.get_by_role("slider", name="Accuracy floor (%)")
         floor.focus()
         for _ in range(5):
@@ -251,10 +277,12 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
             page.locator("[data-testid=stDownloadButton] button").first.click()
         path = tmp_path / download.value.suggested_filename
         download.value.save_as(path)
-        assert path.suffix == ".onnx" and path.stat().st_size > 0
-        session = onnx_io.onnx_session(path)
-        shape = tuple(session.get_inputs()[0].shape[1:])
-        accuracy = onnx_io.onnx_accuracy(session, D.load_data("digits").adapted(shape).test)
+        assert path.suffix == (".pte" if et else ".onnx") and path.stat().st_size > 0
+        test = D.load_data("digits").adapted(M.load_sample("mlp").input_shape).test
+        if et:  # the file the runtime chosen on Trade-offs runs, re-scored in that runtime
+            accuracy = executorch_io.accuracy(path, test)
+        else:
+            accuracy = onnx_io.onnx_accuracy(onnx_io.onnx_session(path), test)
         assert f"scores {100 * accuracy:.2f} %" in shown, (shown, accuracy)
 
         # away and back: the choices are still there

@@ -212,11 +212,12 @@ def test_tradeoffs_picks_under_a_floor_and_a_latency_budget_on_a_runtime(ui_env)
     runtime.select(on).run()
     budget = at.select_slider(key=W("tradeoffs.budget"))
     assert budget.value == "no budget"
-    budget.set_value(budget.options[0]).run()  # below the fastest point: unreachable, and said by how much
+    ms = lambda option: float(option.split()[0])  # the slider shows '0.03 ms'
+    budget.set_value(ms(budget.options[0])).run()  # below the fastest point: unreachable, and said by how much
     assert_clean(at, "an unreachable budget")
     assert at.warning and "over the budget" in at.warning[0].value and "The closest is" in at.warning[0].value
     steps = at.select_slider(key=W("tradeoffs.budget")).options
-    at.select_slider(key=W("tradeoffs.budget")).set_value(steps[-2]).run()  # above the slowest: every point fits
+    at.select_slider(key=W("tradeoffs.budget")).set_value(ms(steps[-2])).run()  # above the slowest: all fit
     assert_clean(at, "a budget every point meets")
     assert at.success and "within" in at.success[0].value
     spec = at.get("plotly_chart")[0].proto.spec
