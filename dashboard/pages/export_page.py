@@ -46,15 +46,17 @@ def main() -> None:
     m = point.metrics
     st.subheader(point.spec.label)
     st.caption(f"From run {runs[0]} · model {runner.model_name(cfg['model'])} · data {cfg['data']}")
+    runtime = state.get("export.runtime", "onnxruntime")  # the runtime chosen on Trade-offs
+    shipped = m.file(runtime) if runtime == "executorch" else None  # its own file, when the point ran there
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", fmt.pct(m.accuracy))
-    cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))
+    cols[0].metric("Test accuracy", fmt.pct(shipped.accuracy if shipped else m.accuracy),
+                   help=f"of the ExecuTorch .pte (ONNX file: {fmt.pct(m.accuracy)})" if shipped else None)
+    if shipped:
+        cols[1].metric("ExecuTorch .pte", fmt.size(shipped.bytes), help=f"ONNX file: {fmt.size(m.onnx_bytes)}")
+    else:
+        cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))
     cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "none",
                    help=None if m.archive_bytes else "TorchScript and torch.export models have no compact archive")
-    runtime = state.get("export.runtime", "onnxruntime")  # the runtime chosen on Trade-offs
-    if runtime == "executorch" and m.file("executorch"):
-        cols[1].metric("ExecuTorch .pte", fmt.size(m.file("executorch").bytes),
-                       help=f"ONNX file: {fmt.size(m.onnx_bytes)}")
     lat = m.latency_ms(runtime, 1)
     cols[3].metric(f"{'ExecuTorch' if runtime == 'executorch' else 'ORT'} batch 1",
                    fmt.ms(lat) if lat is not None else "not timed",
@@ -62,6 +64,10 @@ def main() -> None:
     with st.expander("Spec and metrics"):
         st.json({"spec": point.spec.to_dict(full=True), "metrics": m.to_dict()})
     own = export.default_format(point.spec, runtime)
+    bits = getattr(point.spec.quantize, "bits", None)
+    if bits and bits <= 4 and not own.endswith("int4"):
+        st.caption(f"This point's weights have {bits} bits, but its file holds them as {own.partition('-')[2] or 'fp32'}"
+                   f"; the {own.partition('-')[0]}-int4 format ships them as 4-bit codes a runtime executes.")
     if state.get("export.format_for") != (point.key, runtime):  # a new point or runtime: its own format first
         state.put("export.format", own)
         st.session_state["export.format_for"] = (point.key, runtime)

@@ -200,7 +200,7 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
             assert not remove.count(), f"could not remove {chip} from {box}"
         et = executorch_io.why_unavailable() is None  # make test installs it; without it, ONNX Runtime only
         if et:  # each point also written, scored and timed as an ExecuTorch .pte
-            page.locator("[data-testid=stMultiSelect]", has_text="Runtimes").click()
+            page.locator("[data-testid=stMultiSelect]", has_text="Runtimes").locator("input").click()
             page.get_by_role("option", name="ExecuTorch (.pte, XNNPACK)").click()
             page.keyboard.press("Escape")
             settle(page)
