@@ -315,7 +315,7 @@ def cmd_pick(args) -> None:
     print(_show(df[df["key"] == choice.row["key"]]))
     if not (choice.met_floor and choice.met_budget):
         raise SystemExit(1)
-    fmt = " --format pte" if args.runtime == "executorch" else ""
+    fmt = " --runtime executorch" if args.runtime == "executorch" else ""
     print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]}{fmt} -o <path>")
 
 
