@@ -24,7 +24,7 @@ def _test_split(name: str, model: M.LoadedModel) -> D.Split:
     return D.Split(split.raw[:n], split.y[:n], split.size) if n else split
 
 
-@pytest.mark.parametrize("fmt", [None, deploy.Int8(calibration_samples=64)], ids=["fp32", "int8"])
+@pytest.mark.parametrize("fmt", [None, deploy.Int8(calibration_samples=32)], ids=["fp32", "int8"])
 @pytest.mark.parametrize("name", M.sample_names())
 def test_every_sample_runs_as_a_pte_within_half_a_point_of_its_onnx_file(name, fmt, tmp_path):
     model = M.load_sample(name)
@@ -152,14 +152,26 @@ def test_a_sweep_exports_its_pick_as_a_pte_reloaded_and_rescored(tmp_path):
     assert "load_method('forward')" in card["how_to_load"]
     assert abs(executorch_io.accuracy(pte, D.load_data("digits").adapted((1, 28, 28)).test)
                - card["accuracy"]["stored_point"]) <= export.TOLERANCE
-    # a one-thread profile is its own point: the same Spec timed on all cores is another key
-    sweep.write_text(sweep.read_text().replace("threads: 1, ", ""))
-    assert main(["sweep", str(sweep), "--store", store, "--run", "et-all"]) == 0
+
+
+def test_a_thread_profile_is_part_of_each_point(tmp_path):
+    """A one-thread run and an all-cores run of the same Spec are two points, each timed as it says."""
+    from core import grid, sweep
     from core.store import Store
 
-    one, every = Store(store).points("et"), Store(store).points("et-all")
-    assert len(one) == len(every) == 2 and not {p.key for p in one} & {p.key for p in every}
-    assert {l.threads for p in one for l in p.metrics.latency} == {1}
+    store = Store(str(tmp_path / "s.sqlite"))
+    cfg = {"run": "one", "model": "lenet5", "axes": {"deploy": ["fp32"]},
+           "measure": {"runtimes": ["onnxruntime"], "threads": 1, "budget_s": 0.01}}
+    sweep.run_sweep(grid.load_config(cfg), store)
+    sweep.run_sweep(grid.load_config({**cfg, "run": "all", "measure": {"runtimes": ["onnxruntime"],
+                                                                       "budget_s": 0.01}}), store)
+    one, every = store.points("one"), store.points("all")
+    assert len(one) == len(every) == 1 and one[0].key != every[0].key
+    assert {l.threads for l in one[0].metrics.latency} == {1}
+    # asking for a runtime a stored point lacks measures it again
+    assert sweep.run_sweep(grid.load_config({**cfg, "measure": {"runtimes": ["onnxruntime", "executorch"],
+                                                                "threads": 1, "budget_s": 0.01}}), store).computed == 1
+    assert store.points("one")[0].metrics.file("executorch") is not None
 
 
 def test_a_torchscript_model_is_refused_by_executorch_in_one_sentence(lenet5, tmp_path):
