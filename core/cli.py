@@ -95,10 +95,14 @@ def runtimes_arg(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def warn_skipped(runtimes) -> None:
-    """Say loudly, on stderr, which runtimes asked for cannot run here."""
+def warn_skipped(runtimes, model: M.LoadedModel | None = None) -> None:
+    """Say loudly, on stderr, which runtimes asked for cannot run here, or cannot run this model."""
     for line in ME.skipped_runtimes(runtimes):
         print(f"edgetrim: !! {line}", file=sys.stderr)
+    for r in ME.check_runtimes(runtimes):
+        why = None if model is None or ME.why_unavailable(r) else ME.why_not_on(r, model, None)
+        if why:
+            print(f"edgetrim: !! {r} skipped for {model.name}: {why}", file=sys.stderr)
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -200,8 +204,8 @@ def cmd_measure(args) -> None:
         print(f"note: {note}")
     for r in args.runtimes:
         why = ME.why_not_on(r, model, spec.deploy)
-        if why and not ME.why_unavailable(r):
-            print(f"note: not run on {r}: {why}")
+        if why and not ME.why_unavailable(r) and not (r == "pytorch" and spec.deploy is not None):
+            print(f"note: not run on {r}: {why}")  # (PyTorch and a file format: said by the notes above)
     if m.files:
         print()
         print(format_table([{"runtime": f.runtime, "version": f.version, "file bytes": f.bytes,
@@ -236,7 +240,9 @@ def cmd_sweep(args) -> None:
     cfg = grid.load_config(args.config)
     if args.run:
         cfg = dataclasses.replace(cfg, run=args.run)
-    warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES)
+    from core import runner
+
+    warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES, runner.load_context(cfg.model, cfg.data)[0])
     store = _store(args)
     bar = tqdm(total=None, unit="point", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
@@ -323,7 +329,9 @@ def _pick(df, args):
     """The pick the floor, the budgets and the runtime of `args` ask for (shared by `pick` and `export`)."""
     from core import pareto
 
-    base = pareto.baseline_accuracy(pareto.on_runtime(df, args.runtime))
+    view = pareto.on_runtime(df, args.runtime)
+    pareto.measured_on(view, args.runtime)  # a run that never ran there says so before any floor is worked out
+    base = pareto.baseline_accuracy(view)
     floor = pareto.resolve_floor(base, args.floor, args.max_drop)
     return pareto.pick(df, floor, args.objective, max_latency_ms=args.max_latency_ms, max_bytes=args.max_bytes,
                        runtime=args.runtime)

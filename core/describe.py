@@ -25,7 +25,7 @@ def notes(m: Metrics) -> list[str]:
         out.append(f"{m.int8_nodes} compute nodes run on integer kernels and {m.float_compute_nodes} Conv/Gemm/MatMul "
                    "nodes stay in float after ONNX Runtime's fusion"
                    + (": the float ones get no int8 speed-up" if m.float_compute_nodes else ""))
-        out.append("PyTorch latency not measured: this file format runs in ONNX Runtime only")
+        out.append("PyTorch latency not measured: this file format runs in its own runtime (ONNX Runtime, ExecuTorch), not in PyTorch")
     if m.archive_bytes is None:
         out.append("No compact archive: it rebuilds an architecture edgetrim knows, and TorchScript / torch.export "
                    "graphs have none; load the model as an architecture plus state_dict to get one")

@@ -57,6 +57,18 @@ def version() -> str:
     return v("executorch")
 
 
+def why_not_model(model) -> str | None:
+    """None when edgetrim can lower this model to ExecuTorch, else why not (a phrase). A TorchScript file cannot be
+    traced by torch.export, and a loaded .pt2 graph is not re-traced here (its weights live in the graph)."""
+    if isinstance(model.module, torch.jit.ScriptModule):
+        return ("ExecuTorch needs a model torch.export can trace and a TorchScript file cannot be; give the weights "
+                "with their architecture (--arch)")
+    if model.arch is None:
+        return ("a loaded torch.export (.pt2) graph is not lowered to ExecuTorch here; give the weights with their "
+                "architecture (--arch)")
+    return None
+
+
 def supports(deploy) -> str | None:
     """None when `deploy` has an ExecuTorch form, else why not (one sentence)."""
     name = type(deploy).__name__
@@ -151,9 +163,9 @@ def write_pte(model, deploy, path: str | Path, calibration: Split | None = None)
     reason = why_unavailable() or supports(deploy)
     if reason:
         raise ExecuTorchError(reason[0].upper() + reason[1:] + ".")
-    if isinstance(model.module, torch.jit.ScriptModule):
-        raise ExecuTorchError("ExecuTorch needs a model torch.export can trace; a TorchScript file cannot be, so give "
-                              "the weights with their architecture (--arch) or a torch.export .pt2 file.")
+    reason = why_not_model(model)
+    if reason:
+        raise ExecuTorchError(reason[0].upper() + reason[1:] + ".")
     path = Path(path)
     name = type(deploy).__name__
     with EXPORT_LOCK, quiet_native_logs():

@@ -229,15 +229,14 @@ def why_not_on(runtime: str, model: LoadedModel, deploy) -> str | None:
     if runtime == "executorch":
         from core import executorch_io
 
-        if isinstance(model.module, torch.jit.ScriptModule):
-            return "ExecuTorch needs a model torch.export can trace, and a TorchScript file cannot be"
-        return executorch_io.supports(deploy)
+        return executorch_io.why_not_model(model) or executorch_io.supports(deploy)
     return None
 
 
 def check_runtimes(runtimes) -> tuple[str, ...]:
     """`runtimes` as a tuple of known names, in order, without repeats (ValueError names a bad one)."""
     runtimes = (runtimes,) if isinstance(runtimes, str) else tuple(runtimes or ())
+    runtimes = tuple(r.lower() if isinstance(r, str) else r for r in runtimes)  # 'ExecuTorch' as the pages spell it
     for r in runtimes:
         if r not in ALL_RUNTIMES:
             raise ValueError(f"{r!r} is not a runtime edgetrim knows; runtimes are {', '.join(ALL_RUNTIMES)}.")

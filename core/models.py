@@ -396,6 +396,10 @@ def check_classifier(module: nn.Module, input_shape: tuple[int, ...], fname: str
         with torch.inference_mode():
             out = module(torch.zeros(2, *input_shape))
     except Exception as e:
+        if "size()[0]" in str(e):  # a torch.export graph traced with a fixed batch: edgetrim runs batches
+            raise ModelLoadError(f"{fname} was exported with a fixed batch size; export it with a dynamic batch: "
+                                 "torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},)).")\
+                from e
         raise ModelLoadError(f"{fname} does not run on inputs of shape {'x'.join(map(str, input_shape))} "
                              f"({_reason(e)}).") from e
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:

@@ -46,6 +46,8 @@ RUNTIME_COLUMNS = {
     "pytorch": {"accuracy": "torch_accuracy", "onnx_bytes": "state_dict_bytes", "ort_b1_ms": "torch_b1_ms"},
     "onnxruntime-cuda": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "cuda_b1_ms"},
 }
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch", "pytorch": "PyTorch",
+                 "onnxruntime-cuda": "ONNX Runtime (CUDA)"}
 RUNTIME_FILES = {"onnxruntime": "ONNX file", "executorch": "ExecuTorch .pte file", "pytorch": "PyTorch state_dict",
                  "onnxruntime-cuda": "ONNX file"}
 FAMILIES = ("baseline", "pruning", "quantization", "combined", "distillation", "student alone")
@@ -75,7 +77,7 @@ def objective_name(objective: str, runtime: str = "onnxruntime") -> str:
     """What a person reads for `objective` on `runtime`: 'ExecuTorch .pte file size', 'executorch latency (batch 1)'."""
     if runtime == "onnxruntime" or objective not in ("size", "latency"):
         return OBJECTIVE_NAMES[objective]
-    return f"{RUNTIME_FILES[runtime]} size" if objective == "size" else f"{runtime} latency (batch 1)"
+    return f"{RUNTIME_FILES[runtime]} size" if objective == "size" else f"{RUNTIME_NAMES[runtime]} latency (batch 1)"
 
 
 def runtimes_in(df: pd.DataFrame) -> list[str]:
@@ -159,9 +161,6 @@ def resolve_floor(baseline_accuracy: float | None, floor: float | None = None, m
     return baseline_accuracy - max_drop / 100
 
 
-BUDGETS = {"ort_b1_ms": ("latency", "ms"), "onnx_bytes": ("file", "bytes")}  # budget column -> (what, unit)
-
-
 def _over(row, budgets: dict[str, float]) -> float:
     """How far `row` is over its worst budget, as a fraction (0.25: 25 % over); 0 within all."""
     return max([0.0] + [row[col] / limit - 1 for col, limit in budgets.items()])
@@ -169,10 +168,18 @@ def _over(row, budgets: dict[str, float]) -> float:
 
 def _budget_text(col: str, value: float, limit: float, runtime: str) -> str:
     if col == "ort_b1_ms":
-        return f"{runtime} latency {value:.3g} ms against a budget of {limit:.3g} ms"
-    from core import describe
+        return f"{RUNTIME_NAMES[runtime]} latency {value:.3g} ms against a budget of {limit:.3g} ms"
+    return f"{RUNTIME_FILES[runtime]} {value:,.0f} bytes against a budget of {limit:,.0f} bytes"
 
-    return f"{RUNTIME_FILES[runtime]} {describe.size(value)} against a budget of {describe.size(limit)}"
+
+def measured_on(view: pd.DataFrame, runtime: str) -> pd.DataFrame:
+    """The measured points of `view` (a table from `on_runtime`); PickError when `runtime` ran none of them."""
+    measured = view[view["status"] == "ok"].dropna(subset=["accuracy"])
+    if measured.empty:
+        raise PickError("The run has no measured points to pick from." if runtime == "onnxruntime" else
+                        f"No point of the run ran on {RUNTIME_NAMES[runtime]}; sweep with measure: "
+                        f"{{runtimes: [{runtime}]}}.")
+    return measured
 
 
 def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms: float | None = None,
@@ -184,16 +191,13 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
     if objective not in MINIMISED:
         raise PickError(f"Pick by one of {', '.join(MINIMISED)}, not {objective!r}.")
     for name, limit in (("latency", max_latency_ms), ("size", max_bytes)):
-        if limit is not None and not limit > 0:
+        if limit is not None and not 0 < limit < float("inf"):
             raise PickError(f"A {name} budget is a positive number, not {limit}.")
     view = on_runtime(df, runtime)
     col, _ = OBJECTIVES[objective]
     name = objective_name(objective, runtime)
-    where = "" if runtime == "onnxruntime" else f" on {runtime}"
-    measured = view[view["status"] == "ok"].dropna(subset=["accuracy"])
-    if measured.empty:
-        raise PickError("The run has no measured points to pick from." if runtime == "onnxruntime" else
-                        f"No point of the run ran on {runtime}; sweep with measure: {{runtimes: [{runtime}]}}.")
+    where = "" if runtime == "onnxruntime" else f" on {RUNTIME_NAMES[runtime]}"
+    measured = measured_on(view, runtime)
     budgets = {c: v for c, v in (("ort_b1_ms", max_latency_ms), ("onnx_bytes", max_bytes)) if v is not None}
     ok = measured.dropna(subset=[col, *budgets])
     if ok.empty:
@@ -212,8 +216,9 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
     if within.empty:
         nearest = above.assign(_over=above.apply(_over, axis=1, budgets=budgets)).sort_values(["_over", col])
         best = nearest.iloc[0]
-        misses = [f"{_budget_text(c, best[c], v, runtime)}, {best[c] - v:.3g} {BUDGETS[c][1]} "
-                  f"({100 * (best[c] / v - 1):.0f} %) over" for c, v in budgets.items() if best[c] > v]
+        misses = [f"{_budget_text(c, best[c], v, runtime)}, "
+                  + (f"{best[c] - v:.3g} ms" if c == "ort_b1_ms" else f"{best[c] - v:,.0f} bytes")
+                  + f" ({100 * (best[c] / v - 1):.0f} %) over" for c, v in budgets.items() if best[c] > v]
         return Pick(best.drop("_over").to_dict(), True, floor,
                     f"No point at the floor of {100 * floor:.2f} %{where} meets the budget; the closest is "
                     f"{best['label']} at {100 * best['accuracy']:.2f} %: {'; '.join(misses)}.",
@@ -231,7 +236,7 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
 
 
 def baseline_accuracy(df: pd.DataFrame) -> float | None:
-    base = df[(df["family"] == "baseline") & (df["status"] == "ok")]
+    base = df[(df["family"] == "baseline") & (df["status"] == "ok") & df["accuracy"].notna()]
     return float(base["accuracy"].iloc[0]) if len(base) else None
 
 

@@ -37,6 +37,8 @@ def main() -> None:
     try:
         point = store.get(key) if key else None
         runs = store.runs_of(key) if key else None
+        chosen_runs = [r for r in state.get("tradeoffs.runs") or [] if r in (runs or [])]
+        runs = chosen_runs + [r for r in runs or [] if r not in chosen_runs]  # the run it was picked in first
         cfg = store.run_config(runs[0]) if runs else None
     finally:
         store.close()

@@ -7,6 +7,7 @@ the sweep file dashboard/jobs.py wrote beside its pid file.
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import streamlit as st
@@ -21,7 +22,7 @@ FILES_HELP = ("The file each point ships as, run in each runtime chosen below, o
     "ship as 4-bit codes a runtime executes.")
 RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime (CPU)", "executorch": "ExecuTorch (.pte, XNNPACK)",
                  "pytorch": "PyTorch eager", "onnxruntime-cuda": "ONNX Runtime (CUDA GPU)"}
-THREADS = [0, 1, 2, 4]  # 0: every core
+THREADS = [0] + [t for t in (1, 2, 4, 8) if t <= (os.cpu_count() or 1)]  # 0: every core
 RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
 WIDTHS = [1.0, 0.75, 0.5, 0.25]
 STUDENTS = ["mlp", "mlp@0.5", "lenet5", "lenet5@0.5", "lenet5_caffe", "lenet5_caffe@0.5", "resnet18_small@0.25",

@@ -83,6 +83,11 @@ def _floor_range(ok: pd.DataFrame) -> tuple[float, float]:
     return float(lo), float(max(hi, lo + 0.1))
 
 
+def _ms(v: float) -> str:
+    """Three significant digits: a budget of 0.005 ms and a point at 0.0054 ms read as different numbers."""
+    return f"{v:.3g} ms"
+
+
 def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None, budget: float | None) -> str:
     row, floor, runtime = choice.row, choice.floor, choice.runtime
     base = f", baseline {fmt.pct(base_acc)}" if base_acc is not None else ""
@@ -92,11 +97,11 @@ def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None
                 f"{row['label']} at {fmt.pct(row['accuracy'])}.")
     if not choice.met_budget:
         over = row["ort_b1_ms"] - budget
-        return (f"No point of {run_name(run)} at the floor of {100 * floor:.1f} % runs within {fmt.ms(budget)}"
-                f"{on}. The closest is **{row['label']}** at {fmt.ms(row['ort_b1_ms'])}, {fmt.ms(over)} "
+        return (f"No point of {run_name(run)} at the floor of {100 * floor:.1f} % runs within {_ms(budget)}"
+                f"{on}. The closest is **{row['label']}** at {_ms(row['ort_b1_ms'])}, {_ms(over)} "
                 f"({100 * over / budget:.0f} %) over the budget, {fmt.pct(row['accuracy'])} accuracy.")
     value = figures.human(pick_by, row[pareto.OBJECTIVES[pick_by][0]])
-    within = f", within {fmt.ms(budget)}" if budget is not None else ""
+    within = f", within {_ms(budget)}" if budget is not None else ""
     return (f"Recommended in {run_name(run)}{on}: **{row['label']}**, {fmt.pct(row['accuracy'])} accuracy (floor "
             f"{100 * floor:.1f} %{base}{within}); {_x_names(runtime)[pick_by].lower()} {value}, {BEST[pick_by]} at "
             "or above the floor.")
@@ -216,7 +221,8 @@ def main() -> None:
     try:
         choice = pareto.pick(first, floor, pick_by, max_latency_ms=budget, runtime=runtime)
     except ValueError as e:
-        st.warning(f"No recommendation by {x_names[pick_by].lower()}: {fmt.one_sentence(e)}")
+        where = f" from {run_name(runs[0])}, the first run chosen" if len(runs) > 1 else ""
+        st.warning(f"No recommendation{where} by {x_names[pick_by].lower()}: {fmt.one_sentence(e)}")
         return
     (st.success if choice.met_floor and choice.met_budget else st.warning)(
         _message(choice, runs[0], pick_by, base_acc, budget))
@@ -235,8 +241,9 @@ def main() -> None:
     fig = figures.tradeoff(view.assign(run=view["run"].map(run_name)), objective, floor, recommended, chosen,
                            runtime=runtime, x_budget=budget if objective == "latency" else None, outside=outside)
     st.plotly_chart(fig, key="tradeoff_chart", on_select=_chart_selected, selection_mode="points")
-    st.caption(("The green region: at or above the floor" + (f" and within {fmt.ms(budget)}" if budget else "") +
-                (" (faded points are over the latency budget). " if budget else ". ")) +
+    st.caption(("The green region: at or above the floor" +
+                (f" and within {_ms(budget)}" if budget and objective == "latency" else "") +
+                (f". Faded points are over the {_ms(budget)} latency budget. " if budget else ". ")) +
                ("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
                 "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports."))
     state.widget(st.selectbox, "Selected point (click one on the chart, or choose here); the Export page exports it",

@@ -124,6 +124,9 @@ def test_a_run_without_executorch_says_so_when_picked_there():
     df = _frame().assign(pte_accuracy=None, pte_bytes=None, et_b1_ms=None)
     with pytest.raises(pareto.PickError, match="runtimes: \\[executorch\\]"):
         pareto.pick(df, 0.9, runtime="executorch")
+    assert pareto.baseline_accuracy(pareto.on_runtime(df, "executorch")) is None  # not a crash on the missing values
+    with pytest.raises(pareto.PickError, match="ran on ExecuTorch"):
+        pareto.measured_on(pareto.on_runtime(df, "executorch"), "executorch")
     assert pareto.runtimes_in(_frame())[:2] == ["onnxruntime", "executorch"]
 
 
@@ -174,9 +177,13 @@ def test_a_thread_profile_is_part_of_each_point(tmp_path):
     assert store.points("one")[0].metrics.file("executorch") is not None
 
 
-def test_a_torchscript_model_is_refused_by_executorch_in_one_sentence(lenet5, tmp_path):
+def test_graphs_executorch_cannot_lower_are_refused_in_one_sentence(lenet5, tmp_path):
     import torch
 
     scripted = dataclasses.replace(lenet5, module=torch.jit.script(lenet5.module), arch=None)
     with pytest.raises(executorch_io.ExecuTorchError, match="TorchScript"):
         executorch_io.write_pte(scripted, None, tmp_path / "x.pte")
+    graph = dataclasses.replace(lenet5, arch=None)  # a loaded .pt2 graph: no architecture to re-trace
+    assert "torch.export (.pt2)" in ME.why_not_on("executorch", graph, None)
+    m = ME.measure(graph, D.load_data("digits"), runtimes=("onnxruntime", "executorch"), latency=False)
+    assert [f.runtime for f in m.files] == ["onnxruntime"]  # left out, not a failed point
