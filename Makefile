@@ -55,6 +55,7 @@ bench: $(STAMP) chromium mnist
 	$(BIN)/python benchmarks/anchors.py && \
 	$(BIN)/python benchmarks/anchors.py --models lenet300_mnist lenet5_caffe_mnist --tag mnist && \
 	$(BIN)/python benchmarks/peers.py && \
+	$(BIN)/python benchmarks/runtimes.py && \
 	$(BIN)/python benchmarks/sweep_time.py && \
 	$(BIN)/python benchmarks/sweep_time.py --config sweeps/mnist.yaml && \
 	$(BIN)/python benchmarks/dashboard_time.py && \
