@@ -11,6 +11,8 @@ A sweep file (YAML or JSON, or the same as a dict):
       student_training: [distilled, alone]         # alone: the same student on hard labels, the baseline
       prune: [unstructured, structured]
       prune_ratio: [0.0, 0.5, 0.9]
+      prune_importance: [magnitude, taylor]   # what is removed first: small |w| (L2 norms), or small |w * dL/dw|;
+                                              # hessian (structured only): Torch-Pruning's second-order score
       finetune_epochs: [2]
       quantize: [fp32, w4, qat3]  # weights: fp32 | w2..w8 | qat2..qat8 | share2..share8 | dc2..dc8 | soft2..soft8
                                   # (int8 / fp16 accepted: see deploy)
@@ -44,13 +46,15 @@ from core.registry import SpecError, check_kinds, make
 from core.soft_share import SoftShare
 
 AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"], "prune": ["unstructured"],
-        "prune_ratio": [0.0], "finetune_epochs": [0], "quantize": ["fp32"], "deploy": ["fp32"]}
+        "prune_ratio": [0.0], "prune_importance": ["magnitude"], "finetune_epochs": [0], "quantize": ["fp32"],
+        "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "qat_epochs", "quantize", "budget"}
 TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
 MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes"}
 MAX_POINTS = 5000
+PRUNE_IMPORTANCE = ("magnitude", "taylor", "hessian")
 
 
 class SweepError(ValueError):
@@ -170,6 +174,12 @@ def _check_axes(axes: dict) -> None:
     for k in axes["prune"]:
         if k not in ("unstructured", "structured"):
             raise SweepError(f"prune values are 'unstructured' or 'structured', not {k!r}.")
+    for imp in axes["prune_importance"]:
+        if imp not in PRUNE_IMPORTANCE:
+            raise SweepError(f"prune_importance values are {', '.join(PRUNE_IMPORTANCE)}, not {imp!r}.")
+        if imp == "hessian" and "unstructured" in axes["prune"]:
+            raise SweepError("prune_importance hessian is for structured pruning (Torch-Pruning's group Hessian); "
+                             "use magnitude or taylor with unstructured.")
     for r in axes["prune_ratio"]:
         if not isinstance(r, (int, float)) or not 0 <= r < 1:
             raise SweepError(f"prune_ratio values must be in [0, 1), got {r!r}.")
@@ -233,12 +243,15 @@ def expand(cfg: SweepConfig) -> list[S.Spec]:
                 opts["alone"] = True
             distills.append(None if arch is None and w == 1 else make(Distill, **opts))
         prunes = []
-        for kind, ratio, ft in itertools.product(a["prune"], a["prune_ratio"], a["finetune_epochs"]):
+        for kind, imp, ratio, ft in itertools.product(a["prune"], a["prune_importance"], a["prune_ratio"],
+                                                      a["finetune_epochs"]):
             if ratio == 0:
                 prunes.append(None)
                 continue
             opts = {**budget, **st.get("prune", {})}
             opts.pop("importance" if kind == "unstructured" else "scope", None)
+            if imp != "magnitude":  # magnitude: the settings' norm (structured l1 / l2)
+                opts["importance"] = imp
             cls = UnstructuredPrune if kind == "unstructured" else StructuredPrune
             prunes.append(make(cls, ratio=float(ratio), finetune_epochs=ft, **opts))
         formats = [c for c in (steps_of(q, f, st) for q, f in itertools.product(a["quantize"], a["deploy"])) if c]

@@ -1,10 +1,13 @@
-"""Pruning: unstructured magnitude (zeros in place) and structured (channels physically removed).
+"""Pruning: unstructured (zeros in place) and structured (channels physically removed).
 
-Unstructured pruning zeroes the smallest weights of every Conv/Linear layer, either
+Unstructured pruning zeroes the least important weights of every Conv/Linear layer, either
 ranked across the whole model ("global") or within each layer ("layer"); the count
-removed is exact. Dense kernels still multiply those zeros, so it shrinks compressed
+removed is exact. Importance is the weight's magnitude |w|, or its first-order Taylor
+score |w * dL/dw| summed over training batches (Molchanov et al. 2017): what removing the
+weight would change the loss by, so rarely-used connections go first. Dense kernels still multiply those zeros, so it shrinks compressed
 files, not latency. Structured pruning removes whole channels / neurons ranked by
-their L1 or L2 norm, using Torch-Pruning's dependency graph so residual adds,
+their L1 or L2 norm (or Torch-Pruning's group Taylor / Hessian importance, from gradients on
+training batches), using Torch-Pruning's dependency graph so residual adds,
 concatenations, depthwise convs and squeeze-excite blocks stay consistent; the
 model gets physically smaller and faster. Both may fine-tune, and both can prune
 gradually: k steps of a cubic schedule with fine-tuning between.
@@ -25,7 +28,11 @@ from core.train import Progress, accuracy, check_budget as _check_budget, recali
 
 # str enums in one line each: the values are what sweep files and the JSON of a Spec spell
 Scope = enum.Enum("Scope", [("GLOBAL", "global"), ("LAYER", "layer"), ("STD", "std")], type=str)
-Importance = enum.Enum("Importance", [("L1", "l1"), ("L2", "l2")], type=str)
+Importance = enum.Enum("Importance", [("L1", "l1"), ("L2", "l2"), ("TAYLOR", "taylor"), ("HESSIAN", "hessian")],
+                       type=str)
+WeightImportance = enum.Enum("WeightImportance", [("MAGNITUDE", "magnitude"), ("TAYLOR", "taylor")], type=str)
+GRADIENT_BATCHES = 16     # training batches (of 64) whose gradients score the weights for Taylor / Hessian importance
+HESSIAN_SAMPLES = 64      # per-sample gradients Torch-Pruning's Hessian importance accumulates (one backward each)
 
 
 @dataclass(frozen=True)
@@ -69,20 +76,25 @@ class UnstructuredPrune(_Pruning):
     # global: rank |w| across the model; layer: the same ratio in every layer; std: one threshold per layer,
     # a quality factor times the layer's weight std (Han et al. 2015), the factor set so `ratio` is removed
     scope: Scope = Scope.GLOBAL
+    importance: WeightImportance = WeightImportance.MAGNITUDE  # or taylor: |w * dL/dw| over training batches
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "scope", Scope(self.scope))
+        object.__setattr__(self, "importance", WeightImportance(self.importance))
+        if self.scope is Scope.STD and self.importance is not WeightImportance.MAGNITUDE:
+            raise SpecError("The std scope sets thresholds on weight magnitudes; use it with magnitude importance.")
 
     @property
     def label(self) -> str:
         scope = "per-layer thresholds ∝ std" if self.scope is Scope.STD else self.scope.value
-        return f"prune {100 * self.ratio:.4g} % of weights (unstructured, {scope}{self._tuning()})"
+        how = ", Taylor" if self.importance is WeightImportance.TAYLOR else ""
+        return f"prune {100 * self.ratio:.4g} % of weights (unstructured, {scope}{how}{self._tuning()})"
 
 
 @dataclass(frozen=True)
 class StructuredPrune(_Pruning):
-    importance: Importance = Importance.L2  # channels ranked by the L1 or L2 norm of their weights
+    importance: Importance = Importance.L2  # channels ranked by the L1 / L2 norm of their weights, or by gradients
 
     def __post_init__(self):
         super().__post_init__()
@@ -90,8 +102,8 @@ class StructuredPrune(_Pruning):
 
     @property
     def label(self) -> str:
-        return (f"prune {100 * self.ratio:.4g} % of channels (structured, {self.importance.value.upper()}"
-                f"{self._tuning()})")
+        how = {"l1": "L1", "l2": "L2", "taylor": "Taylor", "hessian": "Hessian"}[self.importance.value]
+        return f"prune {100 * self.ratio:.4g} % of channels (structured, {how}{self._tuning()})"
 
 
 def schedule(ratio: float, steps: int) -> list[float]:
@@ -115,18 +127,41 @@ def sparsity(module: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in ws) / max(1, sum(w.numel() for w in ws))
 
 
+def taylor_scores(module: nn.Module, split, batches: int = GRADIENT_BATCHES) -> dict[str, torch.Tensor]:
+    """{layer: |w * dL/dw|} summed over the first `batches` training batches of 64 (first-order Taylor: how much
+    the loss would change without each weight). The module's mode and gradients are left as they were."""
+    weights = dict(prunable_weights(module))
+    scores = {n: torch.zeros_like(w) for n, w in weights.items()}
+    was_training = module.training
+    module.eval()  # BatchNorm statistics and dropout as the model runs; gradients flow all the same
+    try:
+        for x, y in zip(split.batches(64, stop=64 * batches), split.y[:64 * batches].split(64)):
+            module.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(module(x), y).backward()
+            with torch.no_grad():
+                for n, w in weights.items():
+                    if w.grad is not None:
+                        scores[n] += (w * w.grad).abs()
+    finally:
+        module.zero_grad(set_to_none=True)
+        module.train(was_training)
+    return scores
+
+
 @torch.no_grad()
 def magnitude_prune_(module: nn.Module, ratio: float, scope: Scope | str = Scope.GLOBAL,
-                     layers: list[str] | None = None) -> None:
-    """Zero exactly round(ratio * n) of the smallest |w| (globally, or per layer). In place."""
+                     layers: list[str] | None = None, scores: dict[str, torch.Tensor] | None = None) -> None:
+    """Zero exactly round(ratio * n) of the least important weights (globally, or per layer). In place.
+    Importance is |w|, or `scores` per layer (e.g. `taylor_scores`) when given."""
     weights = [(n, w) for n, w in prunable_weights(module) if layers is None or n in layers]
+    rank = {n: (scores[n] if scores is not None else w.detach().abs()) for n, w in weights}
     if Scope(scope) is Scope.LAYER:
-        for _, w in weights:
-            _zero_smallest_(w.view(-1), round(ratio * w.numel()))
+        for n, w in weights:
+            _zero_least_(w.view(-1), rank[n].reshape(-1), round(ratio * w.numel()))
         return
     # global ranks |w|; std ranks |w| / std(layer), i.e. thresholds of q x each layer's std for one q
     scale = [w.detach().std().clamp_min(1e-12) if Scope(scope) is Scope.STD else 1.0 for _, w in weights]
-    flat = torch.cat([w.detach().abs().flatten() / s for (_, w), s in zip(weights, scale)])
+    flat = torch.cat([rank[n].flatten() / s for (n, _), s in zip(weights, scale)])
     k = round(ratio * flat.numel())
     if k == 0:
         return
@@ -139,9 +174,9 @@ def magnitude_prune_(module: nn.Module, ratio: float, scope: Scope | str = Scope
         start += w.numel()
 
 
-def _zero_smallest_(flat: torch.Tensor, k: int) -> None:
+def _zero_least_(flat: torch.Tensor, rank: torch.Tensor, k: int) -> None:
     if k > 0:
-        flat[torch.argsort(flat.abs(), stable=True)[:k]] = 0
+        flat[torch.argsort(rank, stable=True)[:k]] = 0
 
 
 def keep_zeros(module: nn.Module):
@@ -173,8 +208,10 @@ def _epochs_per_step(total: int, steps: int) -> list[int]:
 def unstructured(model: LoadedModel, cfg: UnstructuredPrune, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
     out = model.derive(model.copy_module())
+    train = data.adapted(model.input_shape).train
     for target, epochs in zip(schedule(cfg.ratio, cfg.steps), _epochs_per_step(cfg.finetune_epochs, cfg.steps)):
-        magnitude_prune_(out.module, target, cfg.scope)
+        scores = taylor_scores(out.module, train) if cfg.importance is WeightImportance.TAYLOR else None
+        magnitude_prune_(out.module, target, cfg.scope, scores=scores)
         _finetune_(out, data, cfg, epochs, progress)
     return out
 
@@ -192,16 +229,44 @@ def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
     out = model.derive(model.copy_module())
     if cfg.ratio == 0:
         return out
-    importance = tp.importance.MagnitudeImportance(p=1 if cfg.importance is Importance.L1 else 2)
+    importance = {Importance.TAYLOR: tp.importance.GroupTaylorImportance,
+                  Importance.HESSIAN: tp.importance.GroupHessianImportance}.get(cfg.importance)
+    importance = importance() if importance else tp.importance.MagnitudeImportance(
+        p=1 if cfg.importance is Importance.L1 else 2)
+    train = data.adapted(model.input_shape).train
     pruner = tp.pruner.MagnitudePruner(
         out.module, model.example_input(1), importance=importance, pruning_ratio=cfg.ratio,
         iterative_steps=cfg.steps, ignored_layers=_classifier_layers(out.module, model.num_classes),
         iterative_pruning_ratio_scheduler=lambda r, n: [0.0, *schedule(r, n)])
     for epochs in _epochs_per_step(cfg.finetune_epochs, cfg.steps):
+        _gradients_for_(importance, out.module, train)
         pruner.step()
         _finetune_(out, data, cfg, epochs, progress)
     out.module.eval()
+    out.module.zero_grad(set_to_none=True)
     return out
+
+
+def _gradients_for_(importance, module: nn.Module, train) -> None:
+    """Leave in `module` the gradients Torch-Pruning's Taylor importance reads (the loss summed over training
+    batches), or accumulate the per-sample gradients its Hessian importance needs; nothing for magnitudes."""
+    import torch_pruning as tp
+
+    if not isinstance(importance, (tp.importance.GroupTaylorImportance, tp.importance.GroupHessianImportance)):
+        return
+    module.eval()
+    module.zero_grad(set_to_none=True)
+    if isinstance(importance, tp.importance.GroupHessianImportance):
+        importance.zero_grad()
+        x, y = train.batch(slice(0, HESSIAN_SAMPLES)), train.y[:HESSIAN_SAMPLES]
+        losses = nn.functional.cross_entropy(module(x), y, reduction="none")
+        for loss in losses:
+            module.zero_grad(set_to_none=True)
+            loss.backward(retain_graph=True)
+            importance.accumulate_grad(module)
+        return
+    for x, y in zip(train.batches(64, stop=64 * GRADIENT_BATCHES), train.y[:64 * GRADIENT_BATCHES].split(64)):
+        nn.functional.cross_entropy(module(x), y).backward()
 
 
 def sensitivity(model: LoadedModel, data: DataSet, ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9),

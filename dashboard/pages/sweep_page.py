@@ -39,7 +39,7 @@ def _restore(record: dict) -> None:
     values = {"sweep.run": record.get("run"), "sweep.widths": axes.get("student_width"),
               "sweep.students": axes.get("student"), "sweep.alone": "alone" in axes.get("student_training", []),
               "sweep.distill_shift": (settings.get("distill") or {}).get("augment_shift"),
-              "sweep.kinds": axes.get("prune"),
+              "sweep.kinds": axes.get("prune"), "sweep.importance": axes.get("prune_importance"),
               "sweep.ratios": [round(100 * r) for r in axes["prune_ratio"]] if axes.get("prune_ratio") else None,
               "sweep.finetune": (axes.get("finetune_epochs") or [None])[0], "sweep.quant": axes.get("quantize"),
               "sweep.deploy": axes.get("deploy"),
@@ -69,6 +69,14 @@ def _config() -> dict:
     kinds = state.widget(c2.multiselect, "Pruning", key="sweep.kinds", default=["unstructured"],
                          options=["unstructured", "structured"],
                          help="unstructured zeroes single weights; structured removes whole channels and neurons.")
+    importance = state.widget(c2.multiselect, "What is pruned first", key="sweep.importance",
+                              default=["magnitude"], options=list(grid.PRUNE_IMPORTANCE),
+                              format_func={"magnitude": "smallest weights (magnitude)",
+                                           "taylor": "least used (Taylor: |w x gradient|)",
+                                           "hessian": "least curvature (Hessian; structured only)"}.get,
+                              help="How weights or channels are ranked before the least important are removed: "
+                                   "by size, or by how much the training loss would change without them "
+                                   "(gradients on training batches). Each choice is its own point.")
     ratios = state.widget(c2.multiselect, "Pruning ratios", key="sweep.ratios", default=[0, 50, 75, 90],
                           options=RATIOS, format_func=lambda r: f"{r} %",
                           help="Share of the weights (or channels) removed; 0 % = no pruning.")
@@ -103,7 +111,7 @@ def _config() -> dict:
     training = ["distilled", "alone"] if alone and has_students else ["distilled"]
     return {"run": run, "model": json.loads(model_json), "data": data_source,
             "axes": {"student_width": widths, "student": students, "student_training": training, "prune": kinds,
-                     "prune_ratio": [r / 100 for r in ratios],
+                     "prune_importance": importance or ["magnitude"], "prune_ratio": [r / 100 for r in ratios],
                      "finetune_epochs": [int(finetune)], "quantize": quant, "deploy": files},
             "settings": {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}},
             "measure": {"latency": latency, "budget_s": 0.05, "runtimes": runtimes or ["onnxruntime"],
