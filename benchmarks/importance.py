@@ -1,0 +1,66 @@
+"""What to prune first: magnitude against first-order Taylor importance, at equal sparsity, on MNIST.
+
+    python benchmarks/importance.py                 # LeNet-300-100 and LeNet-5 (about 2 min on 2 cores)
+
+For each sample and each sparsity in SPARSITIES, the same global unstructured pruning (edgetrim's
+`UnstructuredPrune`) ranks weights by |w| or by |w * dL/dw| summed over 16 training batches of 64, then
+(a) scores the pruned model at once, (b) after FT_EPOCHS epoch of FT_IMAGES training images (zeros kept at
+zero, early stopping on validation), and (c) pruned gradually in GRADUAL_STEPS steps of a cubic schedule with one
+such epoch after each step (importance recomputed at each step). Accuracy on MNIST's 10,000 official test images, in PyTorch (the ONNX files
+score the same: the test suite checks it). Writes benchmarks/results/importance.csv.
+Lottery tickets (iterative pruning with rewinding) are not in this table yet: issue 16 is open.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core import models as M  # noqa: E402
+from core.cli import format_table  # noqa: E402
+from core.data import load_data  # noqa: E402
+from core.prune import UnstructuredPrune, sparsity  # noqa: E402
+from core.registry import compress  # noqa: E402
+from core.train import accuracy  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from methods import write_csv  # noqa: E402
+
+# ---- defaults -------------------------------------------------------------------------
+MODELS = ("lenet300_mnist", "lenet5_mnist")
+SPARSITIES = (0.5, 0.75, 0.9, 0.95, 0.98)
+FT_EPOCHS, FT_IMAGES = 1, 10_000      # the fine-tuning budget after pruning
+GRADUAL_STEPS = 5                     # (c): 5 steps, one epoch of FT_IMAGES after each
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    data = load_data("mnist")
+    rows = []
+    for name in MODELS:
+        model = M.load_sample(name)
+        test = data.adapted(model.input_shape).test
+        base = accuracy(model.module, test)
+        for ratio in SPARSITIES:
+            row = {"model": name, "sparsity %": round(100 * ratio), "baseline %": round(100 * base, 2)}
+            for importance in ("magnitude", "taylor"):
+                for tag, epochs, steps in (("", 0, 1), (" ft", FT_EPOCHS, 1), (" gradual", GRADUAL_STEPS, GRADUAL_STEPS)):
+                    cfg = UnstructuredPrune(ratio, importance=importance, finetune_epochs=epochs, steps=steps,
+                                            samples_per_epoch=FT_IMAGES if epochs else None,
+                                            patience=2 if epochs else None)
+                    out = compress(model, cfg, data)
+                    assert abs(sparsity(out.module) - ratio) < 1e-3
+                    row[f"{importance}{tag} %"] = round(100 * accuracy(out.module, test), 2)
+            rows.append(row)
+            print(format_table(rows[-1:]), flush=True)
+    print()
+    print(format_table(rows))
+    write_csv(rows, "importance")
+    print(f"fine-tuning: {FT_EPOCHS} epoch of {FT_IMAGES:,} training images (zeros kept); gradual: "
+          f"{GRADUAL_STEPS} steps, one such epoch after each; "
+          f"wrote benchmarks/results/importance.csv; {time.perf_counter() - t0:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
