@@ -4,8 +4,8 @@ Unstructured pruning zeroes the least important weights of every Conv/Linear lay
 ranked across the whole model ("global") or within each layer ("layer"); the count
 removed is exact. Importance is the weight's magnitude |w|, or its first-order Taylor
 score |w * dL/dw| summed over training batches (Molchanov et al. 2017): what removing the
-weight would change the loss by, so rarely-used connections go first. Dense kernels still multiply those zeros, so it shrinks compressed
-files, not latency. Structured pruning removes whole channels / neurons ranked by
+weight would change the loss by, so rarely-used connections go first. Dense kernels
+still multiply those zeros, so it shrinks compressed files, not latency. Structured pruning removes whole channels / neurons ranked by
 their L1 or L2 norm (or Torch-Pruning's group Taylor / Hessian importance, from gradients on
 training batches), using Torch-Pruning's dependency graph so residual adds,
 concatenations, depthwise convs and squeeze-excite blocks stay consistent; the
