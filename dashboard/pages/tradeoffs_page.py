@@ -199,7 +199,9 @@ def main() -> None:
     else:
         r2.caption(f"No point was timed on {figures.RUNTIME_NAMES[runtime]}: no latency budget.")
     c1, c2, c3 = st.columns(3)
-    objective = state.widget(c1.selectbox, "x axis", key="tradeoffs.x", default="archive", options=list(X_NAMES),
+    # the compact archive, where points spread most; a run of TorchScript / .pt2 graphs has none: its file instead
+    default_x = "archive" if view["archive_bytes"].notna().any() else "size"
+    objective = state.widget(c1.selectbox, "x axis", key="tradeoffs.x", default=default_x, options=list(X_NAMES),
                              format_func=x_names.get, on_change=_x_changed,
                              help="What each point costs. The compact archive is the smallest file a point can be "
                                   "shipped as (packed low-bit codes, sparse masks); the runtime's file is what it "

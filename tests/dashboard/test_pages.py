@@ -438,3 +438,25 @@ def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
     assert "4 of 4 points stored · finished" in bar.text and bar.value == 100, bar.text
     table = at.dataframe[0].value
     assert "Accuracy (%)" in table.columns and table["Accuracy (%)"].max() > 1  # percent, not a fraction
+
+
+def test_tradeoffs_opens_on_the_file_size_for_a_run_of_graphs_with_no_archive(ui_env, tmp_path):
+    """A TorchScript model has no compact archive: the page opens on its file's size, with a chart."""
+    import torch
+
+    from core import grid, sweep
+    from core import models as M
+    from core.store import Store
+
+    path = tmp_path / "lenet5_ts.pt"
+    module = M.load_sample("lenet5").copy_module().eval()
+    with torch.no_grad():  # other weights than the sample's, so none of its stored points (with archives) is reused
+        next(module.parameters()).mul_(0.999)
+    torch.jit.script(module).save(str(path))
+    store = Store()
+    sweep.run_sweep(grid.load_config({"run": "ui-graph", "model": {"path": str(path), "input_shape": [1, 28, 28]},
+                                      "axes": {"deploy": ["fp32", "int8"]}, "measure": {"latency": False}}), store)
+    store.close()
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui-graph"]})
+    assert_clean(at, "Trade-offs of a TorchScript run")
+    assert at.selectbox(key=W("tradeoffs.x")).value == "size" and at.get("plotly_chart") and at.success
