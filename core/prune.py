@@ -127,6 +127,11 @@ def sparsity(module: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in ws) / max(1, sum(w.numel() for w in ws))
 
 
+def gradient_batches(split, batches: int = GRADIENT_BATCHES):
+    """(images, labels) of the first `batches` training batches of 64: what gradient-based importance reads."""
+    return zip(split.batches(64, stop=64 * batches), split.y[:64 * batches].split(64))
+
+
 def taylor_scores(module: nn.Module, split, batches: int = GRADIENT_BATCHES) -> dict[str, torch.Tensor]:
     """{layer: |w * dL/dw|} summed over the first `batches` training batches of 64 (first-order Taylor: how much
     the loss would change without each weight). The module's mode and gradients are left as they were."""
@@ -135,7 +140,7 @@ def taylor_scores(module: nn.Module, split, batches: int = GRADIENT_BATCHES) -> 
     was_training = module.training
     module.eval()  # BatchNorm statistics and dropout as the model runs; gradients flow all the same
     try:
-        for x, y in zip(split.batches(64, stop=64 * batches), split.y[:64 * batches].split(64)):
+        for x, y in gradient_batches(split, batches):
             module.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(module(x), y).backward()
             with torch.no_grad():
@@ -265,7 +270,7 @@ def _gradients_for_(importance, module: nn.Module, train) -> None:
             loss.backward(retain_graph=True)
             importance.accumulate_grad(module)
         return
-    for x, y in zip(train.batches(64, stop=64 * GRADIENT_BATCHES), train.y[:64 * GRADIENT_BATCHES].split(64)):
+    for x, y in gradient_batches(train):
         nn.functional.cross_entropy(module(x), y).backward()
 
 

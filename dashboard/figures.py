@@ -17,9 +17,9 @@ AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
         "latency": ("ONNX Runtime latency, batch 1 (ms, log scale)", 1.0),
         "torch_latency": ("PyTorch latency, batch 1 (ms, log scale)", 1.0),
         "macs": ("multiply-accumulates per input (millions, log scale)", 1e-6)}
-RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch", "pytorch": "PyTorch",
-                 "onnxruntime-cuda": "ONNX Runtime (CUDA)"}
-RUNTIME_COLOURS = {"onnxruntime": "#2563eb", "executorch": "#dc2626", "pytorch": "#6b7280", "onnxruntime-cuda": "#16a34a"}
+RUNTIME_NAMES = pareto.RUNTIME_NAMES  # one spelling of each runtime, shared with the CLI's messages
+RUNTIME_COLOURS = {"onnxruntime": "#2563eb", "executorch": "#dc2626", "pytorch": "#6b7280",
+                   "onnxruntime-cuda": "#16a34a"}
 SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x"]
 
 
