@@ -1,14 +1,19 @@
-"""What to prune first: magnitude against first-order Taylor importance, at equal sparsity, on MNIST.
+"""What to prune first: magnitude, first-order Taylor importance and lottery tickets, at equal sparsity, on MNIST.
 
-    python benchmarks/importance.py                 # LeNet-300-100 and LeNet-5 (about 2 min on 2 cores)
+    python benchmarks/importance.py                 # LeNet-300-100 and LeNet-5 (about 9 min on 2 cores)
 
 For each sample and each sparsity in SPARSITIES, the same global unstructured pruning (edgetrim's
 `UnstructuredPrune`) ranks weights by |w| or by |w * dL/dw| summed over 16 training batches of 64, then
 (a) scores the pruned model at once, (b) after FT_EPOCHS epoch of FT_IMAGES training images (zeros kept at
 zero, early stopping on validation), and (c) pruned gradually in GRADUAL_STEPS steps of a cubic schedule with one
-such epoch after each step (importance recomputed at each step). Accuracy on MNIST's 10,000 official test images, in PyTorch (the ONNX files
-score the same: the test suite checks it). Writes benchmarks/results/importance.csv.
-Lottery tickets (iterative pruning with rewinding) are not in this table yet: issue 16 is open.
+such epoch after each step (importance recomputed at each step).
+Lottery tickets (core.lottery): one run of iterative magnitude pruning per model whose rounds end at the table's
+sparsities in turn (removing 50, 50, 60, 50, 60 % of what remains); each round trains TICKET_EPOCHS epochs of
+TICKET_IMAGES images with the sample's recipe (Adam, its learning rate, cosine decay), the survivors either rewound
+to their values REWIND_TO of the way into the sample's replayed training (Frankle et al. 2020) or kept as trained
+with the learning rate restarted (learning-rate rewinding, Renda et al. 2020).
+Accuracy on MNIST's 10,000 official test images, in PyTorch (the ONNX files score the same: the test suite
+checks it). Writes benchmarks/results/importance.csv.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core import models as M  # noqa: E402
 from core.cli import format_table  # noqa: E402
 from core.data import load_data  # noqa: E402
+from core.lottery import LotteryTicket, tickets  # noqa: E402
 from core.prune import UnstructuredPrune, sparsity  # noqa: E402
 from core.registry import compress  # noqa: E402
 from core.train import accuracy  # noqa: E402
@@ -32,6 +38,8 @@ MODELS = ("lenet300_mnist", "lenet5_mnist")
 SPARSITIES = (0.5, 0.75, 0.9, 0.95, 0.98)
 FT_EPOCHS, FT_IMAGES = 1, 10_000      # the fine-tuning budget after pruning
 GRADUAL_STEPS = 5                     # (c): 5 steps, one epoch of FT_IMAGES after each
+TICKET_EPOCHS, TICKET_IMAGES = 2, 25_000  # each lottery round's training budget
+REWIND_TO = 0.02                      # weight rewinding: 2 % into the sample's training
 
 
 def main() -> None:
@@ -54,11 +62,21 @@ def main() -> None:
                     row[f"{importance}{tag} %"] = round(100 * accuracy(out.module, test), 2)
             rows.append(row)
             print(format_table(rows[-1:]), flush=True)
+        mine = rows[-len(SPARSITIES):]
+        for tag, rewind in (("ticket rewind %", "weights"), ("ticket lr-rewind %", "lr")):
+            t1 = time.perf_counter()
+            cfg = LotteryTicket(rewind=rewind, rewind_to=REWIND_TO, epochs=TICKET_EPOCHS,
+                                samples_per_epoch=TICKET_IMAGES)
+            for row, (ratio, ticket) in zip(mine, tickets(model, data, list(SPARSITIES), cfg)):
+                assert abs(sparsity(ticket.module) - ratio) < 1e-3
+                row[tag] = round(100 * accuracy(ticket.module, test), 2)
+            print(f"{name} {tag}: {[r[tag] for r in mine]} ({time.perf_counter() - t1:.0f} s)", flush=True)
     print()
     print(format_table(rows))
     write_csv(rows, "importance")
     print(f"fine-tuning: {FT_EPOCHS} epoch of {FT_IMAGES:,} training images (zeros kept); gradual: "
-          f"{GRADUAL_STEPS} steps, one such epoch after each; "
+          f"{GRADUAL_STEPS} steps, one such epoch after each; tickets: {TICKET_EPOCHS} epochs of {TICKET_IMAGES:,} "
+          f"images per round, rewound to {100 * REWIND_TO:g} % of training or learning-rate rewinding; "
           f"wrote benchmarks/results/importance.csv; {time.perf_counter() - t0:.0f} s in all")
 
 

@@ -265,12 +265,37 @@ def cmd_sweep(args) -> None:
     bar.close()
     print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
+    if result.search_seconds is not None:
+        print(f"the per-layer search took {result.search_seconds:.1f} s of it; against the uniform grid:")
+        objectives = cfg.search.get("objectives", ["accuracy", "archive"])
+        print_layer_comparison(store.table(cfg.run), objectives[1])
     if result.failed:
         for error in result.errors:
             print(f"failed: {error}", file=sys.stderr)
         print(f"edgetrim: {result.failed} point(s) failed ({len(result.errors)} distinct cause(s) above); "
               f"`edgetrim table {result.run}` lists them, --verbose shows tracebacks.", file=sys.stderr)
         raise SystemExit(1)
+
+
+def print_layer_comparison(df, objective: str = "archive") -> None:
+    """The uniform grid against the per-layer search: hypervolume and the best point at each floor."""
+    from core import layerwise, pareto
+
+    rows = layerwise.compare(df, objective)
+    show = (lambda v: describe.ms(v)) if objective == "latency" else describe.size
+    print(format_table([{"points": r["points"], "n": r["n"], "hypervolume": r["hypervolume"],
+                         **{f"-{100 * d:g} pt": f"{show(r[f'best at -{100 * d:g} pt'])} "
+                                                f"({100 * r[f'accuracy at -{100 * d:g} pt']:.2f} %)"
+                            for d in layerwise.FLOORS}} for r in rows]))
+    print(f"(hypervolume: the area the front dominates in accuracy points above the baseline - 5 x decades of "
+          f"{pareto.OBJECTIVE_NAMES[objective]} below the baseline's; -0.1 pt: the smallest point within 0.1 point "
+          "of the baseline, on the test split)")
+    for r in rows:
+        print(f"{r['points']} at -0.5 pt: {r['label at -0.5 pt']}")
+
+
+def cmd_layers(args) -> None:
+    print_layer_comparison(_store(args, read_only=True).table(args.run), args.objective)
 
 
 def cmd_runs(args) -> None:
@@ -461,6 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", default="onnxruntime", choices=list(pareto.RUNTIME_COLUMNS),
                    help="whose file accuracy, bytes and latency to use (the onnx / ort columns show them)")
     p.set_defaults(func=cmd_front)
+
+    p = with_store(sub.add_parser("per-layer", help="a per-layer search's front against the uniform grid's"))
+    p.add_argument("run")
+    p.add_argument("--objective", default="archive", choices=["archive", "size", "latency"])
+    p.set_defaults(func=cmd_layers)
 
     p = with_store(sub.add_parser("pick", help="the best point above an accuracy floor"))
     p.add_argument("run")

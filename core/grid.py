@@ -9,7 +9,7 @@ A sweep file (YAML or JSON, or the same as a dict):
       student_width: [1.0, 0.5]   # 1.0 = the teacher itself (no distillation)
       student: [lenet5, lenet5@0.5, mlp-800-800]   # students of other architectures, at a width (@0.5)
       student_training: [distilled, alone]         # alone: the same student on hard labels, the baseline
-      prune: [unstructured, structured]
+      prune: [unstructured, structured, lottery]   # lottery: iterative pruning with rewinding (core.lottery)
       prune_ratio: [0.0, 0.5, 0.9]
       prune_importance: [magnitude, taylor]   # what is removed first: small |w| (L2 norms), or small |w * dL/dw|;
                                               # hessian (structured only): Torch-Pruning's second-order score
@@ -20,12 +20,16 @@ A sweep file (YAML or JSON, or the same as a dict):
     settings:                     # fixed knobs of each method
       distill: {epochs: 30, temperature: 4.0, alpha: 0.9}
       prune: {scope: global, importance: l2, steps: 1}
+      lottery: {rounds: 5, rewind: weights, rewind_to: 0.02}   # rewind: lr for your own model; finetune_epochs
+                                                               # are a ticket's epochs per round (0: the recipe's)
       qat_epochs: 3               # the training epochs of qat, dc (centroid tuning) and soft tokens
       quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
     measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
               runtimes: [onnxruntime, pytorch]}              # + executorch (.pte, XNNPACK), onnxruntime-cuda (a GPU)
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
+    # or a ratio and a width per layer, searched beside the grid of the axes (core.layerwise):
+    # search: {space: per-layer, trials: 60, objectives: [accuracy, archive], max_bytes: 30000}
 
 The grid is in the canonical order distill -> prune -> quantize -> deploy, baseline first.
 """
@@ -41,6 +45,7 @@ from typing import Any
 from core import deploy, quantize
 from core import spec as S
 from core.distill import Distill
+from core.lottery import LotteryTicket
 from core.prune import StructuredPrune, UnstructuredPrune
 from core.registry import SpecError, check_kinds, make
 from core.soft_share import SoftShare
@@ -49,12 +54,13 @@ AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"]
         "prune_ratio": [0.0], "prune_importance": ["magnitude"], "finetune_epochs": [0], "quantize": ["fp32"],
         "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
-SETTINGS = {"distill", "prune", "qat_epochs", "quantize", "budget"}
+SETTINGS = {"distill", "prune", "lottery", "qat_epochs", "quantize", "budget"}
 TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
 MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes"}
 MAX_POINTS = 5000
 PRUNE_IMPORTANCE = ("magnitude", "taylor", "hessian")
+PRUNE_KINDS = ("unstructured", "structured", "lottery")
 
 
 class SweepError(ValueError):
@@ -147,16 +153,44 @@ def load_config(source: str | Path | dict) -> SweepConfig:
         raise SweepError(f"measure.budget_s must be a number of seconds in (0, 60], not {budget!r}.")
     search = raw.get("search")
     if search is not None:
-        if not isinstance(search, dict) or int(search.get("trials", 0)) < 1:
-            raise SweepError("'search' needs a number of trials of at least 1, e.g. {trials: 30, sampler: nsga2}.")
-        if search.get("sampler", "nsga2") not in ("nsga2", "tpe"):
-            raise SweepError(f"search.sampler must be nsga2 or tpe, not {search.get('sampler')!r}.")
+        _check_search(search)
     cfg = SweepConfig(str(raw.get("run") or stem), raw["model"], str(raw.get("data", "digits")), axes, settings,
                       measure, search)
     specs = expand(cfg)  # builds every config once, so a bad value fails here, before any work
     if len(specs) > MAX_POINTS:
         raise SweepError(f"The grid has {len(specs)} points, more than {MAX_POINTS}; use 'search' with a trial budget.")
     return cfg
+
+
+def _check_search(search) -> None:
+    from core.layerwise import SEARCH_KEYS
+
+    trials = search.get("trials", 0) if isinstance(search, dict) else 0
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise SweepError("'search' needs a whole number of trials of at least 1, e.g. {trials: 30, sampler: nsga2}.")
+    bad = sorted(set(search) - SEARCH_KEYS)
+    if bad:
+        raise SweepError(f"Unknown search option {bad[0]!r}; options are {', '.join(sorted(SEARCH_KEYS))}.")
+    if search.get("space", "axes") not in ("axes", "per-layer"):
+        raise SweepError(f"search.space is axes (one value per axis) or per-layer (a ratio and a width per layer), "
+                         f"not {search.get('space')!r}.")
+    if search.get("sampler", "nsga2") not in ("nsga2", "tpe"):
+        raise SweepError(f"search.sampler must be nsga2 or tpe, not {search.get('sampler')!r}.")
+    for key in ("max_bytes", "max_latency_ms"):
+        v = search.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
+            raise SweepError(f"search.{key} is a positive number, not {v!r}.")
+    if search.get("space") == "per-layer":
+        objectives = search.get("objectives", ["accuracy", "archive"])
+        if (not isinstance(objectives, list) or len(objectives) != 2 or objectives[0] != "accuracy"
+                or objectives[1] not in ("archive", "size", "latency")):
+            raise SweepError("A per-layer search's objectives are [accuracy, archive], [accuracy, size] or "
+                             f"[accuracy, latency], not {objectives!r}.")
+        ft = search.get("finetune_epochs", 0)
+        if isinstance(ft, bool) or not isinstance(ft, int) or ft < 0:
+            raise SweepError(f"search.finetune_epochs is a whole number of epochs, 0 or more, not {ft!r}.")
+    elif set(search) & {"max_bytes", "max_latency_ms", "finetune_epochs"}:
+        raise SweepError("search budgets and finetune_epochs belong to a per-layer search (space: per-layer).")
 
 
 def _check_axes(axes: dict) -> None:
@@ -172,8 +206,8 @@ def _check_axes(axes: dict) -> None:
         raise SweepError("student_training applies to students: add a student axis (e.g. student: [lenet5]) or a "
                          "student_width below 1.")
     for k in axes["prune"]:
-        if k not in ("unstructured", "structured"):
-            raise SweepError(f"prune values are 'unstructured' or 'structured', not {k!r}.")
+        if k not in PRUNE_KINDS:
+            raise SweepError(f"prune values are {', '.join(PRUNE_KINDS)}, not {k!r}.")
     for imp in axes["prune_importance"]:
         if imp not in PRUNE_IMPORTANCE:
             raise SweepError(f"prune_importance values are {', '.join(PRUNE_IMPORTANCE)}, not {imp!r}.")
@@ -247,6 +281,11 @@ def expand(cfg: SweepConfig) -> list[S.Spec]:
                                                       a["finetune_epochs"]):
             if ratio == 0:
                 prunes.append(None)
+                continue
+            if kind == "lottery":  # iterative magnitude pruning: importance is the trained weights' magnitude
+                if imp == "magnitude":
+                    prunes.append(make(LotteryTicket, ratio=float(ratio), epochs=ft,
+                                       **{**budget, **st.get("lottery", {})}))
                 continue
             opts = {**budget, **st.get("prune", {})}
             opts.pop("importance" if kind == "unstructured" else "scope", None)

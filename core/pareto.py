@@ -50,7 +50,7 @@ RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch", "pyt
                  "onnxruntime-cuda": "ONNX Runtime (CUDA)"}
 RUNTIME_FILES = {"onnxruntime": "ONNX file", "executorch": "ExecuTorch .pte file", "pytorch": "PyTorch state_dict",
                  "onnxruntime-cuda": "ONNX file"}
-FAMILIES = ("baseline", "pruning", "quantization", "combined", "distillation", "student alone")
+FAMILIES = ("baseline", "pruning", "quantization", "combined", "per-layer", "distillation", "student alone")
 
 
 def value_text(objective: str, value) -> str:

@@ -77,19 +77,60 @@ class UnstructuredPrune(_Pruning):
     # a quality factor times the layer's weight std (Han et al. 2015), the factor set so `ratio` is removed
     scope: Scope = Scope.GLOBAL
     importance: WeightImportance = WeightImportance.MAGNITUDE  # or taylor: |w * dL/dw| over training batches
+    layer_ratios: tuple = ()  # ((layer, ratio), ...): each named layer pruned at its own ratio, the rest at `ratio`
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "scope", Scope(self.scope))
         object.__setattr__(self, "importance", WeightImportance(self.importance))
+        object.__setattr__(self, "layer_ratios", per_layer(self.layer_ratios, "layer_ratios", _check_ratio))
         if self.scope is Scope.STD and self.importance is not WeightImportance.MAGNITUDE:
             raise SpecError("The std scope sets thresholds on weight magnitudes; use it with magnitude importance.")
+
+    def ratio_of(self, layer: str) -> float:
+        return dict(self.layer_ratios).get(layer, self.ratio)
 
     @property
     def label(self) -> str:
         scope = "per-layer thresholds ∝ std" if self.scope is Scope.STD else self.scope.value
         how = ", Taylor" if self.importance is WeightImportance.TAYLOR else ""
+        if self.layer_ratios:
+            rest = f", others {100 * self.ratio:.4g} %" if self.ratio else ""
+            return (f"prune per layer ({per_layer_label(self.layer_ratios, lambda r: f'{100 * r:.4g} %')}{rest}; "
+                    f"unstructured{how}{self._tuning()})")
         return f"prune {100 * self.ratio:.4g} % of weights (unstructured, {scope}{how}{self._tuning()})"
+
+
+def _check_ratio(r) -> None:
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r <= 0.99:
+        raise SpecError(f"A layer's pruning ratio must be in [0, 0.99], got {r!r}.")
+
+
+def per_layer(value, name: str, check) -> tuple:
+    """((layer, value), ...) from a mapping or pairs (JSON gives lists), each value checked: per-layer settings."""
+    pairs = value.items() if isinstance(value, dict) else value
+    try:
+        pairs = tuple((str(n), v) for n, v in pairs)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} must map layer names to values, e.g. {{'fc1': ...}}, got {value!r}.") from None
+    for _, v in pairs:
+        check(v)
+    return pairs
+
+
+def per_layer_label(pairs: tuple, fmt, shown: int = 4) -> str:
+    """'fc1 90 %, fc2 75 %, ... (21 layers)': what a person reads of per-layer settings."""
+    text = ", ".join(f"{n} {fmt(v)}" for n, v in pairs[:shown])
+    return text + (f", ... ({len(pairs)} layers)" if len(pairs) > shown else "")
+
+
+def check_layers(module: nn.Module, pairs: tuple, what: str) -> None:
+    """One sentence for a per-layer setting that names no layer of the model."""
+    names = [n for n, _ in prunable_weights(module)]
+    bad = [n for n, _ in pairs if n not in names]
+    if bad:
+        raise SpecError(f"{what} names {bad[0]!r}, which is not a weight layer of this model; its layers are "
+                        f"{', '.join(names)}.")
 
 
 @dataclass(frozen=True)
@@ -214,9 +255,14 @@ def unstructured(model: LoadedModel, cfg: UnstructuredPrune, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
     out = model.derive(model.copy_module())
     train = data.adapted(model.input_shape).train
-    for target, epochs in zip(schedule(cfg.ratio, cfg.steps), _epochs_per_step(cfg.finetune_epochs, cfg.steps)):
+    check_layers(out.module, cfg.layer_ratios, "layer_ratios")
+    for share, epochs in zip(schedule(1.0, cfg.steps), _epochs_per_step(cfg.finetune_epochs, cfg.steps)):
         scores = taylor_scores(out.module, train) if cfg.importance is WeightImportance.TAYLOR else None
-        magnitude_prune_(out.module, target, cfg.scope, scores=scores)
+        if cfg.layer_ratios:  # each layer at its own ratio (the same share of it at each gradual step)
+            for name, _ in prunable_weights(out.module):
+                magnitude_prune_(out.module, share * cfg.ratio_of(name), Scope.LAYER, layers=[name], scores=scores)
+        else:
+            magnitude_prune_(out.module, share * cfg.ratio, cfg.scope, scores=scores)
         _finetune_(out, data, cfg, epochs, progress)
     return out
 

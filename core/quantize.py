@@ -21,7 +21,7 @@ import torch.nn.utils.parametrize as parametrize
 
 from core.data import DataSet
 from core.models import LoadedModel
-from core.prune import prunable_weights
+from core.prune import check_layers, per_layer, per_layer_label, prunable_weights
 from core.registry import SpecError, needs_architecture, register
 from core.shared import tune_shared_
 from core.train import Progress, check_budget, recalibrate_bn_, train_
@@ -46,10 +46,12 @@ class WeightQuant:
     seed: int = 0
     samples_per_epoch: int | None = None  # QAT budget on big data: images per epoch (None: all)
     patience: int | None = None           # stop QAT after this many epochs without a better val score
+    layer_bits: tuple = ()          # ((layer, bits), ...): each named layer at its own width, the rest at `bits`
 
     def __post_init__(self):
         check_budget(self.samples_per_epoch, self.patience)
         _check_bits(self.bits)
+        object.__setattr__(self, "layer_bits", per_layer(self.layer_bits, "layer_bits", _check_bits))
         if self.qat_epochs < 0:
             raise SpecError(f"qat_epochs must be 0 or more, got {self.qat_epochs}.")
         object.__setattr__(self, "granularity", Granularity(self.granularity))
@@ -60,7 +62,13 @@ class WeightQuant:
         extra = [x for x, default in ((self.granularity.value.replace("_", "-"), "per-channel"),
                                       (self.scheme.value, "symmetric")) if x != default]
         how = f"QAT {self.qat_epochs} ep, " if self.qat_epochs else ""
+        if self.layer_bits:
+            return (f"per-layer bits ({per_layer_label(self.layer_bits, lambda b: f'{b}-bit')}, others {self.bits}-bit; "
+                    f"{how}{', '.join(extra) or 'per-channel'})")
         return f"{self.bits}-bit weights ({how}{', '.join(extra) or 'per-channel'})"
+
+    def bits_of(self, layer: str) -> int:
+        return dict(self.layer_bits).get(layer, self.bits)
 
 
 @dataclass(frozen=True)
@@ -120,12 +128,12 @@ def fake_quantize(w: torch.Tensor, bits: int, granularity: Granularity = Granula
 class _STEFakeQuant(nn.Module):
     """Parametrization: forward sees quantized weights, gradients pass straight through."""
 
-    def __init__(self, cfg: WeightQuant):
+    def __init__(self, cfg: WeightQuant, bits: int):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.bits = cfg, bits
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return w + (fake_quantize(w, self.cfg.bits, self.cfg.granularity, self.cfg.scheme) - w).detach()
+        return w + (fake_quantize(w, self.bits, self.cfg.granularity, self.cfg.scheme) - w).detach()
 
 
 @register(WeightQuant, check=needs_architecture("quantization-aware training", when=lambda cfg: cfg.qat_epochs > 0))
@@ -133,21 +141,23 @@ def weight_quant(model: LoadedModel, cfg: WeightQuant, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
     """Every weight matrix / kernel rounded to 2^bits levels (QAT first when asked)."""
     module = model.copy_module()
+    check_layers(module, cfg.layer_bits, "layer_bits")
     if cfg.qat_epochs > 0:
         _qat_(module, cfg, data.adapted(model.input_shape), progress)
     with torch.no_grad():
-        for _, w in prunable_weights(module):
-            w.copy_(fake_quantize(w, cfg.bits, cfg.granularity, cfg.scheme))
+        for name, w in prunable_weights(module):
+            w.copy_(fake_quantize(w, cfg.bits_of(name), cfg.granularity, cfg.scheme))
     recalibrate_bn_(module, data.adapted(model.input_shape).train)
     return model.derive(module)
 
 
 def _qat_(module: nn.Module, cfg: WeightQuant, data: DataSet, progress: Progress | None) -> None:
     """Quantization-aware training in place: forward sees k-bit weights, pruned zeros stay zero."""
-    layers = [m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    named = [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    layers = [m for _, m in named]
     masks = [(m, m.weight.detach() != 0) for m in layers if (m.weight == 0).any()]
-    for m in layers:
-        parametrize.register_parametrization(m, "weight", _STEFakeQuant(cfg))
+    for n, m in named:
+        parametrize.register_parametrization(m, "weight", _STEFakeQuant(cfg, cfg.bits_of(n)))
 
     @torch.no_grad()
     def hold_zeros(_):

@@ -49,6 +49,7 @@ class SweepResult:
     failed: int
     seconds: float
     errors: tuple[str, ...] = ()  # distinct causes of the failed points
+    search_seconds: float | None = None  # a per-layer search's own time, beside its uniform grid
 
 
 # ---- models and data -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # the methods register themselves on import; the registry is a leaf they all import
-from core import deploy, distill, prune, quantize, soft_share  # noqa: F401
+from core import deploy, distill, lottery, prune, quantize, soft_share  # noqa: F401
 from core.data import DataSet, class_mismatch
 from core.models import LoadedModel
 from core.registry import SpecError, compress, config_from_dict, config_to_dict, why_not  # noqa: F401
@@ -78,9 +78,12 @@ class Spec:
         """'baseline', 'pruning', 'quantization', 'combined' (pruned and quantized; int8 / fp16 files count as
         quantization), or for any student, whatever is done to it after: 'distillation' (distilled) or
         'student alone' (the same student on hard labels). Students are their own family, so their front stands
-        beside the teacher's pruned and quantized fronts."""
+        beside the teacher's pruned and quantized fronts. A ratio or width set layer by layer (core.layerwise) is
+        'per-layer', so searched settings have their own front beside the uniform ones."""
         if self.distill is not None:
             return "student alone" if self.distill.alone else "distillation"
+        if getattr(self.prune, "layer_ratios", ()) or getattr(self.quantize, "layer_bits", ()):
+            return "per-layer"
         kinds = list(dict.fromkeys(k for k, s in (("pruning", self.prune), ("quantization", self.quantize),
                                                    ("quantization", self.deploy)) if s is not None))
         return "baseline" if not kinds else kinds[0] if len(kinds) == 1 else "combined"

@@ -41,7 +41,8 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     specs = expand(cfg)
     R.preflight(model, data, specs)
     store.add_run(cfg.run, cfg.to_dict(), R.model_name(cfg.model), data.name)
-    if cfg.search:
+    per_layer = bool(cfg.search) and cfg.search.get("space") == "per-layer"
+    if cfg.search and not per_layer:
         from core.search import run_search
 
         return run_search(cfg, store, progress, t0)
@@ -72,7 +73,15 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     else:
         _run_pool(cfg, store, todo_specs, positions, workers, report)
     errors = tuple(dict.fromkeys(p.error for p in failed))
-    return R.SweepResult(cfg.run, len(specs), len(todo), reused, len(failed), time.perf_counter() - t0, errors)
+    grid = R.SweepResult(cfg.run, len(specs), len(todo), reused, len(failed), time.perf_counter() - t0, errors)
+    if not per_layer:
+        return grid
+    from core.layerwise import run_layerwise  # the uniform grid above, then the per-layer search beside it
+
+    found = run_layerwise(cfg, store, progress, time.perf_counter())
+    return R.SweepResult(cfg.run, grid.total + found.total, grid.computed + found.computed,
+                         grid.reused + found.reused, grid.failed + found.failed, time.perf_counter() - t0,
+                         tuple(dict.fromkeys(grid.errors + found.errors)), search_seconds=found.seconds)
 
 
 def _run_pool(cfg: SweepConfig, store: Store, specs: list, positions: list[int], workers: int,

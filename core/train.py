@@ -102,7 +102,8 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
            progress: Progress | None = None, after_step: Callable[[nn.Module], None] | None = None,
            samples_per_epoch: int | None = None, patience: int | None = None,
            penalty: Callable[[], torch.Tensor] | None = None, extra_params: list[dict] | None = None,
-           keep_best: bool = True, teacher_logits: torch.Tensor | None = None) -> nn.Module:
+           keep_best: bool = True, teacher_logits: torch.Tensor | None = None,
+           stop_after: int | None = None) -> nn.Module:
     """Train `model` in place with Adam and cosine decay; keep the weights that scored best on `val`.
 
     `after_step` runs after every optimiser step (pruning masks use it to keep zeros at zero).
@@ -112,6 +113,8 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
     `teacher_logits` (the teacher's logits on `train`, unshifted) spare the teacher's pass over the training set.
     Budgets for big data: each epoch sees `samples_per_epoch` random training images (all when None),
     and training stops after `patience` epochs without a better validation score (never when None).
+    `stop_after` optimiser steps: return the weights as they are then (replaying the start of a run, which
+    lottery tickets rewind to); the schedule is still the whole run's.
     """
     if epochs <= 0:
         return model
@@ -123,7 +126,7 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     if teacher is not None and teacher_logits is None and not augment_shift:
         teacher_logits = predict(teacher, train)
-    best, best_acc, since_best = None, -1.0, 0
+    best, best_acc, since_best, done = None, -1.0, 0, 0
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen)[:per_epoch]
@@ -146,6 +149,9 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
             sched.step()
             if after_step is not None:
                 after_step(model)
+            done += 1
+            if done == stop_after:
+                return model.eval()
         acc = accuracy(model, val)
         if acc > best_acc:
             best_acc, best, since_best = acc, copy.deepcopy(model.state_dict()), 0

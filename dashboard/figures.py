@@ -10,7 +10,8 @@ from core import pareto
 from dashboard import fmt
 
 FAMILY_COLOURS = {"baseline": "#111827", "pruning": "#2563eb", "quantization": "#16a34a",
-                  "distillation": "#d97706", "student alone": "#fbbf24", "combined": "#9333ea"}
+                  "distillation": "#d97706", "student alone": "#fbbf24", "combined": "#9333ea",
+                  "per-layer": "#db2777"}
 # objective -> (axis title, factor from the stored column to the axis unit)
 AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
         "archive": ("compact archive (KB, log scale)", 1 / 1024),

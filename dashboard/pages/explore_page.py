@@ -32,6 +32,12 @@ def build_spec() -> S.Spec:
                         options=["unstructured", "structured"], horizontal=True,
                         help="unstructured zeroes single weights (smaller archive, same dense shapes); "
                              "structured removes whole channels and neurons (a smaller, faster model)")
+    importance = state.widget(c1.radio, "What is pruned first", key="explore.importance", default="magnitude",
+                              options=["magnitude", "taylor"] + (["hessian"] if kind == "structured" else []),
+                              horizontal=True,
+                              help="magnitude: the smallest weights (or channel norms); taylor: the least use to the "
+                                   "loss, |w × dL/dw| over 16 training batches; hessian (structured): Torch-Pruning's "
+                                   "second-order score.")
     finetune = state.widget(c1.number_input, "Fine-tuning epochs after pruning", min_value=0, max_value=20, step=1,
                             key="explore.finetune_epochs", default=0,
                             help="Passes over the training split after pruning to win back accuracy; "
@@ -67,7 +73,8 @@ def build_spec() -> S.Spec:
     prune = None
     if sparsity:
         make = UnstructuredPrune if kind == "unstructured" else StructuredPrune
-        prune = make(ratio=sparsity / 100, finetune_epochs=int(finetune))
+        how = {} if importance == "magnitude" else {"importance": importance}
+        prune = make(ratio=sparsity / 100, finetune_epochs=int(finetune), **how)
     return S.Spec(distill=distill, prune=prune,
                   quantize=quantize.from_token("fp32" if bits == "fp32" else f"{method}{bits}"),
                   deploy=deploy.from_token(file_format))

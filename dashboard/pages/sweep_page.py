@@ -12,7 +12,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import deploy, describe, grid, measure, quantize
+from core import deploy, describe, grid, lottery, measure, quantize
 from dashboard import cache, fmt, jobs, state
 
 WEIGHTS_HELP = ("How the weights are rounded, one point per choice: " + "; ".join(
@@ -67,8 +67,11 @@ def _config() -> dict:
     alone = state.widget(c1.checkbox, "Also train each student alone (hard labels)", key="sweep.alone",
                          default=False, help="The baseline that shows what the teacher's soft labels bought.")
     kinds = state.widget(c2.multiselect, "Pruning", key="sweep.kinds", default=["unstructured"],
-                         options=["unstructured", "structured"],
-                         help="unstructured zeroes single weights; structured removes whole channels and neurons.")
+                         options=list(grid.PRUNE_KINDS),
+                         help="unstructured zeroes single weights; structured removes whole channels and neurons; "
+                              "lottery prunes in 5 rounds, retraining the survivors after each (a sample's are "
+                              "rewound to 2 % into its training; your own model's keep their values and restart "
+                              "the learning rate). Slow: each round retrains.")
     importance = state.widget(c2.multiselect, "What is pruned first", key="sweep.importance",
                               default=["magnitude"], options=list(grid.PRUNE_IMPORTANCE),
                               format_func={"magnitude": "smallest weights (magnitude)",
@@ -83,6 +86,11 @@ def _config() -> dict:
     finetune = state.widget(c2.number_input, "Fine-tuning epochs after pruning", min_value=0, max_value=50, step=1,
                             key="sweep.finetune", default=2,
                             help="Passes over the training split after pruning to win back accuracy; 0 = none.")
+    trials = state.widget(c2.number_input, "Per-layer search (trials)", min_value=0, max_value=500, step=10,
+                          key="sweep.layer_trials", default=0,
+                          help="After the grid, an NSGA-II search over a pruning ratio and a bit width per layer "
+                               "(seeded from the sensitivity scans, judged on validation); its points are the "
+                               "'per-layer' family on Trade-offs, beside the grid's. 0 = no search.")
     quant = state.widget(c3.multiselect, "Weights", key="sweep.quant", default=["fp32", "w4", "w2"],
                          options=list(quantize.CHOICES), format_func=quantize.token_name, help=WEIGHTS_HELP)
     files = state.widget(c3.multiselect, "File formats", key="sweep.deploy", default=["fp32", "int8"],
@@ -109,11 +117,15 @@ def _config() -> dict:
         st.warning(f"{RUNTIME_NAMES.get(line.split()[0], line.split()[0])} will be skipped: {line.split(': ', 1)[1]}")
     has_students = bool(students) or any(w != 1.0 for w in widths)
     training = ["distilled", "alone"] if alone and has_students else ["distilled"]
-    return {"run": run, "model": json.loads(model_json), "data": data_source,
+    settings = {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}}
+    if "lottery" in kinds and lottery.recipe(cache.model(model_json)) is None:  # no training run to rewind to
+        settings["lottery"] = {"rewind": "lr", "epochs": max(1, int(finetune))}
+    search = {"search": {"space": "per-layer", "trials": int(trials)}} if trials else {}
+    return {"run": run, "model": json.loads(model_json), "data": data_source, **search,
             "axes": {"student_width": widths, "student": students, "student_training": training, "prune": kinds,
                      "prune_importance": importance or ["magnitude"], "prune_ratio": [r / 100 for r in ratios],
                      "finetune_epochs": [int(finetune)], "quantize": quant, "deploy": files},
-            "settings": {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}},
+            "settings": settings,
             "measure": {"latency": latency, "budget_s": 0.05, "runtimes": runtimes or ["onnxruntime"],
                         **({"threads": int(threads)} if threads else {})}}
 
@@ -121,10 +133,11 @@ def _config() -> dict:
 def _expected(record: dict) -> tuple[int, set[str]]:
     """(total, spec hashes) of a job's own sweep file."""
     cfg = grid.load_config(record)
-    if cfg.search:
-        return int(cfg.search.get("trials", 0)) + 1, set()
+    trials = int(cfg.search.get("trials", 0)) if cfg.search else 0
+    if cfg.search and cfg.search.get("space") != "per-layer":
+        return trials + 1, set()
     hashes = {s.hash for s in grid.expand(cfg)}
-    return len(hashes), hashes
+    return len(hashes) + trials, set() if trials else hashes  # a search's points are not known before it runs
 
 
 def _table(df: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,10 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core import pareto
+from core import layerwise, pareto
+from core import measure as ME
+from core import spec as S
+from core.prune import UnstructuredPrune
 from dashboard import cache, figures, fmt, progress, state
 
 # objective (core's name) -> what a person reads (size and latency are the chosen runtime's: see _x_names)
@@ -270,6 +273,60 @@ def main() -> None:
             st.plotly_chart(figures.sensitivity_heatmap(rows), key="sensitivity_chart")
             st.caption("Each cell: validation accuracy with only that layer pruned; the colour is the change against "
                        "the unpruned model (red: a drop of 20 points or more).")
+            _per_layer_point(rows, model_json, data_source)
+
+
+LAYER_RATIOS = [0, 25, 50, 75, 90, 95]  # % of a layer's weights, offered per layer
+TOLERANCES = [0.2, 0.5, 1.0, 2.0, 5.0]  # points of validation accuracy a layer may lose alone
+
+
+def _seed_layers(rows: list[dict], layers: list[str]) -> None:
+    """Every layer's ratio set to the most it loses no more than the chosen tolerance at (the heatmap's reading)."""
+    drop = state.get("tradeoffs.tolerance", 0.5) / 100
+    base = next(r["accuracy"] for r in rows if r["layer"] == "(none)")
+    for n in layers:
+        fits = [round(100 * r["ratio"]) for r in rows if r["layer"] == n and base - r["accuracy"] <= drop + 1e-12]
+        state.put(f"tradeoffs.layer.{n}", max([0] + [f for f in fits if f in LAYER_RATIOS]))
+
+
+def _per_layer_point(rows: list[dict], model_json: str, data_source: str) -> None:
+    """A per-layer point by hand: a ratio per layer (seeded from the heatmap), measured beside the uniform
+    pruning of the same share of all weights."""
+    st.markdown("**A per-layer point**: each layer at its own ratio, beside one ratio for all at the same sparsity")
+    layers = list(dict.fromkeys(r["layer"] for r in rows if r["layer"] != "(none)"))
+    if f"tradeoffs.layer.{layers[0]}" not in st.session_state:
+        _seed_layers(rows, layers)
+    state.widget(st.select_slider, "Seed every layer from the heatmap: the most it can lose alone (points)",
+                 key="tradeoffs.tolerance", default=0.5, options=TOLERANCES, format_func=lambda v: f"{v:g} pt",
+                 on_change=lambda: _seed_layers(rows, layers),
+                 help="Each layer is set to the largest ratio whose cell above stays within this many points of the "
+                      "unpruned model. Then change any layer by hand.")
+    cols = st.columns(min(4, len(layers)))
+    ratios = {n: state.widget(cols[i % len(cols)].select_slider, f"{n} (%)", key=f"tradeoffs.layer.{n}", default=0,
+                              options=LAYER_RATIOS) / 100 for i, n in enumerate(layers)}
+    lm = cache.model(model_json)
+    overall = layerwise.overall_ratio(lm.module, ratios)
+    per_layer = layerwise.layer_spec(ratios, {})
+    uniform = S.Spec(prune=UnstructuredPrune(round(overall, 4))) if overall > 0 else S.Spec()
+    st.caption(f"{100 * overall:.1f} % of all weights pruned. Measured points are stored in this model's Explore run "
+               "(choose it under Runs to see them on the chart).")
+    if st.button("Measure the per-layer point and the uniform one", key="measure_per_layer", disabled=overall == 0):
+        try:
+            with progress.bar("Measuring both points") as report:
+                measured = [(spec, ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(),
+                                                                            report)))
+                            for spec in (per_layer, uniform)]
+        except Exception as e:  # one sentence, never a traceback
+            st.error(f"The points could not be measured: {fmt.one_sentence(e)}")
+            return
+        st.session_state["tradeoffs.per_layer_result"] = per_layer.to_json(), [
+            {"point": name, "recipe": spec.label, "test accuracy": fmt.pct(m.accuracy),
+             "compact archive": fmt.size(m.archive_bytes) if m.archive_bytes else "n/a",
+             "non-zeros": f"{m.nonzero_params:,}"}
+            for name, (spec, m) in zip(("per layer", "uniform (global)"), measured)]
+    shown, result = st.session_state.get("tradeoffs.per_layer_result", (None, None))
+    if shown == per_layer.to_json():  # only for the ratios on the page now
+        st.dataframe(result, hide_index=True, width="stretch")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,176 @@
+"""Per-layer settings found by search (in the manner of AMC and HAQ): a sparsity and a bit width per layer.
+
+One ratio and one width for the whole model waste bytes where a layer could lose more and
+accuracy where it cannot. An Optuna multi-objective search (NSGA-II) chooses, per weight
+layer, a pruning ratio from RATIOS and a weight width from BITS; each trial is a Spec
+(`UnstructuredPrune(layer_ratios=...)` -> `WeightQuant(layer_bits=...)`) measured and stored
+by the same runner as a grid point, so its points join the run's fronts (family
+"per-layer"). The search optimises validation accuracy, never the test split it is judged
+on, against the compact archive's bytes (or batch-1 latency), under an optional budget
+(Optuna's constraints). Its first trials are seeded from the sensitivity scans: for each
+tolerance in SEED_DROPS, every layer at the largest ratio and the smallest width that alone
+cost no more than that on validation.
+
+    search: {space: per-layer, trials: 60, objectives: [accuracy, archive], max_bytes: 30000}
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from core import pareto
+from core import runner as R
+from core import spec as S
+from core.prune import UnstructuredPrune, prunable_weights, sensitivity
+from core.quantize import WeightQuant, fake_quantize
+from core.store import Store, point_key, points_frame
+from core.train import accuracy
+
+RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98)
+BITS = (8, 6, 5, 4, 3, 2)
+SEED_DROPS = (0.002, 0.005, 0.01, 0.02, 0.05)  # sensitivity tolerances the first trials are built from
+SEED = 0
+SEARCH_KEYS = {"space", "trials", "sampler", "objectives", "max_bytes", "max_latency_ms", "finetune_epochs"}
+
+
+def layer_spec(ratios: dict[str, float], bits: dict[str, int], finetune_epochs: int = 0) -> S.Spec:
+    """The Spec of one per-layer setting: every layer's ratio, then every layer's width."""
+    prune = None
+    if any(ratios.values()):
+        prune = UnstructuredPrune(0.0, layer_ratios=tuple(ratios.items()), finetune_epochs=finetune_epochs)
+    quant = WeightQuant(8, layer_bits=tuple((n, b) for n, b in bits.items() if b != 8)) if bits else None
+    return S.Spec(prune=prune, quantize=quant)
+
+
+def overall_ratio(module, ratios: dict[str, float]) -> float:
+    """The share of all weights that per-layer `ratios` prune (layers not named: none)."""
+    sizes = {n: w.numel() for n, w in prunable_weights(module)}
+    return sum(ratios.get(n, 0.0) * k for n, k in sizes.items()) / max(1, sum(sizes.values()))
+
+
+def bit_sensitivity(model, data, bits=BITS, split: str = "val") -> list[dict]:
+    """Accuracy with each layer alone rounded to each width (the pruning scan's twin)."""
+    d = getattr(data.adapted(model.input_shape), split)
+    rows = []
+    for name, _ in prunable_weights(model.module):
+        for b in bits:
+            m = model.copy_module()
+            w = dict(prunable_weights(m))[name]
+            w.data.copy_(fake_quantize(w.data, b))
+            rows.append({"layer": name, "bits": b, "accuracy": accuracy(m, d)})
+    return rows
+
+
+def seeds(prune_rows: list[dict], bit_rows: list[dict], layers: list[str]) -> list[tuple[dict, dict]]:
+    """(ratios, bits) per tolerance in SEED_DROPS: each layer at the most it alone tolerates on validation."""
+    base = next(r["accuracy"] for r in prune_rows if r["layer"] == "(none)")
+    out = []
+    for drop in SEED_DROPS:
+        ratios = {n: max([0.0] + [r["ratio"] for r in prune_rows if r["layer"] == n
+                                  and base - r["accuracy"] <= drop]) for n in layers}
+        bits = {n: min([8] + [r["bits"] for r in bit_rows if r["layer"] == n and base - r["accuracy"] <= drop])
+                for n in layers}
+        if (ratios, bits) not in out:
+            out.append((ratios, bits))
+    return out
+
+
+def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
+    """The per-layer search of a sweep file's `search: {space: per-layer}`; its points go into cfg.run."""
+    import optuna
+
+    opts = cfg.search
+    objectives = list(opts.get("objectives", ["accuracy", "archive"]))
+    if objectives[0] != "accuracy" or len(objectives) != 2 or objectives[1] not in ("archive", "size", "latency"):
+        raise pareto.PickError("A per-layer search's objectives are [accuracy, archive], [accuracy, size] or "
+                               "[accuracy, latency].")
+    col = pareto.OBJECTIVES[objectives[1]][0]
+    budget = opts.get("max_latency_ms") if objectives[1] == "latency" else opts.get("max_bytes")
+    trials, ft = int(opts["trials"]), int(opts.get("finetune_epochs", 0))
+    model, data = R.load_context(cfg.model, cfg.data)
+    layers = [n for n, _ in prunable_weights(model.module)]
+    val = data.adapted(model.input_shape).val
+    if progress:
+        progress(0, trials, "sensitivity scans (validation split) to seed the search")
+    prune_rows = sensitivity(model, data, ratios=RATIOS[1:])
+    bit_rows = bit_sensitivity(model, data)
+    counts = {"computed": 0, "reused": 0, "failed": 0}
+    errors: list[str] = []
+
+    def measure(spec: S.Spec, position: int):
+        key = point_key(model.fingerprint, data.fingerprint, spec, R.profile(cfg.measure))
+        counts["reused" if R.covers(store.get(key), model, cfg.measure) else "computed"] += 1
+        return R.run_group(store, cfg.run, cfg.model, cfg.data, [spec], [position], cfg.measure)[0]
+
+    def objective(trial):
+        ratios = {n: trial.suggest_categorical(f"ratio {n}", RATIOS) for n in layers}
+        bits = {n: trial.suggest_categorical(f"bits {n}", BITS) for n in layers}
+        spec = layer_spec(ratios, bits, ft)
+        point = measure(spec, 10_000 + trial.number)
+        if point.status != "ok":
+            counts["failed"] += 1
+            errors.append(point.error)
+            raise optuna.TrialPruned(point.error)
+        value = points_frame([point]).iloc[0][col]
+        val_acc = accuracy(S.apply(model, spec, data).module, val)  # the search never reads the test split
+        if budget:
+            trial.set_constraint("over budget", float(value - budget))  # feasible at 0 or below
+        if progress:
+            progress(trial.number + 1, trials, f"trial {trial.number + 1}: val {100 * val_acc:.2f} %, "
+                                               f"{objectives[1]} {value:,.4g}")
+        return val_acc, float(value)
+
+    sampler = optuna.samplers.NSGAIISampler(seed=SEED, population_size=min(20, max(4, trials // 3)))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler, study_name=cfg.run)
+    for ratios, bits in seeds(prune_rows, bit_rows, layers)[:trials]:
+        study.enqueue_trial({**{f"ratio {n}": r for n, r in ratios.items()}, **{f"bits {n}": b for n, b in bits.items()}})
+    R.run_group(store, cfg.run, cfg.model, cfg.data, [S.Spec()], [0], cfg.measure)  # the baseline, as in a grid
+    study.optimize(objective, n_trials=trials, catch=())
+    return R.SweepResult(cfg.run, trials, counts["computed"], counts["reused"], counts["failed"],
+                         time.perf_counter() - t0, tuple(dict.fromkeys(errors)))
+
+
+def hypervolume(df: pd.DataFrame, size_col: str, base_bytes: float, base_acc: float, window: float = 0.05) -> float:
+    """The area the front dominates in (accuracy above base_acc - window) x (log10 of base_bytes / bytes), in
+    points x decades: larger is better; the same reference for every front compared."""
+    import math
+
+    pts = sorted(((math.log10(base_bytes / r[size_col]), r["accuracy"] - (base_acc - window))
+                  for _, r in df.iterrows() if r[size_col] > 0), reverse=True)
+    area, best_y = 0.0, 0.0
+    for x, y in pts:  # sweep from the most compressed: each step adds the strip its accuracy gains
+        if y > best_y and x > 0:
+            area += x * (y - best_y)
+            best_y = y
+    return 100 * area
+
+
+FLOORS = (0.001, 0.005, 0.01)  # the drops from the baseline (0.1, 0.5 and 1 point) the comparison picks at
+
+
+def compare(df: pd.DataFrame, objective: str = "archive", floors=FLOORS) -> list[dict]:
+    """The uniform grid's points against the per-layer search's, each with the baseline: the hypervolume of
+    each front, and the best point by `objective` at each floor (a drop from the baseline, in points)."""
+    col = pareto.OBJECTIVES[objective][0]
+    ok = df[df["status"] == "ok"].dropna(subset=["accuracy", col])
+    base = ok[ok["family"] == "baseline"]
+    if base.empty:
+        raise pareto.PickError("The comparison needs the run's baseline point.")
+    base_acc, base_size = float(base["accuracy"].iloc[0]), float(base[col].iloc[0])
+    rows = []
+    for name, part in (("uniform grid", ok[ok["family"] != "per-layer"]),
+                       ("per-layer search", pd.concat([base, ok[ok["family"] == "per-layer"]]))):
+        row = {"points": name, "n": len(part) - 1,
+               "hypervolume": round(hypervolume(pareto.front(part, ("accuracy", objective)), col, base_size,
+                                                base_acc), 4)}
+        for drop in floors:
+            above = part[part["accuracy"] >= base_acc - drop - 1e-12].sort_values([col, "accuracy"],
+                                                                                ascending=[True, False])
+            best = above.iloc[0]
+            row[f"best at -{100 * drop:g} pt"] = best[col]
+            row[f"accuracy at -{100 * drop:g} pt"] = best["accuracy"]
+            row[f"label at -{100 * drop:g} pt"] = best["label"]
+        rows.append(row)
+    return rows
