@@ -1,6 +1,6 @@
 """What to prune first: magnitude, first-order Taylor importance and lottery tickets, at equal sparsity, on MNIST.
 
-    python benchmarks/importance.py                 # LeNet-300-100 and LeNet-5 (about 9 min on 2 cores)
+    python benchmarks/importance.py                 # LeNet-300-100 and LeNet-5 (about 20 min on 2 cores)
 
 For each sample and each sparsity in SPARSITIES, the same global unstructured pruning (edgetrim's
 `UnstructuredPrune`) ranks weights by |w| or by |w * dL/dw| summed over 16 training batches of 64, then
@@ -8,8 +8,9 @@ For each sample and each sparsity in SPARSITIES, the same global unstructured pr
 zero, early stopping on validation), and (c) pruned gradually in GRADUAL_STEPS steps of a cubic schedule with one
 such epoch after each step (importance recomputed at each step).
 Lottery tickets (core.lottery): one run of iterative magnitude pruning per model whose rounds end at the table's
-sparsities in turn (removing 50, 50, 60, 50, 60 % of what remains); each round trains TICKET_EPOCHS epochs of
-TICKET_IMAGES images with the sample's recipe (Adam, its learning rate, cosine decay), the survivors either rewound
+sparsities in turn (removing 50, 50, 60, 50, 60 % of what remains); each round trains with the sample's own recipe
+(its epochs over all training images, Adam, its learning rate, cosine decay; early stopping after TICKET_PATIENCE
+epochs without a better validation score), the survivors either rewound
 to their values REWIND_TO of the way into the sample's replayed training (Frankle et al. 2020) or kept as trained
 with the learning rate restarted (learning-rate rewinding, Renda et al. 2020).
 Accuracy on MNIST's 10,000 official test images, in PyTorch (the ONNX files score the same: the test suite
@@ -38,7 +39,7 @@ MODELS = ("lenet300_mnist", "lenet5_mnist")
 SPARSITIES = (0.5, 0.75, 0.9, 0.95, 0.98)
 FT_EPOCHS, FT_IMAGES = 1, 10_000      # the fine-tuning budget after pruning
 GRADUAL_STEPS = 5                     # (c): 5 steps, one epoch of FT_IMAGES after each
-TICKET_EPOCHS, TICKET_IMAGES = 2, 25_000  # each lottery round's training budget
+TICKET_EPOCHS, TICKET_PATIENCE = 0, 3  # each lottery round: the sample's recipe (0: its epochs), early stopping
 REWIND_TO = 0.02                      # weight rewinding: 2 % into the sample's training
 
 
@@ -65,8 +66,7 @@ def main() -> None:
         mine = rows[-len(SPARSITIES):]
         for tag, rewind in (("ticket rewind %", "weights"), ("ticket lr-rewind %", "lr")):
             t1 = time.perf_counter()
-            cfg = LotteryTicket(rewind=rewind, rewind_to=REWIND_TO, epochs=TICKET_EPOCHS,
-                                samples_per_epoch=TICKET_IMAGES)
+            cfg = LotteryTicket(rewind=rewind, rewind_to=REWIND_TO, epochs=TICKET_EPOCHS, patience=TICKET_PATIENCE)
             for row, (ratio, ticket) in zip(mine, tickets(model, data, list(SPARSITIES), cfg)):
                 assert abs(sparsity(ticket.module) - ratio) < 1e-3
                 row[tag] = round(100 * accuracy(ticket.module, test), 2)
@@ -75,8 +75,9 @@ def main() -> None:
     print(format_table(rows))
     write_csv(rows, "importance")
     print(f"fine-tuning: {FT_EPOCHS} epoch of {FT_IMAGES:,} training images (zeros kept); gradual: "
-          f"{GRADUAL_STEPS} steps, one such epoch after each; tickets: {TICKET_EPOCHS} epochs of {TICKET_IMAGES:,} "
-          f"images per round, rewound to {100 * REWIND_TO:g} % of training or learning-rate rewinding; "
+          f"{GRADUAL_STEPS} steps, one such epoch after each; tickets: each round the sample's recipe (20 epochs "
+          f"LeNet-300-100, 15 LeNet-5, of all 50,000 images; stopped after {TICKET_PATIENCE} without a better "
+          f"validation score), rewound to {100 * REWIND_TO:g} % of training or learning-rate rewinding; "
           f"wrote benchmarks/results/importance.csv; {time.perf_counter() - t0:.0f} s in all")
 
 

@@ -9,8 +9,9 @@ restart the learning-rate schedule; it needs no record of the original run, so i
 one for a user's own trained model.
 
 Rewinding weights needs the original run. edgetrim has it for its samples: their card
-holds the architecture, the recipe and the seed, and `rewind_point` replays that training
-up to `rewind_to` of it (`sample_models/train.py` trains them the same way). Each round
+holds the architecture, the recipe and the seed, and `replay` runs that training again
+up to `rewind_to` of it (`sample_models/train.py` trains them the same way; replayed whole,
+it gives the bundled weights again up to float rounding, which a test checks). Each round
 removes the same fraction of the weights that remain (globally, by magnitude), so `rounds`
 rounds end at `ratio`; each round trains `epochs` with the recipe's optimiser and schedule.
 """
@@ -48,6 +49,9 @@ class LotteryTicket:
 
     def __post_init__(self):
         check_budget(self.samples_per_epoch, self.patience)
+        if self.rewind not in {r.value for r in Rewind}:
+            raise SpecError(f"rewind is weights (to an early iterate) or lr (learning-rate rewinding), "
+                            f"not {self.rewind!r}.")
         object.__setattr__(self, "rewind", Rewind(self.rewind))
         if not 0 < self.ratio <= 0.99:
             raise SpecError(f"A lottery ticket's ratio (the fraction of weights removed) must be in (0, 0.99], "
@@ -97,8 +101,9 @@ def _steps_per_epoch(n: int, batch: int, samples_per_epoch: int | None = None) -
     return (min(n, samples_per_epoch or n) + batch - 1) // batch
 
 
-def rewind_point(model: LoadedModel, data: DataSet, fraction: float) -> dict[str, torch.Tensor]:
-    """The weights `fraction` of the way into the model's original training, replayed from its seed and recipe."""
+def replay(model: LoadedModel, data: DataSet, fraction: float | None = None) -> nn.Module:
+    """The model's original training replayed from its seed and recipe, stopped `fraction` of the way in (the
+    weights rewinding goes back to), or whole when None (the bundled weights again, up to float rounding)."""
     r = recipe(model)
     if data.fingerprint != model.card["data_fingerprint"]:
         raise SpecError(f"Rewinding replays {model.name}'s training on {model.card.get('data', 'its data')}; "
@@ -106,11 +111,12 @@ def rewind_point(model: LoadedModel, data: DataSet, fraction: float) -> dict[str
     d = data.adapted(model.input_shape)
     torch.manual_seed(r["seed"])
     module = M.build(model.arch, model.num_classes, model.input_shape, **model.arch_kwargs)
-    steps = round(fraction * r["epochs"] * _steps_per_epoch(len(d.train), r["batch_size"]))
-    if steps > 0:
+    steps = None if fraction is None else round(fraction * r["epochs"] * _steps_per_epoch(len(d.train),
+                                                                                          r["batch_size"]))
+    if steps != 0:
         train_(module, d.train, d.val, epochs=r["epochs"], lr=r["lr"], seed=r["seed"], batch_size=r["batch_size"],
                augment_shift=r.get("augment_shift", 0), stop_after=steps)
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return module.eval()
 
 
 def tickets(model: LoadedModel, data: DataSet, targets: list[float], cfg: LotteryTicket,
@@ -118,7 +124,7 @@ def tickets(model: LoadedModel, data: DataSet, targets: list[float], cfg: Lotter
     """(sparsity, ticket) after each round of IMP, one per target in `targets` (increasing)."""
     r = recipe(model) or {}
     d = data.adapted(model.input_shape)
-    start = rewind_point(model, data, cfg.rewind_to) if cfg.rewind is Rewind.WEIGHTS else None
+    start = replay(model, data, cfg.rewind_to).state_dict() if cfg.rewind is Rewind.WEIGHTS else None
     trained = model.copy_module()
     for i, target in enumerate(targets):
         magnitude_prune_(trained, target, Scope.GLOBAL)  # the trained survivors' magnitudes decide
