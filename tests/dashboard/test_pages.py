@@ -460,3 +460,35 @@ def test_tradeoffs_opens_on_the_file_size_for_a_run_of_graphs_with_no_archive(ui
     at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui-graph"]})
     assert_clean(at, "Trade-offs of a TorchScript run")
     assert at.selectbox(key=W("tradeoffs.x")).value == "size" and at.get("plotly_chart") and at.success
+
+
+def test_tradeoffs_measures_a_per_layer_point_seeded_from_the_heatmap_beside_the_uniform_one(ui_env):
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui"]})
+    at.button(key="sensitivity").click().run()
+    assert_clean(at, "sensitivity")
+    layer_keys = [s.key for s in at.select_slider if s.key and s.key.startswith(W("tradeoffs.layer."))]
+    assert len(layer_keys) >= 3
+    seeded = {k: at.select_slider(key=k).value for k in layer_keys}
+    at.select_slider(key=W("tradeoffs.tolerance")).set_value(5.0).run()  # a looser tolerance: no layer prunes less
+    looser = {k: at.select_slider(key=k).value for k in layer_keys}
+    assert all(looser[k] >= seeded[k] for k in layer_keys) and looser != {k: 0 for k in layer_keys}
+    at.select_slider(key=layer_keys[0]).set_value(90).run()  # then one layer by hand
+    at.button(key="measure_per_layer").click().run()
+    assert_clean(at, "per-layer point")
+    table = at.dataframe[-1].value
+    assert list(table["point"]) == ["per layer", "uniform (global)"]
+    assert "prune per layer" in table["recipe"].iloc[0] and "global" in table["recipe"].iloc[1]
+    nonzeros = [int(v.replace(",", "")) for v in table["non-zeros"]]
+    assert abs(nonzeros[0] - nonzeros[1]) <= 0.01 * nonzeros[1]  # the same share of all weights pruned
+    assert any("of all weights pruned" in c.value for c in at.caption)
+
+
+def test_explore_prunes_by_taylor_importance(ui_env):
+    at = page("explore_page")
+    at.slider(key=W("explore.sparsity")).set_value(50).run()
+    at.radio(key=W("explore.importance")).set_value("taylor").run()
+    assert_clean(at, "taylor")
+    assert any("Taylor" in m.value for m in at.markdown)
+    assert "hessian" not in at.radio(key=W("explore.importance")).options  # structured only
+    at.radio(key=W("explore.prune_kind")).set_value("structured").run()
+    assert "hessian" in at.radio(key=W("explore.importance")).options
