@@ -46,7 +46,8 @@ def _restore(record: dict) -> None:
               "sweep.distill_epochs": (settings.get("distill") or {}).get("epochs"),
               "sweep.latency": (record.get("measure") or {}).get("latency"),
               "sweep.runtimes": (record.get("measure") or {}).get("runtimes"),
-              "sweep.threads": (record.get("measure") or {}).get("threads") or 0}
+              "sweep.threads": (record.get("measure") or {}).get("threads") or 0,
+              "sweep.layer_trials": (record.get("search") or {}).get("trials", 0)}
     for key, value in values.items():
         if value is not None:
             state.put(key, value)
@@ -202,7 +203,9 @@ def main() -> None:
     except ValueError as e:
         st.error(fmt.one_sentence(e))
         return
-    st.markdown(f"**{describe.n(total, 'point')}** (baseline included). Points already in the store are not recomputed.")
+    trials = f", then **{describe.n(cfg.search['trials'], 'per-layer trial')}**" if cfg.search else ""
+    st.markdown(f"**{describe.n(total, 'point')}** (baseline included){trials}. Points already in the store are not "
+                "recomputed.")
     c1, c2 = st.columns(2)
     executor = state.widget(c1.radio, "Executor", key="sweep.executor", default="local", options=["local", "ray"],
                             horizontal=True, help="ray: points become Ray tasks (a local Ray, or a cluster address)")

@@ -156,6 +156,10 @@ def test_sweep_page_estimates_points_and_refuses_an_empty_axis(ui_env):
     ratios = at.multiselect(key=W("sweep.ratios"))
     assert all(o.endswith(" %") for o in ratios.options), ratios.options  # percent, as on Explore
     assert "qat3" in at.multiselect(key=W("sweep.quant")).help and "share3" in at.multiselect(key=W("sweep.quant")).help
+    at.multiselect(key=W("sweep.kinds")).set_value(["unstructured", "lottery"]).run()
+    at.number_input(key=W("sweep.layer_trials")).set_value(20).run()
+    assert not at.exception and any("then **20 per-layer trials**" in m.value for m in at.markdown)
+    assert "rewound" in at.multiselect(key=W("sweep.kinds")).help
     at.multiselect(key=W("sweep.quant")).set_value([]).run()
     assert not at.exception and "is empty" in at.error[0].value
 
