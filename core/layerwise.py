@@ -2,19 +2,21 @@
 
 One ratio and one width for the whole model waste bytes where a layer could lose more and
 accuracy where it cannot. An Optuna multi-objective search (NSGA-II) chooses, per weight
-layer, a pruning ratio from RATIOS and a weight width from BITS; each trial is a Spec
+layer, a pruning ratio (0 to 98 %, in 1 % steps) and a weight width from BITS; each trial is a Spec
 (`UnstructuredPrune(layer_ratios=...)` -> `WeightQuant(layer_bits=...)`) measured and stored
 by the same runner as a grid point, so its points join the run's fronts (family
 "per-layer"). The search optimises validation accuracy, never the test split it is judged
 on, against the compact archive's bytes (or batch-1 latency), under an optional budget
-(Optuna's constraints). Its first trials are seeded from the sensitivity scans: for each
-tolerance in SEED_DROPS, every layer at the largest ratio and the smallest width that alone
-cost no more than that on validation.
+(Optuna's constraints). Its first trials are seeded: the uniform grid's front on validation,
+each point as the share of every layer its global pruning removed (so the search starts where
+the grid ends), then the sensitivity scans: for each tolerance in SEED_DROPS, every layer at
+the largest ratio and the smallest width that alone cost no more than that on validation.
 
     search: {space: per-layer, trials: 60, objectives: [accuracy, archive], max_bytes: 30000}
 """
 from __future__ import annotations
 
+import json
 import time
 
 import pandas as pd
@@ -27,7 +29,8 @@ from core.quantize import WeightQuant, fake_quantize
 from core.store import Store, point_key, points_frame
 from core.train import accuracy
 
-RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98)
+RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98)  # what the sensitivity scan tries; the search, any in 1 % steps
+MAX_RATIO = 0.98
 BITS = (8, 6, 5, 4, 3, 2)
 SEED_DROPS = (0.002, 0.005, 0.01, 0.02, 0.05)  # sensitivity tolerances the first trials are built from
 SEED = 0
@@ -76,6 +79,33 @@ def seeds(prune_rows: list[dict], bit_rows: list[dict], layers: list[str]) -> li
     return out
 
 
+def _cheap_uniform(spec: S.Spec) -> bool:
+    """Global magnitude pruning and k-bit rounding, no training: a grid point a per-layer setting can restate."""
+    p, q = spec.prune, spec.quantize
+    return (spec.distill is None and spec.deploy is None
+            and (p is None or isinstance(p, UnstructuredPrune) and not p.finetune_epochs and not p.layer_ratios)
+            and (q is None or isinstance(q, WeightQuant) and not q.qat_epochs and not q.layer_bits))
+
+
+def grid_seeds(model, data, df: pd.DataFrame, col: str) -> list[tuple[dict, dict]]:
+    """The uniform grid's front on validation (accuracy against `col`), as per-layer settings: the share of each
+    layer its global pruning removed, and its width in every layer. The search starts where the grid ends.
+    Only grid points without training are restated (re-applying them is cheap)."""
+    val = data.adapted(model.input_shape).val
+    rows = []
+    for _, r in df[(df["status"] == "ok") & df["family"].isin(["baseline", "pruning", "quantization", "combined"])
+                   ].dropna(subset=[col]).iterrows():
+        spec = S.Spec.from_json(r["spec_json"])
+        if not _cheap_uniform(spec):
+            continue
+        out = S.apply(model, spec, data).module
+        ratios = {n: round(min(0.98, float((w == 0).float().mean())), 2) for n, w in prunable_weights(out)}
+        bits = spec.quantize.bits if spec.quantize is not None else 8
+        rows.append(((accuracy(out, val), float(r[col])), (ratios, {n: bits for n in ratios})))
+    keep = pareto.front_indices([v for v, _ in rows], ["max", "min"])
+    return [rows[i][1] for i in keep]
+
+
 def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
     """The per-layer search of a sweep file's `search: {space: per-layer}`; its points go into cfg.run."""
     import optuna
@@ -95,6 +125,7 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
         progress(0, trials, "sensitivity scans (validation split) to seed the search")
     prune_rows = sensitivity(model, data, ratios=RATIOS[1:])
     bit_rows = bit_sensitivity(model, data)
+    starts = grid_seeds(model, data, store.table(cfg.run), col) + seeds(prune_rows, bit_rows, layers)
     counts = {"computed": 0, "reused": 0, "failed": 0}
     errors: list[str] = []
 
@@ -104,7 +135,7 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
         return R.run_group(store, cfg.run, cfg.model, cfg.data, [spec], [position], cfg.measure)[0]
 
     def objective(trial):
-        ratios = {n: trial.suggest_categorical(f"ratio {n}", RATIOS) for n in layers}
+        ratios = {n: trial.suggest_float(f"ratio {n}", 0.0, MAX_RATIO, step=0.01) for n in layers}
         bits = {n: trial.suggest_categorical(f"bits {n}", BITS) for n in layers}
         spec = layer_spec(ratios, bits, ft)
         point = measure(spec, 10_000 + trial.number)
@@ -124,7 +155,8 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
     sampler = optuna.samplers.NSGAIISampler(seed=SEED, population_size=min(20, max(4, trials // 3)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler, study_name=cfg.run)
-    for ratios, bits in seeds(prune_rows, bit_rows, layers)[:trials]:
+    unique = [json.loads(x) for x in dict.fromkeys(json.dumps(x, sort_keys=True) for x in starts)]
+    for ratios, bits in unique[:trials]:
         study.enqueue_trial({**{f"ratio {n}": r for n, r in ratios.items()}, **{f"bits {n}": b for n, b in bits.items()}})
     R.run_group(store, cfg.run, cfg.model, cfg.data, [S.Spec()], [0], cfg.measure)  # the baseline, as in a grid
     study.optimize(objective, n_trials=trials, catch=())

@@ -325,8 +325,8 @@ def _per_layer_point(rows: list[dict], model_json: str, data_source: str) -> Non
              "non-zeros": f"{m.nonzero_params:,}"}
             for name, (spec, m) in zip(("per layer", "uniform (global)"), measured)]
     shown, result = st.session_state.get("tradeoffs.per_layer_result", (None, None))
-    if shown == per_layer.to_json():  # only for the ratios on the page now
-        st.dataframe(result, hide_index=True, width="stretch")
+    if shown == per_layer.to_json():  # only for the ratios on the page now (a plain table: two rows, all text)
+        st.table(pd.DataFrame(result).set_index("point"))
 
 
 if __name__ == "__main__":

@@ -290,4 +290,23 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
         nav(page, "Trade-offs")
         assert slider_value(page, "Accuracy floor (%)") == floor_value, "Trade-offs forgot the floor"
         assert selected_point(page).startswith(chosen), "Trade-offs forgot the selected point"
+
+        # a per-layer point by hand: the heatmap seeds each layer's ratio, measured beside the uniform one
+        page.get_by_text("Per-layer pruning sensitivity").click()
+        page.get_by_role("button", name="Compute sensitivity").click()
+        page.get_by_role("slider", name="Seed every layer from the heatmap: the most it can lose alone (points)"
+                         ).wait_for(timeout=120_000)
+        settle(page)
+        tolerance = page.get_by_role("slider", name="Seed every layer from the heatmap: the most it can lose alone "
+                                                    "(points)")
+        tolerance.focus()
+        page.keyboard.press("End")  # 5 points: every layer pruned as far as it alone allows
+        settle(page)
+        page.get_by_role("button", name="Measure the per-layer point and the uniform one").click()
+        table = page.locator("[data-testid=stTable]", has_text="uniform (global)")
+        table.wait_for(timeout=120_000)
+        settle(page)
+        assert "prune per layer" in table.inner_text()
+        assert_clean(page, "Trade-offs, a per-layer point")
+        shot(page, "per_layer")
         browser.close()

@@ -479,8 +479,8 @@ def test_tradeoffs_measures_a_per_layer_point_seeded_from_the_heatmap_beside_the
     at.select_slider(key=layer_keys[0]).set_value(90).run()  # then one layer by hand
     at.button(key="measure_per_layer").click().run()
     assert_clean(at, "per-layer point")
-    table = at.dataframe[-1].value
-    assert list(table["point"]) == ["per layer", "uniform (global)"]
+    table = at.table[-1].value
+    assert list(table.index) == ["per layer", "uniform (global)"]
     assert "prune per layer" in table["recipe"].iloc[0] and "global" in table["recipe"].iloc[1]
     nonzeros = [int(v.replace(",", "")) for v in table["non-zeros"]]
     assert abs(nonzeros[0] - nonzeros[1]) <= 0.01 * nonzeros[1]  # the same share of all weights pruned
