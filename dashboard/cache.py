@@ -195,6 +195,16 @@ def run_table(run: str):
         store.close()
 
 
+def run_sources(run: str) -> tuple[str, str]:
+    """(model source as JSON, data source) a run was measured on, spelled as current_sources() spells them."""
+    store = Store()
+    try:
+        cfg = store.run_config(run)
+    finally:
+        store.close()
+    return json.dumps(cfg["model"], sort_keys=True), str(cfg.get("data", "digits"))
+
+
 def runs():
     store = Store()
     try:

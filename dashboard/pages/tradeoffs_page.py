@@ -259,11 +259,12 @@ def main() -> None:
     if len(available) > 1:
         with st.expander("Runtimes side by side"):
             _runtimes_side_by_side(first, available, floor, chosen)
-    with st.expander("Per-layer pruning sensitivity (validation accuracy, each layer pruned alone)"):
+    model_json, data_source = cache.run_sources(runs[0])  # the model whose points are on the chart
+    with st.expander(f"Per-layer pruning sensitivity of {cache.model_label(model_json)} on {data_source} "
+                     "(validation accuracy, each layer pruned alone)"):
         if st.button("Compute sensitivity", key="sensitivity"):
             st.session_state["show_sensitivity"] = True
         if st.session_state.get("show_sensitivity"):
-            model_json, data_source = cache.current_sources()
             try:
                 with progress.bar("Pruning each layer alone at 25 / 50 / 75 / 90 %") as report:
                     rows = cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9), report)
