@@ -153,7 +153,7 @@ def load_config(source: str | Path | dict) -> SweepConfig:
         raise SweepError(f"measure.budget_s must be a number of seconds in (0, 60], not {budget!r}.")
     search = raw.get("search")
     if search is not None:
-        _check_search(search)
+        _check_search(search, measure)
     cfg = SweepConfig(str(raw.get("run") or stem), raw["model"], str(raw.get("data", "digits")), axes, settings,
                       measure, search)
     specs = expand(cfg)  # builds every config once, so a bad value fails here, before any work
@@ -162,8 +162,8 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     return cfg
 
 
-def _check_search(search) -> None:
-    from core.layerwise import SEARCH_KEYS
+def _check_search(search, measure: dict) -> None:
+    from core.layerwise import SEARCH_KEYS, why_not_search
 
     trials = search.get("trials", 0) if isinstance(search, dict) else 0
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -181,16 +181,14 @@ def _check_search(search) -> None:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
             raise SweepError(f"search.{key} is a positive number, not {v!r}.")
     if search.get("space") == "per-layer":
-        objectives = search.get("objectives", ["accuracy", "archive"])
-        if (not isinstance(objectives, list) or len(objectives) != 2 or objectives[0] != "accuracy"
-                or objectives[1] not in ("archive", "size", "latency")):
-            raise SweepError("A per-layer search's objectives are [accuracy, archive], [accuracy, size] or "
-                             f"[accuracy, latency], not {objectives!r}.")
+        reason = why_not_search(search, measure)
+        if reason:
+            raise SweepError(reason)
         ft = search.get("finetune_epochs", 0)
         if isinstance(ft, bool) or not isinstance(ft, int) or ft < 0:
             raise SweepError(f"search.finetune_epochs is a whole number of epochs, 0 or more, not {ft!r}.")
-    elif set(search) & {"max_bytes", "max_latency_ms", "finetune_epochs"}:
-        raise SweepError("search budgets and finetune_epochs belong to a per-layer search (space: per-layer).")
+    elif set(search) & {"max_bytes", "max_latency_ms", "finetune_epochs", "prune"}:
+        raise SweepError("search budgets, prune and finetune_epochs belong to a per-layer search (space: per-layer).")
 
 
 def _check_axes(axes: dict) -> None:

@@ -24,7 +24,7 @@ import pandas as pd
 from core import pareto
 from core import runner as R
 from core import spec as S
-from core.prune import UnstructuredPrune, prunable_weights, sensitivity
+from core.prune import StructuredPrune, UnstructuredPrune, classifier_layer_names, prunable_weights, sensitivity
 from core.quantize import WeightQuant, fake_quantize
 from core.store import Store, point_key, points_frame
 from core.train import accuracy
@@ -34,14 +34,39 @@ MAX_RATIO = 0.98
 BITS = (8, 6, 5, 4, 3, 2)
 SEED_DROPS = (0.002, 0.005, 0.01, 0.02, 0.05)  # sensitivity tolerances the first trials are built from
 SEED = 0
-SEARCH_KEYS = {"space", "trials", "sampler", "objectives", "max_bytes", "max_latency_ms", "finetune_epochs"}
+MAX_CHANNELS = 0.9  # structured: at most this share of a layer's channels
+SEARCH_KEYS = {"space", "trials", "sampler", "objectives", "max_bytes", "max_latency_ms", "finetune_epochs", "prune"}
+# what each objective of a per-layer search reads, and which pruning can move it
+OBJECTIVES = {"archive": ("unstructured", "structured"), "size": ("structured",), "latency": ("structured",)}
 
 
-def layer_spec(ratios: dict[str, float], bits: dict[str, int], finetune_epochs: int = 0) -> S.Spec:
-    """The Spec of one per-layer setting: every layer's ratio, then every layer's width."""
+def why_not_search(search: dict, measure: dict) -> str | None:
+    """One sentence on a per-layer search that cannot work as asked, or None."""
+    kind = search.get("prune", "unstructured")
+    objectives = search.get("objectives", ["accuracy", "archive"])
+    if kind not in ("unstructured", "structured"):
+        return f"search.prune is unstructured (zeros) or structured (channels), not {kind!r}."
+    if (not isinstance(objectives, list) or len(objectives) != 2 or objectives[0] != "accuracy"
+            or objectives[1] not in OBJECTIVES):
+        return ("A per-layer search's objectives are [accuracy, archive], [accuracy, size] or [accuracy, latency], "
+                f"not {objectives!r}.")
+    if kind not in OBJECTIVES[objectives[1]]:
+        return (f"Zeros and k-bit weights leave the dense ONNX file's {objectives[1]} as it is; search "
+                f"{objectives[1]} with prune: structured (whole channels), or the archive with unstructured.")
+    if kind == "unstructured" and search.get("max_latency_ms"):
+        return "Zeros do not make dense kernels faster: a latency budget needs prune: structured."
+    if (objectives[1] == "latency" or search.get("max_latency_ms")) and measure.get("latency") is False:
+        return "A latency objective or budget needs latency measured: drop measure: {latency: false}."
+    return None
+
+
+def layer_spec(ratios: dict[str, float], bits: dict[str, int], finetune_epochs: int = 0,
+               kind: str = "unstructured") -> S.Spec:
+    """The Spec of one per-layer setting: every layer's ratio (of weights, or of channels), then every width."""
     prune = None
     if any(ratios.values()):
-        prune = UnstructuredPrune(0.0, layer_ratios=tuple(ratios.items()), finetune_epochs=finetune_epochs)
+        cls = UnstructuredPrune if kind == "unstructured" else StructuredPrune
+        prune = cls(0.0, layer_ratios=tuple(ratios.items()), finetune_epochs=finetune_epochs)
     quant = WeightQuant(8, layer_bits=tuple((n, b) for n, b in bits.items() if b != 8)) if bits else None
     return S.Spec(prune=prune, quantize=quant)
 
@@ -65,43 +90,55 @@ def bit_sensitivity(model, data, bits=BITS, split: str = "val") -> list[dict]:
     return rows
 
 
-def seeds(prune_rows: list[dict], bit_rows: list[dict], layers: list[str]) -> list[tuple[dict, dict]]:
-    """(ratios, bits) per tolerance in SEED_DROPS: each layer at the most it alone tolerates on validation."""
+def prunable_names(module) -> list[str]:
+    return [n for n, _ in prunable_weights(module)]
+
+
+def seeds(prune_rows: list[dict], bit_rows: list[dict], layers: list[str],
+          weights: list[str] | None = None) -> list[tuple[dict, dict]]:
+    """(ratios of `layers`, bits of `weights`) per tolerance in SEED_DROPS: each layer at the most it alone
+    tolerates on validation."""
     base = next(r["accuracy"] for r in prune_rows if r["layer"] == "(none)")
     out = []
     for drop in SEED_DROPS:
         ratios = {n: max([0.0] + [r["ratio"] for r in prune_rows if r["layer"] == n
                                   and base - r["accuracy"] <= drop]) for n in layers}
         bits = {n: min([8] + [r["bits"] for r in bit_rows if r["layer"] == n and base - r["accuracy"] <= drop])
-                for n in layers}
+                for n in weights or layers}
         if (ratios, bits) not in out:
             out.append((ratios, bits))
     return out
 
 
-def _cheap_uniform(spec: S.Spec) -> bool:
-    """Global magnitude pruning and k-bit rounding, no training: a grid point a per-layer setting can restate."""
+def _cheap_uniform(spec: S.Spec, kind: str) -> bool:
+    """Pruning of `kind` and k-bit rounding, no training: a grid point a per-layer setting can restate."""
     p, q = spec.prune, spec.quantize
+    cls = UnstructuredPrune if kind == "unstructured" else StructuredPrune
     return (spec.distill is None and spec.deploy is None
-            and (p is None or isinstance(p, UnstructuredPrune) and not p.finetune_epochs and not p.layer_ratios)
+            and (p is None or isinstance(p, cls) and not p.finetune_epochs and not p.layer_ratios
+                 and getattr(p, "importance", "magnitude") in ("magnitude", "l2"))
             and (q is None or isinstance(q, WeightQuant) and not q.qat_epochs and not q.layer_bits))
 
 
-def grid_seeds(model, data, df: pd.DataFrame, col: str) -> list[tuple[dict, dict]]:
+def grid_seeds(model, data, df: pd.DataFrame, col: str, layers: list[str], kind: str) -> list[tuple[dict, dict]]:
     """The uniform grid's front on validation (accuracy against `col`), as per-layer settings: the share of each
-    layer its global pruning removed, and its width in every layer. The search starts where the grid ends.
-    Only grid points without training are restated (re-applying them is cheap)."""
+    layer its pruning removed (global unstructured pruning reads back as a different share per layer;
+    structured pruning is the same share everywhere), and its width in every layer. The search starts where the
+    grid ends. Only grid points without training are restated (re-applying them is cheap)."""
     val = data.adapted(model.input_shape).val
     rows = []
     for _, r in df[(df["status"] == "ok") & df["family"].isin(["baseline", "pruning", "quantization", "combined"])
                    ].dropna(subset=[col]).iterrows():
         spec = S.Spec.from_json(r["spec_json"])
-        if not _cheap_uniform(spec):
+        if not _cheap_uniform(spec, kind):
             continue
         out = S.apply(model, spec, data).module
-        ratios = {n: round(min(0.98, float((w == 0).float().mean())), 2) for n, w in prunable_weights(out)}
+        if kind == "unstructured":
+            ratios = {n: round(min(MAX_RATIO, float((w == 0).float().mean())), 2) for n, w in prunable_weights(out)}
+        else:
+            ratios = {n: round(min(MAX_CHANNELS, spec.prune.ratio if spec.prune else 0.0), 2) for n in layers}
         bits = spec.quantize.bits if spec.quantize is not None else 8
-        rows.append(((accuracy(out, val), float(r[col])), (ratios, {n: bits for n in ratios})))
+        rows.append(((accuracy(out, val), float(r[col])), (ratios, {n: bits for n in prunable_names(out)})))
     keep = pareto.front_indices([v for v, _ in rows], ["max", "min"])
     return [rows[i][1] for i in keep]
 
@@ -111,21 +148,27 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
     import optuna
 
     opts = cfg.search
-    objectives = list(opts.get("objectives", ["accuracy", "archive"]))
-    if objectives[0] != "accuracy" or len(objectives) != 2 or objectives[1] not in ("archive", "size", "latency"):
-        raise pareto.PickError("A per-layer search's objectives are [accuracy, archive], [accuracy, size] or "
-                               "[accuracy, latency].")
+    reason = why_not_search(opts, cfg.measure)
+    if reason:
+        raise pareto.PickError(reason)
+    objectives, kind = list(opts.get("objectives", ["accuracy", "archive"])), opts.get("prune", "unstructured")
     col = pareto.OBJECTIVES[objectives[1]][0]
-    budget = opts.get("max_latency_ms") if objectives[1] == "latency" else opts.get("max_bytes")
+    budgets = {c: v for c, v in ((("archive_bytes" if objectives[1] == "archive" else "onnx_bytes"),
+                                  opts.get("max_bytes")), ("ort_b1_ms", opts.get("max_latency_ms"))) if v}
     trials, ft = int(opts["trials"]), int(opts.get("finetune_epochs", 0))
     model, data = R.load_context(cfg.model, cfg.data)
-    layers = [n for n, _ in prunable_weights(model.module)]
+    weights = prunable_names(model.module)
+    layers = weights if kind == "unstructured" else [
+        n for n in weights if n not in classifier_layer_names(model.module, model.num_classes)]
+    top = MAX_RATIO if kind == "unstructured" else MAX_CHANNELS
     val = data.adapted(model.input_shape).val
     if progress:
         progress(0, trials, "sensitivity scans (validation split) to seed the search")
-    prune_rows = sensitivity(model, data, ratios=RATIOS[1:])
+    prune_rows = sensitivity(model, data, ratios=RATIOS[1:]) if kind == "unstructured" else [
+        {"layer": "(none)", "ratio": 0.0, "accuracy": accuracy(model.module, val)}]
     bit_rows = bit_sensitivity(model, data)
-    starts = grid_seeds(model, data, store.table(cfg.run), col) + seeds(prune_rows, bit_rows, layers)
+    starts = (grid_seeds(model, data, store.table(cfg.run), col, layers, kind)
+              + seeds(prune_rows, bit_rows, layers, weights))
     counts = {"computed": 0, "reused": 0, "failed": 0}
     errors: list[str] = []
 
@@ -135,18 +178,19 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
         return R.run_group(store, cfg.run, cfg.model, cfg.data, [spec], [position], cfg.measure)[0]
 
     def objective(trial):
-        ratios = {n: trial.suggest_float(f"ratio {n}", 0.0, MAX_RATIO, step=0.01) for n in layers}
-        bits = {n: trial.suggest_categorical(f"bits {n}", BITS) for n in layers}
-        spec = layer_spec(ratios, bits, ft)
+        ratios = {n: trial.suggest_float(f"ratio {n}", 0.0, top, step=0.01) for n in layers}
+        bits = {n: trial.suggest_categorical(f"bits {n}", BITS) for n in weights}
+        spec = layer_spec(ratios, bits, ft, kind)
         point = measure(spec, 10_000 + trial.number)
         if point.status != "ok":
             counts["failed"] += 1
             errors.append(point.error)
             raise optuna.TrialPruned(point.error)
-        value = points_frame([point]).iloc[0][col]
+        row = points_frame([point]).iloc[0]
+        value = row[col]
         val_acc = accuracy(S.apply(model, spec, data).module, val)  # the search never reads the test split
-        if budget:
-            trial.set_constraint("over budget", float(value - budget))  # feasible at 0 or below
+        for c, limit in budgets.items():
+            trial.set_constraint(f"over {c}", float(row[c] - limit))  # feasible at 0 or below
         if progress:
             progress(trial.number + 1, trials, f"trial {trial.number + 1}: val {100 * val_acc:.2f} %, "
                                                f"{objectives[1]} {value:,.4g}")

@@ -136,14 +136,20 @@ def check_layers(module: nn.Module, pairs: tuple, what: str) -> None:
 @dataclass(frozen=True)
 class StructuredPrune(_Pruning):
     importance: Importance = Importance.L2  # channels ranked by the L1 / L2 norm of their weights, or by gradients
+    layer_ratios: tuple = ()  # ((layer, ratio), ...): a share of each named layer's channels, the rest at `ratio`
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "importance", Importance(self.importance))
+        object.__setattr__(self, "layer_ratios", per_layer(self.layer_ratios, "layer_ratios", _check_ratio))
 
     @property
     def label(self) -> str:
         how = {"l1": "L1", "l2": "L2", "taylor": "Taylor", "hessian": "Hessian"}[self.importance.value]
+        if self.layer_ratios:
+            rest = f", others {100 * self.ratio:.4g} %" if self.ratio else ""
+            return (f"prune channels per layer ({per_layer_label(self.layer_ratios, lambda r: f'{100 * r:.4g} %')}"
+                    f"{rest}; structured, {how}{self._tuning()})")
         return f"prune {100 * self.ratio:.4g} % of channels (structured, {how}{self._tuning()})"
 
 
@@ -272,14 +278,25 @@ def _classifier_layers(module: nn.Module, num_classes: int) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
 
 
+def classifier_layer_names(module: nn.Module, num_classes: int) -> list[str]:
+    """The names of the layers structured pruning never touches (their outputs are the classes)."""
+    keep = _classifier_layers(module, num_classes)
+    return [n for n, m in module.named_modules() if m in keep]
+
+
 @register(StructuredPrune, check=needs_architecture("structured pruning"))
 def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
                progress: Progress | None = None) -> LoadedModel:
     import torch_pruning as tp
 
     out = model.derive(model.copy_module())
-    if cfg.ratio == 0:
+    check_layers(out.module, cfg.layer_ratios, "layer_ratios")
+    if cfg.ratio == 0 and not any(r for _, r in cfg.layer_ratios):
         return out
+    classifier = _classifier_layers(out.module, model.num_classes)
+    modules = dict(out.module.named_modules())
+    if any(modules[n] in classifier and r for n, r in cfg.layer_ratios):
+        raise SpecError("The classifier's outputs are the classes: it is never pruned; leave it out of layer_ratios.")
     importance = {Importance.TAYLOR: tp.importance.GroupTaylorImportance,
                   Importance.HESSIAN: tp.importance.GroupHessianImportance}.get(cfg.importance)
     importance = importance() if importance else tp.importance.MagnitudeImportance(
@@ -287,7 +304,8 @@ def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
     train = data.adapted(model.input_shape).train
     pruner = tp.pruner.MagnitudePruner(
         out.module, model.example_input(1), importance=importance, pruning_ratio=cfg.ratio,
-        iterative_steps=cfg.steps, ignored_layers=_classifier_layers(out.module, model.num_classes),
+        iterative_steps=cfg.steps, ignored_layers=classifier,
+        pruning_ratio_dict={modules[n]: r for n, r in cfg.layer_ratios if modules[n] not in classifier} or None,
         iterative_pruning_ratio_scheduler=lambda r, n: [0.0, *schedule(r, n)])
     for epochs in _epochs_per_step(cfg.finetune_epochs, cfg.steps):
         _gradients_for_(importance, out.module, train)

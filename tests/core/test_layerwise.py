@@ -102,7 +102,33 @@ def test_a_per_layer_search_runs_beside_the_uniform_grid_and_is_compared_with_it
     ({"space": "per-layer", "trials": 5, "max_bytes": -1}, "max_bytes is a positive number"),
     ({"trials": 5, "max_bytes": 100}, "belong to a per-layer search"),
     ({"space": "per-layer", "trials": 5, "budget": 3}, "Unknown search option 'budget'"),
+    ({"space": "per-layer", "trials": 5, "objectives": ["accuracy", "latency"]}, "with prune: structured"),
+    ({"space": "per-layer", "trials": 5, "max_latency_ms": 1}, "a latency budget needs prune: structured"),
+    ({"space": "per-layer", "trials": 5, "prune": "lottery"}, "search.prune is unstructured"),
     ({"space": "per-layer"}, "whole number of trials")])
 def test_bad_search_options_are_one_sentence(search, match):
     with pytest.raises(grid.SweepError, match=match):
         grid.load_config({"model": "mlp", "search": search})
+
+
+def test_a_structured_per_layer_search_under_a_latency_budget_shrinks_channels_layer_by_layer(tmp_path, lenet5,
+                                                                                             digits):
+    spec = layerwise.layer_spec({"features.0": 0.5, "classifier.1": 0.75}, {}, kind="structured")
+    shapes = {n: tuple(w.shape) for n, w in prunable_weights(S.apply(lenet5, spec, digits).module)}
+    assert shapes["features.0"][0] == 3 and shapes["classifier.1"][0] == 30 and shapes["features.3"][0] == 16
+    assert "prune channels per layer (features.0 50 %, classifier.1 75 %" in spec.label
+    with pytest.raises(SpecError, match="classifier's outputs are the classes"):
+        S.apply(lenet5, layerwise.layer_spec({"classifier.5": 0.5}, {}, kind="structured"), digits)
+    sweep = {"run": "lenet5-channels", "model": "lenet5", "data": "digits",
+             "axes": {"prune": ["structured"], "prune_ratio": [0.0, 0.5]},
+             "measure": {"budget_s": 0.02, "runtimes": ["onnxruntime"]},
+             "search": {"space": "per-layer", "prune": "structured", "trials": 5,
+                        "objectives": ["accuracy", "latency"], "max_latency_ms": 5}}
+    (tmp_path / "s.json").write_text(json.dumps(sweep))
+    assert cli.main(["sweep", str(tmp_path / "s.json"), "--store", str(tmp_path / "r.sqlite")]) == 0
+    df = Store(tmp_path / "r.sqlite").table("lenet5-channels")
+    searched = df[df["family"] == "per-layer"]
+    assert len(searched) >= 3 and searched["ort_b1_ms"].notna().all()
+    pruned = [label for label in searched["label"] if "prune" in label]
+    assert pruned and all("prune channels per layer" in label for label in pruned)
+    assert layerwise.compare(df, "latency")[1]["points"] == "per-layer search"
