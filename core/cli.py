@@ -282,7 +282,7 @@ def print_layer_comparison(df, objective: str = "archive") -> None:
     from core import layerwise, pareto
 
     rows = layerwise.compare(df, objective)
-    show = (lambda v: describe.ms(v)) if objective == "latency" else describe.size
+    show = describe.ms if objective == "latency" else describe.size
     print(format_table([{"points": r["points"], "n": r["n"], "hypervolume": r["hypervolume"],
                          **{f"-{100 * d:g} pt": f"{show(r[f'best at -{100 * d:g} pt'])} "
                                                 f"({100 * r[f'accuracy at -{100 * d:g} pt']:.2f} %)"

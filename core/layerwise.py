@@ -196,7 +196,8 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
                                                f"{objectives[1]} {value:,.4g}")
         return val_acc, float(value)
 
-    sampler = optuna.samplers.NSGAIISampler(seed=SEED, population_size=min(20, max(4, trials // 3)))
+    sampler = (optuna.samplers.NSGAIISampler(seed=SEED, population_size=min(20, max(4, trials // 3)))
+               if opts.get("sampler", "nsga2") == "nsga2" else optuna.samplers.TPESampler(seed=SEED, multivariate=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler, study_name=cfg.run)
     unique = [json.loads(x) for x in dict.fromkeys(json.dumps(x, sort_keys=True) for x in starts)]
