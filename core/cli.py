@@ -266,9 +266,14 @@ def cmd_sweep(args) -> None:
     print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
     if result.search_seconds is not None:
+        from core import layerwise
+
         print(f"the per-layer search took {result.search_seconds:.1f} s of it; against the uniform grid:")
         objectives = cfg.search.get("objectives", ["accuracy", "archive"])
-        print_layer_comparison(store.table(cfg.run), objectives[1])
+        df = store.table(cfg.run)
+        print_layer_comparison(df, objectives[1])
+        for line in layerwise.budget_lines(df, cfg.search):
+            print(line)
     if result.failed:
         for error in result.errors:
             print(f"failed: {error}", file=sys.stderr)
@@ -283,13 +288,13 @@ def print_layer_comparison(df, objective: str = "archive") -> None:
 
     rows = layerwise.compare(df, objective)
     show = describe.ms if objective == "latency" else describe.size
-    print(format_table([{"points": r["points"], "n": r["n"], "hypervolume": r["hypervolume"],
+    print(format_table([{"points of": r["points"], "measured": r["n"], "hypervolume": r["hypervolume"],
                          **{f"-{100 * d:g} pt": f"{show(r[f'best at -{100 * d:g} pt'])} "
                                                 f"({100 * r[f'accuracy at -{100 * d:g} pt']:.2f} %)"
                             for d in layerwise.FLOORS}} for r in rows]))
-    print(f"(hypervolume: the area the front dominates in accuracy points above the baseline - 5 x decades of "
-          f"{pareto.OBJECTIVE_NAMES[objective]} below the baseline's; -0.1 pt: the smallest point within 0.1 point "
-          "of the baseline, on the test split)")
+    print(f"measured: points besides the baseline. -0.1 pt: the smallest {pareto.OBJECTIVE_NAMES[objective]} "
+          "within 0.1 point of the baseline (test split). hypervolume: the area each front covers in accuracy "
+          "(the 5 points below the baseline) x decades smaller than the baseline; larger is better.")
     for r in rows:
         print(f"{r['points']} at -0.5 pt: {r['label at -0.5 pt']}")
 
@@ -393,7 +398,7 @@ def cmd_export(args) -> None:
     base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
     print(f"rebuilding {point.spec.label} ...", file=sys.stderr)
     result = export.export_point(point, model, data, args.format, args.output, baseline=base, runtime=args.runtime)
-    print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path.name}; reloaded from disk "
+    print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path}; reloaded from disk "
           f"it scores {100 * result.reloaded_accuracy:.2f} % (stored point: {100 * result.stored_accuracy:.2f} %)")
 
 

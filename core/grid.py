@@ -20,8 +20,8 @@ A sweep file (YAML or JSON, or the same as a dict):
     settings:                     # fixed knobs of each method
       distill: {epochs: 30, temperature: 4.0, alpha: 0.9}
       prune: {scope: global, importance: l2, steps: 1}
-      lottery: {rounds: 5, rewind: weights, rewind_to: 0.02}   # rewind: lr for your own model; finetune_epochs
-                                                               # are a ticket's epochs per round (0: the recipe's)
+      lottery: {rounds: 5, rewind: weights, rewind_to: 0.02, epochs: 0}   # rewind: lr for your own model; epochs
+                                  # per round (0: the sample's recipe); a finetune_epochs axis value above 0 overrides
       qat_epochs: 3               # the training epochs of qat, dc (centroid tuning) and soft tokens
       quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
@@ -281,9 +281,9 @@ def expand(cfg: SweepConfig) -> list[S.Spec]:
                 prunes.append(None)
                 continue
             if kind == "lottery":  # iterative magnitude pruning: importance is the trained weights' magnitude
-                if imp == "magnitude":
-                    prunes.append(make(LotteryTicket, ratio=float(ratio), epochs=ft,
-                                       **{**budget, **st.get("lottery", {})}))
+                if imp == "magnitude":  # epochs per round: the finetune_epochs axis when set, else the settings'
+                    opts = {**budget, **st.get("lottery", {}), **({"epochs": ft} if ft else {})}
+                    prunes.append(make(LotteryTicket, ratio=float(ratio), **opts))
                 continue
             opts = {**budget, **st.get("prune", {})}
             opts.pop("importance" if kind == "unstructured" else "scope", None)

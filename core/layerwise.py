@@ -21,7 +21,7 @@ import time
 
 import pandas as pd
 
-from core import pareto
+from core import describe, pareto
 from core import runner as R
 from core import spec as S
 from core.prune import StructuredPrune, UnstructuredPrune, classifier_layer_names, prunable_weights, sensitivity
@@ -52,12 +52,42 @@ def why_not_search(search: dict, measure: dict) -> str | None:
                 f"not {objectives!r}.")
     if kind not in OBJECTIVES[objectives[1]]:
         return (f"Zeros and k-bit weights leave the dense ONNX file's {objectives[1]} as it is; search "
-                f"{objectives[1]} with prune: structured (whole channels), or the archive with unstructured.")
+                f"{objectives[1]} over whole channels (search: {{prune: structured}}), or the archive.")
     if kind == "unstructured" and search.get("max_latency_ms"):
-        return "Zeros do not make dense kernels faster: a latency budget needs prune: structured."
+        return "Zeros do not make dense kernels faster: a latency budget needs search: {prune: structured}."
     if (objectives[1] == "latency" or search.get("max_latency_ms")) and measure.get("latency") is False:
         return "A latency objective or budget needs latency measured: drop measure: {latency: false}."
     return None
+
+
+def why_not_model(model, search: dict) -> str | None:
+    """One sentence on a model this per-layer search cannot run on (said before the grid runs), or None."""
+    from core.registry import why_not
+
+    objective = search.get("objectives", ["accuracy", "archive"])[1]
+    if objective == "archive" and model.arch is None:
+        return (f"{model.name} is a fixed graph (TorchScript / torch.export), which has no compact archive: search "
+                "it with search: {prune: structured, objectives: [accuracy, size]} on an nn.Module, or search the "
+                "archive of an architecture plus state_dict.")
+    if search.get("prune") == "structured":
+        return why_not(model, StructuredPrune())
+    return None
+
+
+def budget_lines(df: pd.DataFrame, search: dict) -> list[str]:
+    """What a person reads about a search's budgets: each one, and how many searched points are within it."""
+    objective = search.get("objectives", ["accuracy", "archive"])[1]
+    searched = df[(df["family"] == "per-layer") & (df["status"] == "ok")]
+    lines = []
+    for key, col, unit in (("max_bytes", "archive_bytes" if objective == "archive" else "onnx_bytes", "bytes"),
+                           ("max_latency_ms", "ort_b1_ms", "ms")):
+        if search.get(key):
+            what = pareto.OBJECTIVE_NAMES["archive" if col == "archive_bytes" else "size" if unit == "bytes"
+                                          else "latency"]
+            within = int((searched[col] <= search[key]).sum())
+            lines.append(f"budget: {what} <= {search[key]:,} {unit}; {within} of {len(searched)} searched points "
+                         f"are within it (the search steers away from the others).")
+    return lines
 
 
 def layer_spec(ratios: dict[str, float], bits: dict[str, int], finetune_epochs: int = 0,
@@ -67,7 +97,11 @@ def layer_spec(ratios: dict[str, float], bits: dict[str, int], finetune_epochs: 
     if any(ratios.values()):
         cls = UnstructuredPrune if kind == "unstructured" else StructuredPrune
         prune = cls(0.0, layer_ratios=tuple(ratios.items()), finetune_epochs=finetune_epochs)
-    quant = WeightQuant(8, layer_bits=tuple((n, b) for n, b in bits.items() if b != 8)) if bits else None
+    quant = None
+    if bits:  # the commonest width is the config's own, the rest listed: the label reads "others" truly
+        common = max(sorted(set(bits.values()), reverse=True), key=list(bits.values()).count)
+        listed = tuple((n, b) for n, b in bits.items() if b != common)
+        quant = WeightQuant(common, layer_bits=listed) if listed or common != 8 else None
     return S.Spec(prune=prune, quantize=quant)
 
 
@@ -192,8 +226,9 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
         for c, limit in budgets.items():
             trial.set_constraint(f"over {c}", float(row[c] - limit))  # feasible at 0 or below
         if progress:
+            shown = describe.ms(value) if objectives[1] == "latency" else describe.size(value)
             progress(trial.number + 1, trials, f"trial {trial.number + 1}: val {100 * val_acc:.2f} %, "
-                                               f"{objectives[1]} {value:,.4g}")
+                                               f"{objectives[1]} {shown}")
         return val_acc, float(value)
 
     sampler = (optuna.samplers.NSGAIISampler(seed=SEED, population_size=min(20, max(4, trials // 3)))

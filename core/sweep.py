@@ -40,8 +40,14 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     model, data = R.load_context(cfg.model, cfg.data)
     specs = expand(cfg)
     R.preflight(model, data, specs)
-    store.add_run(cfg.run, cfg.to_dict(), R.model_name(cfg.model), data.name)
     per_layer = bool(cfg.search) and cfg.search.get("space") == "per-layer"
+    if per_layer:
+        from core.layerwise import why_not_model
+
+        reason = why_not_model(model, cfg.search)
+        if reason:
+            raise SweepError(reason)
+    store.add_run(cfg.run, cfg.to_dict(), R.model_name(cfg.model), data.name)
     if cfg.search and not per_layer:
         from core.search import run_search
 

@@ -12,7 +12,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import deploy, describe, grid, lottery, measure, quantize
+from core import deploy, describe, grid, layerwise, lottery, measure, quantize
 from dashboard import cache, fmt, jobs, state
 
 WEIGHTS_HELP = ("How the weights are rounded, one point per choice: " + "; ".join(
@@ -86,7 +86,9 @@ def _config() -> dict:
                           help="Share of the weights (or channels) removed; 0 % = no pruning.")
     finetune = state.widget(c2.number_input, "Fine-tuning epochs after pruning", min_value=0, max_value=50, step=1,
                             key="sweep.finetune", default=2,
-                            help="Passes over the training split after pruning to win back accuracy; 0 = none.")
+                            help="Passes over the training split after pruning to win back accuracy; 0 = none. "
+                                 "For lottery tickets: the epochs of each of the 5 rounds (0: a sample's own "
+                                 "recipe, e.g. 20 epochs for LeNet-300-100).")
     trials = state.widget(c2.number_input, "Per-layer search (trials)", min_value=0, max_value=500, step=10,
                           key="sweep.layer_trials", default=0,
                           help="After the grid, an NSGA-II search over a pruning ratio and a bit width per layer "
@@ -119,6 +121,10 @@ def _config() -> dict:
     has_students = bool(students) or any(w != 1.0 for w in widths)
     training = ["distilled", "alone"] if alone and has_students else ["distilled"]
     settings = {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}}
+    if "lottery" in kinds:
+        c2.caption("Lottery tickets retrain from early weights in each of 5 rounds: with a few epochs per round they "
+                   "stay below plain pruning; they reach the baseline with a full training per round (0 epochs "
+                   "above, for a sample).")
     if "lottery" in kinds and lottery.recipe(cache.model(model_json)) is None:  # no training run to rewind to
         settings["lottery"] = {"rewind": "lr", "epochs": max(1, int(finetune))}
     search = {"search": {"space": "per-layer", "trials": int(trials)}} if trials else {}
@@ -173,9 +179,13 @@ def _progress(run: str) -> None:
         total, hashes = (0 if df is None else len(df)), set()
     done = 0 if df is None else len(df)
     failed = 0 if df is None else int((df["status"] != "ok").sum())
-    status = "running" if running else "finished" if done >= total else "stopped"
+    search = (record or {}).get("search") or {}
+    trials = int(search.get("trials", 0)) if search.get("space") == "per-layer" else 0
+    # a search may propose a setting twice (one point): it is done once some trial landed and the job ended
+    finished = done >= total or trials and done > total - trials
+    status = "running" if running else "finished" if finished else "stopped"
     st.progress(min(1.0, done / max(total, 1)),
-                text=f"Run {run}: {done} of {total} points stored · {status}"
+                text=f"Run {run}: {done} of {'up to ' * bool(trials)}{total} points stored · {status}"
                      + (f" · {failed} failed" if failed else ""))
     if running and st.button("Stop after the point in flight", key="stop_sweep"):
         jobs.stop(run)
@@ -185,6 +195,21 @@ def _progress(run: str) -> None:
     if df is not None and len(df):
         st.dataframe(_table(df), hide_index=True, width="stretch", height=min(360, 35 * (len(df) + 1) + 3),
                      column_config={"Point": st.column_config.TextColumn(width="large")})
+    if df is not None and trials and (df["family"] == "per-layer").any() and (df["family"] == "baseline").any():
+        _layer_comparison(df, search.get("objectives", ["accuracy", "archive"])[1])
+
+
+def _layer_comparison(df: pd.DataFrame, objective: str) -> None:
+    """The per-layer search against the uniform grid, as `edgetrim per-layer RUN` prints it."""
+    show = fmt.ms if objective == "latency" else fmt.size
+    rows = [{"points of": r["points"], "measured": r["n"], "hypervolume": f"{r['hypervolume']:.3f}",
+             **{f"smallest within {100 * d:g} pt": f"{show(r[f'best at -{100 * d:g} pt'])} "
+                                                   f"({fmt.pct(r[f'accuracy at -{100 * d:g} pt'])})"
+                for d in layerwise.FLOORS}} for r in layerwise.compare(df, objective)]
+    st.markdown("**The per-layer search against the uniform grid** (test split)")
+    st.table(pd.DataFrame(rows).set_index("points of"))
+    st.caption("Hypervolume: the area each front covers in accuracy (the 5 points below the baseline) x decades "
+               "smaller than the baseline; larger is better. Both fronts are on Trade-offs (family 'per-layer').")
 
 
 def main() -> None:

@@ -314,20 +314,28 @@ def _per_layer_point(rows: list[dict], model_json: str, data_source: str) -> Non
     if st.button("Measure the per-layer point and the uniform one", key="measure_per_layer", disabled=overall == 0):
         try:
             with progress.bar("Measuring both points") as report:
-                measured = [(spec, ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(),
-                                                                            report)))
-                            for spec in (per_layer, uniform)]
+                measured = [ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(), report))
+                            for spec in (S.Spec(), per_layer, uniform)]
         except Exception as e:  # one sentence, never a traceback
             st.error(f"The points could not be measured: {fmt.one_sentence(e)}")
             return
-        st.session_state["tradeoffs.per_layer_result"] = per_layer.to_json(), [
-            {"point": name, "recipe": spec.label, "test accuracy": fmt.pct(m.accuracy),
-             "compact archive": fmt.size(m.archive_bytes) if m.archive_bytes else "n/a",
-             "non-zeros": f"{m.nonzero_params:,}"}
-            for name, (spec, m) in zip(("per layer", "uniform (global)"), measured)]
-    shown, result = st.session_state.get("tradeoffs.per_layer_result", (None, None))
-    if shown == per_layer.to_json():  # only for the ratios on the page now (a plain table: two rows, all text)
+        how = {"baseline": "as trained", "per layer": ", ".join(f"{n} {100 * r:g} %" for n, r in ratios.items()),
+               "uniform (global)": f"{100 * overall:.1f} % of all weights, smallest first"}
+        rows = [{"point": name, "pruned": how[name], "test accuracy": fmt.pct(m.accuracy),
+                 "against the baseline": fmt.points_delta(m.accuracy, measured[0].accuracy) or "",
+                 "compact archive": fmt.size(m.archive_bytes) if m.archive_bytes else "n/a",
+                 "non-zeros": f"{m.nonzero_params:,}"}
+                for name, m in zip(how, measured)]
+        gap = 100 * (measured[1].accuracy - measured[2].accuracy)
+        verdict = (f"At the same sparsity the per-layer point is {abs(gap):.2f} points "
+                   f"{'more' if gap >= 0 else 'less'} accurate than the uniform one.")
+        st.session_state["tradeoffs.per_layer_result"] = per_layer.to_json(), rows, verdict
+    shown, result, verdict = st.session_state.get("tradeoffs.per_layer_result", (None, None, None))
+    if shown == per_layer.to_json():  # only for the ratios on the page now (a plain table: all text)
         st.table(pd.DataFrame(result).set_index("point"))
+        st.markdown(verdict)
+        st.caption("Each layer's ratio was chosen from its cell alone; pruned together, the layers' losses add up, "
+                   "so a generous tolerance costs more than it shows in any one cell.")
 
 
 if __name__ == "__main__":

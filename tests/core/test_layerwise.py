@@ -102,8 +102,8 @@ def test_a_per_layer_search_runs_beside_the_uniform_grid_and_is_compared_with_it
     ({"space": "per-layer", "trials": 5, "max_bytes": -1}, "max_bytes is a positive number"),
     ({"trials": 5, "max_bytes": 100}, "belong to a per-layer search"),
     ({"space": "per-layer", "trials": 5, "budget": 3}, "Unknown search option 'budget'"),
-    ({"space": "per-layer", "trials": 5, "objectives": ["accuracy", "latency"]}, "with prune: structured"),
-    ({"space": "per-layer", "trials": 5, "max_latency_ms": 1}, "a latency budget needs prune: structured"),
+    ({"space": "per-layer", "trials": 5, "objectives": ["accuracy", "latency"]}, r"search: {prune: structured}"),
+    ({"space": "per-layer", "trials": 5, "max_latency_ms": 1}, r"a latency budget needs search: {prune: structured}"),
     ({"space": "per-layer", "trials": 5, "prune": "lottery"}, "search.prune is unstructured"),
     ({"space": "per-layer"}, "whole number of trials")])
 def test_bad_search_options_are_one_sentence(search, match):
@@ -132,3 +132,24 @@ def test_a_structured_per_layer_search_under_a_latency_budget_shrinks_channels_l
     pruned = [label for label in searched["label"] if "prune" in label]
     assert pruned and all("prune channels per layer" in label for label in pruned)
     assert layerwise.compare(df, "latency")[1]["points"] == "per-layer search"
+
+
+def test_a_graph_model_s_archive_search_is_refused_before_the_grid_runs(tmp_path, mlp):
+    from core import sweep
+
+    path = tmp_path / "mlp_ts.pt"
+    torch.jit.script(mlp.module).save(str(path))
+    cfg = grid.load_config({"model": {"path": str(path), "input_shape": [1, 28, 28]}, "data": "digits",
+                            "axes": {"quantize": ["fp32", "w4"]},
+                            "search": {"space": "per-layer", "trials": 3}})
+    store = Store(tmp_path / "r.sqlite")
+    with pytest.raises(grid.SweepError, match="fixed graph .* has no compact archive"):
+        sweep.run_sweep(cfg, store)
+    assert cfg.run not in set(store.runs()["run"]), "nothing was run or stored"
+
+
+def test_a_budget_is_said_with_how_many_searched_points_meet_it():
+    df = pd.DataFrame([{"family": "per-layer", "status": "ok", "archive_bytes": b} for b in (10, 20, 30)])
+    lines = layerwise.budget_lines(df, {"max_bytes": 25})
+    assert lines == ["budget: compact archive size <= 25 bytes; 2 of 3 searched points are within it (the search "
+                     "steers away from the others)."]

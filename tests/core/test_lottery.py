@@ -92,3 +92,13 @@ def test_sweeps_offer_tickets_beside_the_other_pruning_kinds():
     with pytest.raises(grid.SweepError, match="LotteryTicket has no field 'scope'"):
         grid.load_config({"model": "mlp", "axes": {"prune": ["lottery"], "prune_ratio": [0.5]},
                           "settings": {"lottery": {"scope": "global"}}})
+
+
+def test_a_tickets_epochs_per_round_can_be_set_in_the_settings_or_on_the_axis():
+    """The sentence for a model without a recipe says 'give the ticket its epochs': both places take them."""
+    base = {"model": "mlp", "axes": {"prune": ["lottery"], "prune_ratio": [0.8]},
+            "settings": {"lottery": {"rewind": "lr", "epochs": 3}}}
+    ticket = [s.prune for s in grid.expand(grid.load_config(base)) if s.prune][0]
+    assert ticket.epochs == 3
+    axis = {**base, "axes": {**base["axes"], "finetune_epochs": [5]}}
+    assert [s.prune for s in grid.expand(grid.load_config(axis)) if s.prune][0].epochs == 5

@@ -480,9 +480,12 @@ def test_tradeoffs_measures_a_per_layer_point_seeded_from_the_heatmap_beside_the
     at.button(key="measure_per_layer").click().run()
     assert_clean(at, "per-layer point")
     table = at.table[-1].value
-    assert list(table.index) == ["per layer", "uniform (global)"]
-    assert "prune per layer" in table["recipe"].iloc[0] and "global" in table["recipe"].iloc[1]
-    nonzeros = [int(v.replace(",", "")) for v in table["non-zeros"]]
+    assert list(table.index) == ["baseline", "per layer", "uniform (global)"]
+    assert table["pruned"].iloc[1].startswith(layer_keys[0].removeprefix(W("tradeoffs.layer.")) + " 90 %")
+    assert "smallest first" in table["pruned"].iloc[2]
+    assert any(re.match(r"At the same sparsity the per-layer point is [\d.]+ points (more|less) accurate", m.value)
+               for m in at.markdown)
+    nonzeros = [int(v.replace(",", "")) for v in table["non-zeros"]][1:]
     assert abs(nonzeros[0] - nonzeros[1]) <= 0.01 * nonzeros[1]  # the same share of all weights pruned
     assert any("of all weights pruned" in c.value for c in at.caption)
 
