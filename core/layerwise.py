@@ -1,13 +1,14 @@
 """Per-layer settings found by search (in the manner of AMC and HAQ): a sparsity and a bit width per layer.
 
 One ratio and one width for the whole model waste bytes where a layer could lose more and
-accuracy where it cannot. An Optuna multi-objective search (NSGA-II) chooses, per weight
-layer, a pruning ratio (0 to 98 %, in 1 % steps) and a weight width from BITS; each trial is a Spec
-(`UnstructuredPrune(layer_ratios=...)` -> `WeightQuant(layer_bits=...)`) measured and stored
-by the same runner as a grid point, so its points join the run's fronts (family
-"per-layer"). The search optimises validation accuracy, never the test split it is judged
-on, against the compact archive's bytes (or batch-1 latency), under an optional budget
-(Optuna's constraints). Its first trials are seeded: the uniform grid's front on validation,
+accuracy where it cannot. An Optuna multi-objective search (NSGA-II, or TPE) chooses, per weight
+layer, a pruning ratio (0 to 98 % of its weights, in 1 % steps; or with `prune: structured`,
+0 to 90 % of its channels, the classifier kept whole) and a weight width from BITS; each trial
+is a Spec (`UnstructuredPrune` / `StructuredPrune(layer_ratios=...)` -> `WeightQuant(layer_bits=...)`)
+measured and stored by the same runner as a grid point, so its points join the run's fronts
+(family "per-layer"). The search optimises validation accuracy, never the test split it is
+judged on, against the compact archive's bytes (or, over channels, the ONNX file's bytes or
+batch-1 latency), under optional budgets (Optuna's constraints). Its first trials are seeded: the uniform grid's front on validation,
 each point as the share of every layer its global pruning removed (so the search starts where
 the grid ends), then the sensitivity scans: for each tolerance in SEED_DROPS, every layer at
 the largest ratio and the smallest width that alone cost no more than that on validation.
@@ -244,13 +245,13 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
                          time.perf_counter() - t0, tuple(dict.fromkeys(errors)))
 
 
-def hypervolume(df: pd.DataFrame, size_col: str, base_bytes: float, base_acc: float, window: float = 0.05) -> float:
-    """The area the front dominates in (accuracy above base_acc - window) x (log10 of base_bytes / bytes), in
-    points x decades: larger is better; the same reference for every front compared."""
+def hypervolume(df: pd.DataFrame, col: str, base_value: float, base_acc: float, window: float = 0.05) -> float:
+    """The area the front dominates in (accuracy above base_acc - window) x (log10 of base_value / value: decades
+    smaller or faster than the baseline), in points x decades: larger is better; one reference for every front."""
     import math
 
-    pts = sorted(((math.log10(base_bytes / r[size_col]), r["accuracy"] - (base_acc - window))
-                  for _, r in df.iterrows() if r[size_col] > 0), reverse=True)
+    pts = sorted(((math.log10(base_value / r[col]), r["accuracy"] - (base_acc - window))
+                  for _, r in df.iterrows() if r[col] > 0), reverse=True)
     area, best_y = 0.0, 0.0
     for x, y in pts:  # sweep from the most compressed: each step adds the strip its accuracy gains
         if y > best_y and x > 0:
@@ -274,7 +275,7 @@ def compare(df: pd.DataFrame, objective: str = "archive", floors=FLOORS) -> list
     rows = []
     for name, part in (("uniform grid", ok[ok["family"] != "per-layer"]),
                        ("per-layer search", pd.concat([base, ok[ok["family"] == "per-layer"]]))):
-        row = {"points": name, "n": len(part) - 1,
+        row = {"points": name, "n": len(part) - 1,  # n: measured points besides the baseline
                "hypervolume": round(hypervolume(pareto.front(part, ("accuracy", objective)), col, base_size,
                                                 base_acc), 4)}
         for drop in floors:

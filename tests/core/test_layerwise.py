@@ -60,7 +60,7 @@ def test_seeds_take_each_layer_as_far_as_it_alone_tolerates():
 def test_hypervolume_grows_with_a_front_that_is_smaller_at_the_same_accuracy():
     def df(points):
         return pd.DataFrame([{"accuracy": a, "archive_bytes": b} for a, b in points])
-    base = dict(size_col="archive_bytes", base_bytes=1000.0, base_acc=0.95)
+    base = dict(col="archive_bytes", base_value=1000.0, base_acc=0.95)
     one = layerwise.hypervolume(df([(0.95, 100.0)]), **base)
     assert one == pytest.approx(100 * 1.0 * 0.05)  # one decade x 5 points
     assert layerwise.hypervolume(df([(0.95, 100.0), (0.93, 10.0)]), **base) == pytest.approx(
