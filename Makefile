@@ -56,6 +56,8 @@ bench: $(STAMP) chromium mnist
 	$(BIN)/python benchmarks/anchors.py --models lenet300_mnist lenet5_caffe_mnist --tag mnist && \
 	$(BIN)/python benchmarks/peers.py && \
 	$(BIN)/python benchmarks/runtimes.py && \
+	$(BIN)/python benchmarks/importance.py && \
+	$(BIN)/python benchmarks/layerwise.py && \
 	$(BIN)/python benchmarks/sweep_time.py && \
 	$(BIN)/python benchmarks/sweep_time.py --config sweeps/mnist.yaml && \
 	$(BIN)/python benchmarks/dashboard_time.py && \
