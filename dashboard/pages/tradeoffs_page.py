@@ -313,7 +313,7 @@ def _per_layer_point(rows: list[dict], model_json: str, data_source: str) -> Non
                "(choose it under Runs to see them on the chart).")
     if st.button("Measure the per-layer point and the uniform one", key="measure_per_layer", disabled=overall == 0):
         try:
-            with progress.bar("Measuring both points") as report:
+            with progress.bar("Measuring the baseline, the per-layer point and the uniform one") as report:
                 measured = [ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(), report))
                             for spec in (S.Spec(), per_layer, uniform)]
         except Exception as e:  # one sentence, never a traceback
@@ -321,15 +321,15 @@ def _per_layer_point(rows: list[dict], model_json: str, data_source: str) -> Non
             return
         how = {"baseline": "as trained", "per layer": ", ".join(f"{n} {100 * r:g} %" for n, r in ratios.items()),
                "uniform (global)": f"{100 * overall:.1f} % of all weights, smallest first"}
-        rows = [{"point": name, "pruned": how[name], "test accuracy": fmt.pct(m.accuracy),
-                 "against the baseline": fmt.points_delta(m.accuracy, measured[0].accuracy) or "",
-                 "compact archive": fmt.size(m.archive_bytes) if m.archive_bytes else "n/a",
-                 "non-zeros": f"{m.nonzero_params:,}"}
-                for name, m in zip(how, measured)]
+        table = [{"point": name, "pruned": how[name], "test accuracy": fmt.pct(m.accuracy),
+                  "against the baseline": fmt.points_delta(m.accuracy, measured[0].accuracy) or "",
+                  "compact archive": fmt.size(m.archive_bytes) if m.archive_bytes else "n/a",
+                  "non-zeros": f"{m.nonzero_params:,}"}
+                 for name, m in zip(how, measured)]
         gap = 100 * (measured[1].accuracy - measured[2].accuracy)
         verdict = (f"At the same sparsity the per-layer point is {abs(gap):.2f} points "
                    f"{'more' if gap >= 0 else 'less'} accurate than the uniform one.")
-        st.session_state["tradeoffs.per_layer_result"] = per_layer.to_json(), rows, verdict
+        st.session_state["tradeoffs.per_layer_result"] = per_layer.to_json(), table, verdict
     shown, result, verdict = st.session_state.get("tradeoffs.per_layer_result", (None, None, None))
     if shown == per_layer.to_json():  # only for the ratios on the page now (a plain table: all text)
         st.table(pd.DataFrame(result).set_index("point"))
