@@ -488,6 +488,8 @@ def test_tradeoffs_measures_a_per_layer_point_seeded_from_the_heatmap_beside_the
     nonzeros = [int(v.replace(",", "")) for v in table["non-zeros"]][1:]
     assert abs(nonzeros[0] - nonzeros[1]) <= 0.01 * nonzeros[1]  # the same share of all weights pruned
     assert any("of all weights pruned" in c.value for c in at.caption)
+    at.select_slider(key=W("tradeoffs.tolerance")).set_value(0.2).run()  # re-seeding after a measurement
+    assert_clean(at, "re-seeded after measuring")
 
 
 def test_explore_prunes_by_taylor_importance(ui_env):
