@@ -24,7 +24,10 @@ def _cmd(tmp, run, db):
 
 
 def _ok_points(db):
+    """The finished points; none when the kill came after the file was created but before its tables were."""
     with sqlite3.connect(db) as con:
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='points'").fetchone():
+            return {}
         return dict(con.execute("SELECT key, metrics_json FROM points WHERE status='ok'").fetchall())
 
 
