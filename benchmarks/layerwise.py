@@ -1,6 +1,6 @@
 """Per-layer settings found by search against one ratio and one width for the whole model, on MNIST.
 
-    python benchmarks/layerwise.py                  # LeNet-300-100 and LeNet-5 (about 10 min on 2 cores)
+    python benchmarks/layerwise.py                  # LeNet-300-100 and LeNet-5 (about 6 min on 2 cores)
 
 For each model, one run (`edgetrim sweep sweeps/layers-<model>.yaml` does the same): the uniform grid of
 GRID_RATIOS x GRID_WEIGHTS (global magnitude pruning, then k-bit weights, no fine-tuning), then an NSGA-II search
