@@ -25,7 +25,8 @@ import pandas as pd
 from core import describe, pareto
 from core import runner as R
 from core import spec as S
-from core.prune import StructuredPrune, UnstructuredPrune, classifier_layer_names, prunable_weights, sensitivity
+from core.prune import (StructuredPrune, UnstructuredPrune, classifier_layer_names, prunable_names,
+                        prunable_weights, sensitivity)
 from core.quantize import WeightQuant, fake_quantize
 from core.store import Store, point_key, points_frame
 from core.train import accuracy
@@ -125,8 +126,12 @@ def bit_sensitivity(model, data, bits=BITS, split: str = "val") -> list[dict]:
     return rows
 
 
-def prunable_names(module) -> list[str]:
-    return [n for n, _ in prunable_weights(module)]
+def ratios_within(prune_rows: list[dict], layers: list[str], drop: float) -> dict[str, float]:
+    """Each layer's largest ratio that, pruned alone, loses at most `drop` of validation accuracy (a sensitivity
+    scan's reading; 0 when none does)."""
+    base = next(r["accuracy"] for r in prune_rows if r["layer"] == "(none)")
+    return {n: max([0.0] + [r["ratio"] for r in prune_rows
+                            if r["layer"] == n and base - r["accuracy"] <= drop + 1e-12]) for n in layers}
 
 
 def seeds(prune_rows: list[dict], bit_rows: list[dict], layers: list[str],
@@ -136,8 +141,7 @@ def seeds(prune_rows: list[dict], bit_rows: list[dict], layers: list[str],
     base = next(r["accuracy"] for r in prune_rows if r["layer"] == "(none)")
     out = []
     for drop in SEED_DROPS:
-        ratios = {n: max([0.0] + [r["ratio"] for r in prune_rows if r["layer"] == n
-                                  and base - r["accuracy"] <= drop]) for n in layers}
+        ratios = ratios_within(prune_rows, layers, drop)
         bits = {n: min([8] + [r["bits"] for r in bit_rows if r["layer"] == n and base - r["accuracy"] <= drop])
                 for n in weights or layers}
         if (ratios, bits) not in out:

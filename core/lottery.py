@@ -17,6 +17,7 @@ rounds end at `ratio`; each round trains `epochs` with the recipe's optimiser an
 """
 from __future__ import annotations
 
+import copy
 import enum
 from dataclasses import dataclass
 from typing import Iterator
@@ -97,8 +98,8 @@ def why_not_ticket(model: LoadedModel, cfg: LotteryTicket) -> str | None:
     return None
 
 
-def _steps_per_epoch(n: int, batch: int, samples_per_epoch: int | None = None) -> int:
-    return (min(n, samples_per_epoch or n) + batch - 1) // batch
+def _steps_per_epoch(n: int, batch: int) -> int:
+    return (n + batch - 1) // batch
 
 
 def replay(model: LoadedModel, data: DataSet, fraction: float | None = None) -> nn.Module:
@@ -145,8 +146,6 @@ def tickets(model: LoadedModel, data: DataSet, targets: list[float], cfg: Lotter
 
 
 def _copy(module: nn.Module) -> nn.Module:
-    import copy
-
     with torch.no_grad():
         return copy.deepcopy(module).eval()
 

@@ -126,7 +126,7 @@ def per_layer_label(pairs: tuple, fmt, shown: int = 4) -> str:
 
 def check_layers(module: nn.Module, pairs: tuple, what: str) -> None:
     """One sentence for a per-layer setting that names no layer of the model."""
-    names = [n for n, _ in prunable_weights(module)]
+    names = prunable_names(module)
     bad = [n for n, _ in pairs if n not in names]
     if bad:
         raise SpecError(f"{what} names {bad[0]!r}, which is not a weight layer of this model; its layers are "
@@ -166,6 +166,10 @@ def prunable_weights(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """
     return [(n.removesuffix(".weight"), p) for n, p in module.named_parameters()
             if (n == "weight" or n.endswith(".weight")) and p.ndim >= 2]
+
+
+def prunable_names(module: nn.Module) -> list[str]:
+    return [n for n, _ in prunable_weights(module)]
 
 
 def sparsity(module: nn.Module) -> float:
@@ -346,7 +350,7 @@ def sensitivity(model: LoadedModel, data: DataSet, ratios: tuple[float, ...] = (
     from it does not tune on the test set.
     """
     d = getattr(data.adapted(model.input_shape), split)
-    names = [n for n, _ in prunable_weights(model.module)]
+    names = prunable_names(model.module)
     rows = [{"layer": "(none)", "ratio": 0.0, "accuracy": accuracy(model.module, d)}]
     total, done = len(names) * len(ratios), 0
     for name in names:

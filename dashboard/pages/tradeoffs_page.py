@@ -283,11 +283,8 @@ TOLERANCES = [0.2, 0.5, 1.0, 2.0, 5.0]  # points of validation accuracy a layer 
 
 def _seed_layers(rows: list[dict], layers: list[str]) -> None:
     """Every layer's ratio set to the most it loses no more than the chosen tolerance at (the heatmap's reading)."""
-    drop = state.get("tradeoffs.tolerance", 0.5) / 100
-    base = next(r["accuracy"] for r in rows if r["layer"] == "(none)")
-    for n in layers:
-        fits = [round(100 * r["ratio"]) for r in rows if r["layer"] == n and base - r["accuracy"] <= drop + 1e-12]
-        state.put(f"tradeoffs.layer.{n}", max([0] + [f for f in fits if f in LAYER_RATIOS]))
+    for n, ratio in layerwise.ratios_within(rows, layers, state.get("tradeoffs.tolerance", 0.5) / 100).items():
+        state.put(f"tradeoffs.layer.{n}", round(100 * ratio))  # the heatmap's ratios are among LAYER_RATIOS
 
 
 def _per_layer_point(rows: list[dict], model_json: str, data_source: str) -> None:
