@@ -17,7 +17,11 @@ def notes(m: Metrics) -> list[str]:
     out = []
     # the load average counts this process too (about 1): beyond it, others compete for the cores asked for
     busy = [l for l in m.latency if l.load is not None and l.load - 1 + l.threads > (os.cpu_count() or 1) + 0.5]
-    if busy:
+    marked = [l for l in m.latency if l.busy]
+    if marked:
+        out.append(f"{len(marked)} of {len(m.latency)} latencies were timed while other work crowded the cores, "
+                   "even when timed again: they are marked and kept out of latency fronts until re-timed")
+    elif busy:
         out.append(f"The machine was busy while timing (load {max(l.load for l in busy):.1f} on {os.cpu_count()} "
                    f"cores, {busy[0].threads} threads asked): latencies may be inflated many times over; compare "
                    "points timed side by side, or time with fewer threads")
@@ -33,6 +37,17 @@ def notes(m: Metrics) -> list[str]:
         out.append(f"{m.sparsity:.0%} of weights are zero, but dense CPU kernels multiply zeros too: sparsity "
                    "shrinks the compressed archive, not latency")
     return out
+
+
+def duration(seconds: float | None) -> str:
+    """A time for people: 'about 40 s', 'about 6 min', 'about 1 h 6 min'."""
+    if seconds is None or seconds != seconds:
+        return "unknown"
+    s = max(1, round(seconds))
+    if s < 90:
+        return f"about {s} s"
+    m = round(s / 60)
+    return f"about {m} min" if m < 60 else f"about {m // 60} h {m % 60} min" if m % 60 else f"about {m // 60} h"
 
 
 def size(n: float | None) -> str:

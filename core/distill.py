@@ -13,6 +13,8 @@ import json
 import os
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import torch
 
 from core import cache_dir
@@ -132,11 +134,16 @@ def _as_student(teacher: LoadedModel, cfg: Distill, student: torch.nn.Module) ->
     return teacher.derive(student, card={}, arch=student_arch(teacher, cfg), arch_kwargs=student_kwargs(teacher, cfg))
 
 
+def student_path(teacher: LoadedModel, cfg: Distill, data: DataSet) -> Path:
+    """Where the trained student is kept: trained once per teacher, recipe and data."""
+    key = hashlib.sha256(json.dumps([teacher.fingerprint, config_to_dict(cfg), data.fingerprint]).encode())
+    return cache_dir() / "students" / f"{key.hexdigest()[:20]}.pt"
+
+
 @register(Distill, check=_why_not)
 def distill(teacher: LoadedModel, cfg: Distill, data: DataSet, progress: Progress | None = None) -> LoadedModel:
     student = build_student(teacher, cfg)
-    key = hashlib.sha256(json.dumps([teacher.fingerprint, config_to_dict(cfg), data.fingerprint]).encode())
-    path = cache_dir() / "students" / f"{key.hexdigest()[:20]}.pt"
+    path = student_path(teacher, cfg, data)
     if path.is_file():
         try:
             student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

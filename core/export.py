@@ -1,9 +1,11 @@
 """Export a chosen point, reload the file, re-score it, and only then put it in place.
 
 Formats: ONNX (fp32, fp16, int8 QDQ, int4 MatMulNBits), ExecuTorch `.pte` (fp32, int8,
-int4; XNNPACK), a torch.export `.pt2`, and the compact archive (`.etz`). The model is rebuilt from the stored Spec (every step is seeded, students
-come from the cache), written to a temporary file beside the target, reloaded from
-disk and scored in its own runtime. If that accuracy differs from the stored point
+int4; XNNPACK), a torch.export `.pt2`, and the compact archive (`.etz`). The file comes from
+the point's kept files (core.artefacts): the measured file itself when the format is the one
+it was measured in, else written from its kept archive; only when those are gone is the
+model rebuilt from the stored Spec (every step is seeded, students come from the cache).
+It is put in a temporary file beside the target, reloaded from disk and scored in its own runtime. If that accuracy differs from the stored point
 by more than 0.3 point (0.5 point when the point was measured in another runtime
 only: a .pte checked against the ONNX file's accuracy) the export fails and nothing is left under the final name;
 otherwise the file is renamed into place, next to a JSON model card.
@@ -15,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,7 @@ class ExportResult:
     card_path: Path
     reloaded_accuracy: float
     stored_accuracy: float   # what the file was checked against: the point's accuracy in that runtime
+    source: str = "rebuilt"  # 'kept': from the point's kept files, nothing trained; 'rebuilt': from its Spec
 
 
 def default_format(spec: S.Spec, runtime: str = "onnxruntime") -> str:
@@ -86,32 +90,53 @@ def _writable_dir(out: Path) -> None:
         raise ExportError(f"Cannot write {out}: the folder {parent} is not writable; choose another -o path.") from e
 
 
-def _write_and_score(model: LoadedModel, spec: S.Spec, fmt: str, tmp: Path, data: DataSet) -> tuple[float, str]:
-    """Write `model` as `fmt` to `tmp`, reload it from disk, and score it in its runtime."""
+def _write(model: LoadedModel, spec: S.Spec, fmt: str, tmp: Path, data: DataSet) -> None:
+    """Write `model` as `fmt` to `tmp`."""
     test = data.adapted(model.input_shape)
     if fmt.startswith("onnx"):
         onnx_io.write_deployable(model, _deploy_for(fmt, spec), tmp, calibration=test.train)
-        import onnxruntime
-
-        return onnx_io.onnx_accuracy(tmp, test.test), f"onnxruntime {onnxruntime.__version__}"
-    if fmt.startswith("pte"):
+    elif fmt.startswith("pte"):
         from core import executorch_io
 
         try:
             executorch_io.write_pte(model, _deploy_for(fmt, spec), tmp, calibration=test.train)
         except executorch_io.ExecuTorchError as e:
             raise ExportError(str(e)) from None
-        return executorch_io.accuracy(tmp, test.test), f"executorch {executorch_io.version()}"
-    if fmt == "pt2":
+    elif fmt == "pt2":
         with onnx_io.EXPORT_LOCK:
             program = torch.export.export(model.module.eval(), (model.example_input(2),),
                                           dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
         torch.export.save(program, tmp)
-        return accuracy(GraphModel(torch.export.load(tmp).module()), test.test), f"torch {torch.__version__}"
-    if fmt == "archive":
+    elif fmt == "archive":
         archive.write_archive(model, tmp)
-        return accuracy(archive.load_archive(tmp).module, test.test), f"torch {torch.__version__} (edgetrim archive)"
-    raise ExportError(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
+    else:
+        raise ExportError(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
+
+
+def _score(fmt: str, path: Path, input_shape: tuple[int, ...], data: DataSet) -> tuple[float, str]:
+    """Reload the file at `path` from disk and score it on the test split in its own runtime."""
+    test = data.adapted(input_shape).test
+    if fmt.startswith("onnx"):
+        import onnxruntime
+
+        return onnx_io.onnx_accuracy(path, test), f"onnxruntime {onnxruntime.__version__}"
+    if fmt.startswith("pte"):
+        from core import executorch_io
+
+        return executorch_io.accuracy(path, test), f"executorch {executorch_io.version()}"
+    if fmt == "pt2":
+        return accuracy(GraphModel(torch.export.load(path).module()), test), f"torch {torch.__version__}"
+    return accuracy(archive.load_archive(path).module, test), f"torch {torch.__version__} (edgetrim archive)"
+
+
+def kept_file_for(fmt: str, spec: S.Spec, kept: dict[str, Path]) -> Path | None:
+    """The kept file that IS the `fmt` file: the one measured in that format (ONNX, .pte) or the archive."""
+    if fmt == "archive":
+        return kept.get("archive")
+    for runtime, kind in (("onnxruntime", "onnx"), ("executorch", "pte")):
+        if fmt == default_format(spec, runtime) and kind in kept:
+            return kept[kind]
+    return None
 
 
 HOW_TO_LOAD = {
@@ -124,9 +149,14 @@ HOW_TO_LOAD = {
 
 
 def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | None, out: str | Path,
-                 baseline: Metrics | None = None, progress=None, runtime: str = "onnxruntime") -> ExportResult:
-    """Rebuild, write, reload, re-score, then atomically place the file and its model card. Without `fmt`, the
-    point's own format in `runtime`'s file (an ExecuTorch .pte for 'executorch', else ONNX)."""
+                 baseline: Metrics | None = None, progress=None, runtime: str = "onnxruntime",
+                 kept: dict[str, Path] | None = None) -> ExportResult:
+    """Write (or copy), reload, re-score, then atomically place the file and its model card. Without `fmt`, the
+    point's own format in `runtime`'s file (an ExecuTorch .pte for 'executorch', else ONNX).
+
+    `kept` (Store.artefacts) are the point's files kept when it was measured: the file measured in `fmt` is
+    copied as it is (the bytes the point reports), another format is written from the kept archive, and only
+    when neither is there is the point rebuilt from its Spec (trained again: `progress` says so first)."""
     if point.status != "ok" or point.metrics is None:
         raise ExportError(f"Point {point.key} failed when measured ({point.error}); pick another.")
     fmt = fmt or default_format(point.spec, runtime)
@@ -138,16 +168,31 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     if out.is_dir():
         out = out / f"{point.model}-{point.spec.hash}-{fmt}{FORMATS[fmt]}"  # formats sharing a suffix never collide
     _writable_dir(out)
-    compressed = rebuild(point, model, data, progress)
+    kept = kept or {}
+    same = kept_file_for(fmt, point.spec, kept)
+    if "archive" in kept:
+        compressed, source = archive.load_archive(kept["archive"]), "kept"
+    elif same is not None:
+        compressed, source = model, "kept"  # a fixed graph (no archive): its kept file is all there is
+    else:
+        if progress:
+            progress(0, 1, "this point's kept files are gone (evicted, or measured on another machine): "
+                           "rebuilding it from its Spec")
+        compressed, source = rebuild(point, model, data, progress), "rebuilt"
     if progress:
-        progress(0, 1, f"writing the {fmt} file, reloading it from disk and scoring it")
+        progress(0, 1, f"{'copying the measured' if same else 'writing the'} {fmt} file, reloading it from disk "
+                       "and scoring it")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")  # torch.export wants the .pt2 suffix
     runtime_name = "executorch" if fmt.startswith("pte") else "onnxruntime"
     measured_there = point.metrics.file("executorch") if fmt.startswith("pte") else None
     stored = measured_there.accuracy if measured_there else point.metrics.accuracy  # ONNX Runtime's file
     tolerance = TOLERANCE if measured_there or not fmt.startswith("pte") else CROSS_TOLERANCE
     try:
-        score, runtime = _write_and_score(compressed, point.spec, fmt, tmp, data)
+        if same is not None:
+            shutil.copyfile(same, tmp)
+        else:
+            _write(compressed, point.spec, fmt, tmp, data)
+        score, runtime = _score(fmt, tmp, compressed.input_shape, data)
         if abs(score - stored) > tolerance:
             raise ExportError(f"The exported {fmt} file scores {100 * score:.2f} % in {runtime.split()[0]}, but the "
                               f"stored point scored {100 * stored:.2f} % (more than {100 * tolerance:.1f} point "
@@ -168,7 +213,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         "input_shape": list(compressed.input_shape), "input_name": "input", "output_name": "logits",
         "num_classes": compressed.num_classes,
         "spec": point.spec.to_dict(full=True), "spec_hash": point.spec.hash, "label": point.spec.label,
-        "family": point.spec.family, "point_key": point.key,
+        "family": point.spec.family, "point_key": point.key, "made_from": source,
         "accuracy": {"reloaded_from_file": score, "stored_point": stored, "tolerance": tolerance,
                      "checked_against": f"the stored {runtime_name} file" if measured_there or fmt.startswith("onnx")
                      else "the stored point's ONNX file (it was not measured in this runtime)"},
@@ -185,4 +230,4 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     tmp_card = card_path.with_name(f".{card_path.name}.tmp")
     tmp_card.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp_card, card_path)
-    return ExportResult(out, card_path, score, stored)
+    return ExportResult(out, card_path, score, stored, source)

@@ -38,7 +38,8 @@ def run_ray(cfg, store: Store, specs: list, positions: list[int], report: Callab
     try:
         model, data = R.load_context(cfg.model, cfg.data)
         context = ray.put((model, data))  # shipped once, shared by every task
-        opts = {**cfg.measure, "threads": cfg.measure.get("threads") or max(1, int(cpus_per_point))}
+        opts = R.keeping({**cfg.measure, "threads": cfg.measure.get("threads") or max(1, int(cpus_per_point))},
+                         store)  # a worker on another machine keeps its files there: export rebuilds those
         resources = dict(num_cpus=cpus_per_point, num_gpus=gpus_per_point, max_retries=MAX_RETRIES)
         students = list(dict.fromkeys(s.distill for s in specs if s.distill is not None))
         if students:

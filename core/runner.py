@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -21,6 +22,8 @@ from core import describe
 from core import measure as ME
 from core import models as M
 from core import spec as S
+from core.artefacts import Artefact, Folder
+from core.cancel import Cancelled
 from core.store import Point, Store, point_key
 from core.train import Progress
 
@@ -38,6 +41,7 @@ class Outcome:
     metrics: ME.Metrics | None
     error: str | None
     seconds: float
+    artefacts: tuple[Artefact, ...] = ()  # the files it was measured on, kept (core.artefacts)
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,13 @@ def preflight(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec]) -> Non
 # ---- measuring -------------------------------------------------------------------------
 
 def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], measure_opts: dict,
-                  progress: Progress | None = None) -> Iterator[Outcome]:
+                  progress: Progress | None = None, partial=None) -> Iterator[Outcome]:
     """One Outcome per spec, computing each shared distill -> prune prefix once. A spec that raises
-    gives its error as one line (the traceback goes to the 'edgetrim' logger at debug level)."""
+    gives its error as one line (the traceback goes to the 'edgetrim' logger at debug level); a cancelled job
+    (core.cancel) stops the group. `measure_opts['keep']`, a folder, keeps each point's files there
+    (core.artefacts); `partial` hears each point's numbers as they come (core.measure.measure)."""
+    opts = dict(measure_opts)
+    keep = Folder(opts.pop("keep")) if opts.get("keep") else None
     prefixes: dict[str, M.LoadedModel] = {}
     for spec in specs:
         t0 = time.perf_counter()
@@ -114,8 +122,13 @@ def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], me
             out = prefixes[spec.prefix.hash]
             if spec.quantize is not None:
                 out = S.compress(out, spec.quantize, data, progress)
-            metrics = ME.measure(out, data, spec.deploy, progress=progress, **measure_opts)
-            yield Outcome(spec, metrics, None, time.perf_counter() - t0)
+            with tempfile.TemporaryDirectory(prefix="edgetrim-point-") as tmp:
+                metrics = ME.measure(out, data, spec.deploy, progress=progress, partial=partial,
+                                     keep_dir=tmp if keep else None, **opts)
+                kept = keep.keep_all(tmp) if keep else ()
+            yield Outcome(spec, metrics, None, time.perf_counter() - t0, kept)
+        except Cancelled:
+            raise
         except Exception as e:
             log.debug("point %s failed", spec.label, exc_info=True)
             message = (str(e).splitlines() or [""])[0][:500]
@@ -148,13 +161,20 @@ def record(store: Store, run: str, source: Any, model: M.LoadedModel, data: D.Da
     point = Point(key, model_name(source), model.fingerprint,
                   data.name, data.fingerprint, outcome.spec, "ok" if outcome.error is None else "failed",
                   outcome.metrics, outcome.error, outcome.seconds)
-    store.put(point, run, position)
+    store.put(point, run, position, outcome.artefacts)
+    if outcome.artefacts:
+        store.artefact_folder().evict()  # within its size bound; the numbers stay whatever is evicted
     return point
+
+
+def keeping(measure_opts: dict, store: Store) -> dict:
+    """`measure_opts` with the store's artefact folder to keep each point's files in (unless one is set)."""
+    return {"keep": str(store.artefact_folder().root), **measure_opts}
 
 
 def run_group(store: Store, run: str, source: Any, data_source: str, specs: list[S.Spec], positions: list[int],
               measure_opts: dict, on_point: Callable[[Point], None] | None = None,
-              progress: Progress | None = None, store_failures: bool = True) -> list[Point]:
+              progress: Progress | None = None, store_failures: bool = True, partial=None) -> list[Point]:
     """Measure the `specs` not yet stored and store each point; return every point of the group.
 
     `store_failures=False` (the dashboard's Explore) raises instead of storing a failed point,
@@ -170,7 +190,7 @@ def run_group(store: Store, run: str, source: Any, data_source: str, specs: list
             done.append(stored)
         else:
             fresh.append(spec)
-    for outcome in measure_group(model, data, fresh, measure_opts, progress):
+    for outcome in measure_group(model, data, fresh, keeping(measure_opts, store), progress, partial):
         if outcome.error is not None and not store_failures:
             raise RunError(f"{outcome.spec.label} could not be computed ({outcome.error}).")
         point = record(store, run, source, model, data, outcome, position[outcome.spec.hash], measure_opts)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import cache_root, describe
+from core import cache_dir, cache_root, describe
+from core.artefacts import Artefact, Folder
 from core.measure import Metrics
 from core.spec import Spec
 
@@ -39,6 +40,9 @@ CREATE TABLE IF NOT EXISTS points (
 CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY, config_json TEXT NOT NULL, model TEXT NOT NULL, data TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS artefacts (
+    point_key TEXT NOT NULL, kind TEXT NOT NULL, sha256 TEXT NOT NULL, bytes BIGINT NOT NULL, suffix TEXT NOT NULL,
+    PRIMARY KEY (point_key, kind));
 CREATE TABLE IF NOT EXISTS run_points (
     run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, point_key TEXT NOT NULL, position INTEGER NOT NULL,
     PRIMARY KEY (run, point_key));
@@ -54,8 +58,9 @@ class StoreError(ValueError):
 
 
 def default_path() -> str | Path:
-    """$EDGETRIM_STORE (a file or a postgresql:// URL), else results.sqlite in the user's cache folder."""
-    return os.environ.get("EDGETRIM_STORE") or cache_root() / "results.sqlite"
+    """$EDGETRIM_STORE (a file or a postgresql:// URL), else results.sqlite in edgetrim's cache folder
+    ($EDGETRIM_CACHE, else ~/.cache/edgetrim)."""
+    return os.environ.get("EDGETRIM_STORE") or cache_dir() / "results.sqlite"
 
 
 def point_key(model_fingerprint: str, data_fingerprint: str, spec: Spec, profile: str = "") -> str:
@@ -214,8 +219,8 @@ class Store:
     def has_ok(self, key: str) -> bool:
         return self._run("SELECT 1 FROM points WHERE key=? AND status='ok'", (key,)).fetchone() is not None
 
-    def put(self, p: Point, run: str | None = None, position: int = 0) -> None:
-        """Write one point (and link it to `run`) in one transaction."""
+    def put(self, p: Point, run: str | None = None, position: int = 0, artefacts: tuple[Artefact, ...] = ()) -> None:
+        """Write one point (and link it to `run`), with the index of its kept files, in one transaction."""
         with self._tx():
             self._run(
                 f"INSERT INTO points ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET "
@@ -225,6 +230,31 @@ class Store:
                  p.seconds, time.time()))
             if run:
                 self._run("INSERT INTO run_points VALUES (?,?,?) ON CONFLICT DO NOTHING", (run, p.key, position))
+            if artefacts or p.status != "ok":  # a re-measured point's files replace its old ones
+                self._run("DELETE FROM artefacts WHERE point_key=?", (p.key,))
+                self._run_many("INSERT INTO artefacts VALUES (?,?,?,?,?)",
+                               [(p.key, a.kind, a.sha256, a.bytes, a.suffix) for a in artefacts])
+
+    # ---- kept files ----------------------------------------------------------------------
+    def artefact_folder(self) -> Folder:
+        """The content-addressed folder beside the store: <store>.artefacts/ beside a SQLite file, or the cache
+        folder's artefacts/ for a PostgreSQL store (each machine keeps the files it measured)."""
+        if self.postgres:
+            return Folder(cache_dir() / "artefacts")
+        return Folder(self.path.parent / f"{self.path.stem}.artefacts")
+
+    def artefacts(self, key: str) -> dict[str, Path]:
+        """The point's kept files that are still on disk, by kind ('archive', 'onnx', 'pte')."""
+        folder, out = self.artefact_folder(), {}
+        try:
+            rows = self._run("SELECT kind, sha256, bytes, suffix FROM artefacts WHERE point_key=?", (key,)).fetchall()
+        except sqlite3.OperationalError:  # a store written before files were kept, opened read-only: none kept
+            return {}
+        for kind, sha, size, suffix in rows:
+            path = folder.path(Artefact(kind, sha, int(size), suffix))
+            if path is not None:
+                out[kind] = path
+        return out
 
     def link(self, run: str, keys: list[str]) -> None:
         with self._tx():
@@ -280,6 +310,7 @@ class Store:
             self._run("DELETE FROM run_points WHERE run=?", (name,))
             self._run("DELETE FROM runs WHERE name=?", (name,))
             self._run("DELETE FROM points WHERE key NOT IN (SELECT point_key FROM run_points)")
+            self._run("DELETE FROM artefacts WHERE point_key NOT IN (SELECT key FROM points)")  # files: LRU evicts
 
     def points(self, run: str) -> list[Point]:
         self.run_config(run)
@@ -294,9 +325,18 @@ class Store:
 
 
 FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status", "error", "accuracy", "torch_accuracy",
-                 "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms", "ort_b32_ms",
-                 "torch_b1_ms", "pte_bytes", "pte_accuracy", "et_b1_ms", "cuda_b1_ms", "state_dict_bytes",
-                 "runtimes", "threads", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
+                 "val_accuracy", "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms",
+                 "ort_b32_ms", "torch_b1_ms", "pte_bytes", "pte_accuracy", "pte_val_accuracy", "et_b1_ms",
+                 "cuda_b1_ms", "state_dict_bytes", "runtimes", "threads", "busy", "ort_b1_busy", "torch_b1_busy",
+                 "et_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
+# each runtime's batch-1 latency column -> the runtime (its flag says it was timed on a busy machine)
+B1_BUSY = {"ort_b1_busy": "onnxruntime", "torch_b1_busy": "pytorch", "et_b1_busy": "executorch",
+           "cuda_b1_busy": "onnxruntime-cuda"}
+
+
+def _busy(m: Metrics, runtime: str, batch: int = 1) -> bool:
+    """Whether `runtime`'s latency at `batch` was timed on a busy machine (False when not timed)."""
+    return any(l.busy for l in m.latency if l.runtime == runtime and l.batch == batch)
 
 
 def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
@@ -308,6 +348,7 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "spec_hash": p.spec.hash, "status": p.status, "error": p.error,
             "accuracy": m.accuracy if m else None,
             "torch_accuracy": m.torch_accuracy if m else None,
+            "val_accuracy": m.val_accuracy if m else None,  # None for points stored before it was recorded
             "onnx_bytes": m.onnx_bytes if m else None,
             "archive_bytes": m.archive_bytes if m else None,
             "params": m.params if m else None,
@@ -318,11 +359,14 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "torch_b1_ms": m.latency_ms("pytorch", 1) if m else None,
             "pte_bytes": m.file("executorch").bytes if m and m.file("executorch") else None,
             "pte_accuracy": m.file("executorch").accuracy if m and m.file("executorch") else None,
+            "pte_val_accuracy": m.file("executorch").val_accuracy if m and m.file("executorch") else None,
             "et_b1_ms": m.latency_ms("executorch", 1) if m else None,
             "cuda_b1_ms": m.latency_ms("onnxruntime-cuda", 1) if m else None,
             "state_dict_bytes": m.state_dict_bytes if m else None,
             "runtimes": ", ".join(m.runtimes) if m else "",
             "threads": m.latency[0].threads if m and m.latency else None,
+            "busy": any(l.busy for l in m.latency) if m else False,  # some latency timed on a busy machine
+            **{col: _busy(m, runtime) if m else False for col, runtime in B1_BUSY.items()},
             "int8_nodes": m.int8_nodes if m else None,
             "float_compute_nodes": m.float_compute_nodes if m else None,
             "notes": " | ".join(describe.notes(m)) if m else "",  # worded on read, never stored

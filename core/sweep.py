@@ -14,20 +14,26 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from core import runner as R
+from core import spec as S
 from core.grid import SweepConfig, SweepError, expand
 from core.store import Point, Store, point_key
 from core.train import Progress
 
 EXECUTORS = ("local", "ray")
+InFlight = Callable[[S.Spec, int, int, str], None]  # (the point being computed, done, total, message)
 
 
 def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progress | None = None,
               executor: str = "local", address: str | None = None, cpus_per_point: float = 1,
-              gpus_per_point: float = 0) -> R.SweepResult:
+              gpus_per_point: float = 0, in_flight: InFlight | None = None) -> R.SweepResult:
     """Run every point of the grid (or the search) not yet stored.
+
+    `progress(done, total, message)` hears each finished point; `in_flight(spec, done, total, message)` hears
+    the work on the point being computed (training epochs, measuring stages) when points run in this process.
 
     executor "local" runs in this process (workers=1) or a process pool; "ray" sends groups of
     points to a Ray cluster (`address`: None starts a local one, "auto" or "ray://host:port" joins one).
@@ -75,7 +81,12 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
 
         run_ray(cfg, store, todo_specs, positions, report, address, cpus_per_point, gpus_per_point)
     elif workers <= 1 or len(todo) <= 1:
-        R.run_group(store, cfg.run, cfg.model, cfg.data, todo_specs, positions, cfg.measure, on_point=report)
+        def step(done: int, total: int, message: str) -> None:
+            # the group computes its points in order: the one in flight is the first not reported yet
+            in_flight(todo_specs[min(counter["done"] - reused, len(todo) - 1)], done, total, message)
+
+        R.run_group(store, cfg.run, cfg.model, cfg.data, todo_specs, positions, cfg.measure, on_point=report,
+                    progress=step if in_flight else None)
     else:
         _run_pool(cfg, store, todo_specs, positions, workers, report)
     errors = tuple(dict.fromkeys(p.error for p in failed))
@@ -93,7 +104,8 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
 def _run_pool(cfg: SweepConfig, store: Store, specs: list, positions: list[int], workers: int,
               report: Callable[[Point], None]) -> None:
     """Groups of points in worker processes; the driver records each group's outcomes as it finishes."""
-    opts = {**cfg.measure, "threads": cfg.measure.get("threads") or max(1, (os.cpu_count() or 1) // workers)}
+    opts = R.keeping({**cfg.measure, "threads": cfg.measure.get("threads") or max(1, (os.cpu_count() or 1) // workers)},
+                     store)
     model, data = R.load_context(cfg.model, cfg.data)
     context = (cfg.model, cfg.data)
     students = list(dict.fromkeys(s.distill for s in specs if s.distill is not None))
@@ -109,3 +121,60 @@ def _run_pool(cfg: SweepConfig, store: Store, specs: list, positions: list[int],
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)  # the workers got the same SIGINT (one process group)
             raise
+
+
+# ---- what a grid will do, said before it starts ------------------------------------------------
+
+MEASURE_OVERHEAD_S = 1.0  # writing the ONNX file and the archive, opening the sessions: about a second a point
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A point still to compute: what it trains here, in order (a shared distill -> prune prefix, and a student,
+    train once: for the first point that needs them), and about how long its training and measuring take."""
+    spec: S.Spec
+    trainings: tuple  # core.estimate.Training, each (what, epochs, images per epoch)
+    train_seconds: float
+    measure_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.train_seconds + self.measure_seconds
+
+
+def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
+    """The grid's points not yet stored, in the order run_sweep computes them in this process, and how many are
+    stored already. Times come from one training step of each model that trains, timed here (core.estimate); a
+    search's own trials are not known before it runs (only a per-layer search's uniform grid is planned)."""
+    from core import estimate as E
+    from core import measure as ME
+
+    model, data = R.load_context(cfg.model, cfg.data)
+    if cfg.search and cfg.search.get("space") != "per-layer":
+        return [], 0
+    specs = expand(cfg)
+    todo = [s for s in specs if not R.covers(store.get(point_key(model.fingerprint, data.fingerprint, s,
+                                                                 R.profile(cfg.measure))), model, cfg.measure)]
+    runtimes = [r for r in ME.check_runtimes(cfg.measure.get("runtimes") or ME.RUNTIMES) if not ME.why_unavailable(r)]
+    series = len(runtimes) * len(ME.BATCHES) if cfg.measure.get("latency", True) else 0
+    budget = float(cfg.measure.get("budget_s", ME.TIME_BUDGET_S))
+    prefixes, students, per_image, out = set(), set(), {}, []
+    for spec in todo:
+        runs = E.trainings(model, data, spec)
+        student = S.Spec(distill=spec.distill).hash
+        if spec.prefix.hash in prefixes:  # computed for an earlier point of the group
+            runs = runs[len(E.trainings(model, data, spec.prefix)):]
+        elif spec.distill is not None and student in students:  # trained for an earlier point, kept on disk
+            runs = runs[len(E.trainings(model, data, S.Spec(distill=spec.distill))):]
+        prefixes.add(spec.prefix.hash)
+        students.add(student)
+        if student not in per_image:
+            from core.distill import build_student
+
+            module = model.module if spec.distill is None else build_student(model, spec.distill)
+            per_image[student] = E.step_seconds(module, model.input_shape) / E.STEP_BATCH
+        step = per_image[student]
+        scored = len(data.test) + len(data.val) + len(data.test) * ((spec.deploy is None) + ("executorch" in runtimes))
+        measure = MEASURE_OVERHEAD_S + scored * step / 3 + series * (budget + 0.05)  # a forward pass: ~1/3 of a step
+        out.append(Planned(spec, tuple(runs), sum(r.epochs * r.images for r in runs) * step, measure))
+    return out, len(specs) - len(todo)

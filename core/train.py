@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.cancel import checkpoint
 from core.data import Split
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
@@ -55,7 +56,11 @@ def predict(model: nn.Module, x: torch.Tensor | Split, batch: int = 512) -> torc
     was_training = model.training
     model.eval()
     chunks = x.batches(batch) if isinstance(x, Split) else (x[i:i + batch] for i in range(0, len(x), batch))
-    out = torch.cat([model(c) for c in chunks])
+    out = []
+    for c in chunks:
+        checkpoint()
+        out.append(model(c))
+    out = torch.cat(out)
     model.train(was_training)
     return out
 
@@ -143,6 +148,7 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
                 loss = distillation_loss(logits, t_logits, train.y[idx], temperature, alpha)
             if penalty is not None:
                 loss = loss + penalty()
+            checkpoint()  # a cancelled dashboard job stops here, at the next batch
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

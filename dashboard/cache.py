@@ -5,8 +5,8 @@ for an uploaded file. It travels through st.session_state as JSON so every page 
 every cached call agrees on it.
 
 Work that builds, measures or exports a model (a baseline, an Explore point, a
-sensitivity table, an export) runs under one process-wide lock: Streamlit runs
-each session's reruns in threads, and torch.export must not run twice at once.
+sensitivity table, an export) runs as a job of the app's queue (dashboard/work.py),
+and under one process-wide lock besides: torch.export must not run twice at once.
 """
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ from core import prune
 from core import spec as S
 from core import runner
 from core import cache_dir
+from core import archive
+from core import estimate
 from core.store import Store, point_key
+from dashboard import work
 
 EXPLORE_RUN = "explore"
 WORK_LOCK = threading.Lock()  # one model build / measurement / export at a time in this process
@@ -83,9 +86,47 @@ def layers(model_json: str) -> list[dict]:
     return ME.layer_table(model(model_json).module)
 
 
-def explore_point(model_json: str, data_source: str, spec_json: str, progress=None) -> dict:
+def stored(model_json: str, data_source: str, spec_json: str) -> dict | None:
+    """A point's metrics if the store has it (at once, no job), else None."""
+    try:
+        return _stored_metrics(point_key(_fingerprint(model_json), dataset(data_source).fingerprint,
+                                         S.Spec.from_json(spec_json)))
+    except LookupError:
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def training_seconds(model_json: str, data_source: str, spec_json: str) -> float:
+    """About how long the point trains before it is measured (0: it only measures): pages start training from
+    a button, never from a slider move."""
+    lm, data = model(model_json), dataset(data_source)
+    spec = S.Spec.from_json(spec_json)
+    return estimate.seconds(lm, data, spec) if estimate.trains(lm, data, spec) else 0.0
+
+
+def point_job_key(model_json: str, data_source: str, spec_json: str) -> str:
+    return f"point|{model_json}|{data_source}|{spec_json}"
+
+
+def point_job(model_json: str, data_source: str, spec_json: str, title: str, slot: str = "explore",
+              estimate_s: float | None = None) -> work.Job:
+    """The queue's job computing this point (the one already there, or a new one), owned by this session; its
+    numbers arrive in `job.partial` as they are measured."""
+    def compute(job: work.Job) -> dict:
+        return explore_point(model_json, data_source, spec_json, job.report,
+                             partial=lambda fields: setattr(job, "partial", fields))
+    return work.queue().submit(point_job_key(model_json, data_source, spec_json), title, compute,
+                               owner=work.session_id(), slot=slot, estimate_s=estimate_s)
+
+
+def find_point_job(model_json: str, data_source: str, spec_json: str) -> work.Job | None:
+    return work.queue().find(point_job_key(model_json, data_source, spec_json))
+
+
+def explore_point(model_json: str, data_source: str, spec_json: str, progress=None, partial=None) -> dict:
     """Metrics of one Spec: from the store when seen before (at once, no lock), else computed now, under the
-    lock, with `progress` hearing each step, and stored in the model's Explore run."""
+    lock, with `progress` hearing each step and `partial` the numbers as they come, and stored in the model's
+    Explore run with its kept files. The queue's jobs call this; it blocks."""
     lm, data = model(model_json), dataset(data_source)
     spec = S.Spec.from_json(spec_json)
     try:
@@ -102,7 +143,8 @@ def explore_point(model_json: str, data_source: str, spec_json: str, progress=No
             store.add_run(run, {"model": json.loads(model_json), "data": data_source}, lm.name, data.name)
             # a failure here is the app's or the machine's, not the point's: raised, never stored as its result
             point = runner.run_group(store, run, json.loads(model_json), data_source, [spec], [0],
-                                     {"budget_s": 0.05}, progress=progress, store_failures=False)[0]
+                                     {"budget_s": 0.05}, progress=progress, store_failures=False,
+                                     partial=partial)[0]
         finally:
             store.close()
     return point.metrics.to_dict()
@@ -126,12 +168,30 @@ def _fingerprint(model_json: str) -> str:
     return model(model_json).fingerprint
 
 
+def kept_model(model_json: str, data_source: str, spec: S.Spec, progress=None) -> M.LoadedModel:
+    """The point's compressed model from its kept archive; rebuilt from its Spec (said) only when that is gone."""
+    lm, data = model(model_json), dataset(data_source)
+    store = Store()
+    try:
+        kept = store.artefacts(point_key(lm.fingerprint, data.fingerprint, spec))
+    finally:
+        store.close()
+    if "archive" in kept:
+        return archive.load_archive(kept["archive"])
+    if not spec.weight_steps():
+        return lm
+    if progress:
+        progress(0, 1, "this point's kept files are gone: rebuilding it from its Spec")
+    return S.apply(lm, spec, data, progress)
+
+
 def compare_latency(model_json: str, data_source: str, spec_json: str, progress=None) -> list[dict]:
-    """The point and the baseline timed in alternating rounds (the only latency deltas worth showing)."""
+    """The point and the baseline timed in alternating rounds (the only latency deltas worth showing); the
+    point's model comes from its kept files, so nothing trains again."""
     lm, data = model(model_json), dataset(data_source)
     spec = S.Spec.from_json(spec_json)
     with exclusive(progress):
-        point = S.apply(lm, spec, data, progress)
+        point = kept_model(model_json, data_source, spec, progress)
         rows = ME.compare_latency(lm, point, data, None, spec.deploy, progress=progress)
     return [{"runtime": c.runtime, "batch": c.batch, "threads": c.threads, "baseline_ms": c.a_ms, "point_ms": c.b_ms}
             for c in rows]
@@ -169,6 +229,7 @@ def export_point(key: str, fmt: str, progress=None) -> dict:
     store = Store()
     try:
         point = store.get(key)
+        kept = store.artefacts(key)
         runs = store.runs_of(key)
         cfg = store.run_config(runs[0]) if runs else None
         base = next((p.metrics for p in store.points(runs[0]) if p.spec.family == "baseline" and p.metrics),
@@ -181,9 +242,9 @@ def export_point(key: str, fmt: str, progress=None) -> dict:
     data = dataset(cfg["data"])
     out = Path(tempfile.mkdtemp(prefix="edgetrim-export-"))
     with exclusive(progress):
-        result = export.export_point(point, lm, data, fmt, out, baseline=base, progress=progress)
+        result = export.export_point(point, lm, data, fmt, out, baseline=base, progress=progress, kept=kept)
     return {"key": key, "format": fmt, "path": str(result.path), "card": str(result.card_path),
-            "accuracy": result.reloaded_accuracy, "stored": result.stored_accuracy}
+            "accuracy": result.reloaded_accuracy, "stored": result.stored_accuracy, "source": result.source}
 
 
 def run_table(run: str):

@@ -6,6 +6,8 @@ far, the time left in that step.
 
     with progress.bar("Training the student") as report:
         cache.explore_point(model_json, data_source, spec_json, report)
+
+Work of the app's queue (dashboard/work.py) draws its bar with `job_bar`, or runs through `run`.
 """
 from __future__ import annotations
 
@@ -34,3 +36,24 @@ def bar(what: str) -> Iterator[Callable[[int, int, str], None]]:
         yield report
     finally:
         widget.empty()
+
+
+def job_bar(job, placeholder=None) -> None:
+    """Draw a job's progress (dashboard/work.py): its stage, its place in the queue, the time left."""
+    from dashboard import work
+
+    share = 0.0 if job.state == "queued" or not job.total else min(1.0, job.done / job.total)
+    (placeholder or st).progress(share, text=work.status(job))
+
+
+def run(key: str, title: str, fn: Callable[..., object], slot: str = "") -> object:
+    """`fn(report)` as a job of the app's queue, its bar drawn until it ends; returns its result (raises its error,
+    or core.cancel.Cancelled). A page reload or another session asking for the same `key` waits on the same job."""
+    from dashboard import work
+
+    job = work.queue().submit(key, title, lambda j: fn(j.report), owner=work.session_id(), slot=slot)
+    box = st.empty()
+    try:
+        return work.wait(job, lambda j: job_bar(j, box))
+    finally:
+        box.empty()

@@ -2,16 +2,19 @@
 the baseline."""
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core import describe
+from core.cancel import Cancelled
 from core import measure as ME
 from core import spec as S
 from core.distill import Distill
 from core.prune import StructuredPrune, UnstructuredPrune
 from core import deploy
 from core import quantize
-from dashboard import cache, fmt, progress, state
+from dashboard import cache, fmt, progress, state, work
 
 FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
 WEIGHT_METHODS = {"w": "rounding", "share": "shared values (k-means)",
@@ -112,21 +115,119 @@ def _side_by_side_delta(rows: list[dict] | None, runtime: str, batch: int) -> st
     return f"{mid:+.0f} % ({changes[0]:+.0f} % to {changes[-1]:+.0f} %)"
 
 
-def _latency(m: ME.Metrics, runtime: str, batch: int) -> ME.Latency | None:
-    return next((l for l in m.latency if l.runtime == runtime and l.batch == batch), None)
+def _numbers(box, m: dict, base: ME.Metrics) -> None:
+    """The point beside the baseline, drawn into `box` with whatever is measured so far: the accuracy comes
+    first, then the sizes, then each latency ('…' for a number still being measured)."""
+    def get(name):
+        return m.get(name)
+
+    wait = "…"
+    with box.container():
+        cols = st.columns(4)
+        acc = get("accuracy")
+        cols[0].metric("Test accuracy", fmt.pct(acc) if acc is not None else wait, fmt.points_delta(acc, base.accuracy),
+                       help=None if get("val_accuracy") is None else
+                       f"validation split: {fmt.pct(get('val_accuracy'))} (what floors and picks judge)")
+        cols[1].metric("ONNX file", fmt.size(get("onnx_bytes")) if get("onnx_bytes") else wait,
+                       fmt.size_delta(get("onnx_bytes"), base.onnx_bytes), delta_color="inverse")
+        sized = "state_dict_bytes" in m
+        cols[2].metric("Compact archive", fmt.size(get("archive_bytes")) if get("archive_bytes") else
+                       ("n/a" if sized else wait), fmt.size_delta(get("archive_bytes"), base.archive_bytes),
+                       delta_color="inverse")
+        cols[3].metric("Non-zeros", f"{get('nonzero_params'):,}" if get("nonzero_params") is not None else wait,
+                       fmt.count_delta(get("nonzero_params"), base.nonzero_params), delta_color="inverse")
+        complete = m.get("_complete", False)  # every number is in: a runtime not timed is 'n/a', not '…'
+        compared = st.session_state.get("explore.compared", {}).get(m.get("_spec"))
+        timed = {(l["runtime"], l["batch"]): l for l in m.get("latency", ())}
+        cols = st.columns(4)
+        for col, (runtime, batch) in zip(cols, [("onnxruntime", 1), ("onnxruntime", 32), ("pytorch", 1),
+                                                ("pytorch", 32)]):
+            new = timed.get((runtime, batch))
+            shown = fmt.ms(new["median_ms"]) + (" (busy)" if new.get("busy") else "") if new else \
+                ("n/a" if complete else wait)
+            col.metric(f"{'ORT' if runtime == 'onnxruntime' else 'PyTorch'} batch {batch}", shown,
+                       _side_by_side_delta(compared, runtime, batch), delta_color="inverse",
+                       help=None if new is None else f"median of {new['repeats']} calls; p90 {fmt.ms(new['p90_ms'])}"
+                       + ("; timed while other work crowded the cores, even when timed again" if new.get("busy")
+                          else ""))
+        cols = st.columns(4)
+        cols[0].metric("Parameters", f"{get('params'):,}" if get("params") is not None else wait,
+                       fmt.count_delta(get("params"), base.params), delta_color="inverse")
+        cols[1].metric("MACs", fmt.count(get("macs")) if get("macs") is not None else wait,
+                       fmt.count_delta(get("macs"), base.macs), delta_color="inverse")
+        cols[2].metric("Baseline accuracy", fmt.pct(base.accuracy))
+        cols[3].metric("Baseline ONNX file", fmt.size(base.onnx_bytes))
+
+
+def _measured(model_json: str, data_source: str, spec: S.Spec, title: str, slot: str, show=None) -> dict | None:
+    """A point's metrics: from the store at once; else from the app's job queue, `show(fields)` hearing its
+    numbers as they come. A point that trains starts only from the Train button (None until then, and after a
+    Cancel)."""
+    spec_json = spec.to_json()
+    found = cache.stored(model_json, data_source, spec_json)
+    if found is not None:
+        return found
+    job = cache.find_point_job(model_json, data_source, spec_json)
+    if job is None or job.finished:
+        seconds = cache.training_seconds(model_json, data_source, spec_json)
+        if seconds:
+            if job is not None and job.state == "cancelled":
+                st.info("Training was cancelled; nothing of it was stored.")
+            elif job is not None and job.state == "failed":
+                st.error(f"This point could not be computed: {fmt.one_sentence(job.error)}")
+            st.info(f"This point trains before it is measured: {describe.duration(seconds)} on this machine. "
+                    "Nothing trains until you press Train; the result is stored, so it is computed once.")
+            if not st.button("Train", key="explore.train", type="primary",
+                             help="Starts the training as a job: it keeps running if you open another page, and "
+                                  "Cancel stops it at the next batch."):
+                return None
+        job = cache.point_job(model_json, data_source, spec_json, title, slot=slot, estimate_s=seconds or None)
+    bar, stop = st.empty(), st.empty()
+    if stop.button("Cancel", key=f"explore.cancel.{slot}", help="Stops this computation at its next batch; "
+                   "nothing of it is stored."):
+        work.queue().cancel(job)
+        deadline = time.monotonic() + 5
+        while not job.finished and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.empty()
+        st.info("Cancelled; nothing of it was stored." if job.state == "cancelled" else
+                "It finished before the cancel reached it.")
+        return cache.stored(model_json, data_source, spec_json)
+
+    def draw(j) -> None:
+        progress.job_bar(j, bar)
+        if show is not None and j.partial:
+            show(j.partial)
+
+    try:
+        return work.wait(job, draw)
+    except Cancelled:
+        st.info("Cancelled; nothing of it was stored.")
+        return None
+    finally:
+        bar.empty()
+        stop.empty()
 
 
 def main() -> None:
     st.title("Explore")
     model_json, data_source = cache.current_sources()
     st.caption(f"Model {cache.model_label(model_json)} on {data_source}; each point is computed once, then comes "
-               "from the results store.")
+               "from the results store. Points that train start from a button; every computation can be cancelled.")
     spec = build_spec()
+    work.queue().release(work.session_id(), "explore", keep=cache.point_job_key(model_json, data_source, spec.to_json()))
     try:
-        with progress.bar("Measuring the baseline") as report:
-            base = ME.Metrics.from_dict(cache.baseline(model_json, data_source, report))
-        with progress.bar(f"Computing {spec.label}") as report:
-            m = ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(), report))
+        base_dict = _measured(model_json, data_source, S.Spec(), "Measuring the baseline", "baseline")
+        if base_dict is None:
+            return
+        base = ME.Metrics.from_dict(base_dict)
+        st.markdown(f"**{spec.label}**")
+        box = st.empty()
+        found = _measured(model_json, data_source, spec, f"Computing {spec.label}", "explore",
+                          show=lambda fields: _numbers(box, fields, base))
+        if found is None:
+            return
+        m = ME.Metrics.from_dict(found)
     except S.SpecError as e:  # the model cannot do this (a fixed graph, too many classes): say so, no retry
         st.warning(f"{fmt.one_sentence(e)} Choose another setting.")
         return
@@ -134,30 +235,10 @@ def main() -> None:
         st.error(f"This point could not be computed: {fmt.one_sentence(e)} Change a setting, or try again.")
         return
     st.session_state["explore_spec"] = spec.to_json()
-    st.markdown(f"**{spec.label}**")
-    cols = st.columns(4)
-    cols[0].metric("Test accuracy", fmt.pct(m.accuracy), fmt.points_delta(m.accuracy, base.accuracy))
-    cols[1].metric("ONNX file", fmt.size(m.onnx_bytes), fmt.size_delta(m.onnx_bytes, base.onnx_bytes),
-                   delta_color="inverse")
-    cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "n/a",
-                   fmt.size_delta(m.archive_bytes, base.archive_bytes), delta_color="inverse")
-    cols[3].metric("Non-zeros", f"{m.nonzero_params:,}", fmt.count_delta(m.nonzero_params, base.nonzero_params),
-                   delta_color="inverse")
+    _numbers(box, {**m.to_dict(), "_complete": True, "_spec": spec.to_json()}, base)
     compared = st.session_state.get("explore.compared", {}).get(spec.to_json())
-    cols = st.columns(4)
-    for col, (runtime, batch) in zip(cols, [("onnxruntime", 1), ("onnxruntime", 32), ("pytorch", 1), ("pytorch", 32)]):
-        new = _latency(m, runtime, batch)
-        col.metric(f"{'ORT' if runtime == 'onnxruntime' else 'PyTorch'} batch {batch}",
-                   "n/a" if new is None else fmt.ms(new.median_ms), _side_by_side_delta(compared, runtime, batch),
-                   delta_color="inverse",
-                   help=None if new is None else f"median of {new.repeats} calls; p90 {fmt.ms(new.p90_ms)}")
     if spec.family != "baseline":
         _compare_button(model_json, data_source, spec, compared)
-    cols = st.columns(4)
-    cols[0].metric("Parameters", f"{m.params:,}", fmt.count_delta(m.params, base.params), delta_color="inverse")
-    cols[1].metric("MACs", fmt.count(m.macs), fmt.count_delta(m.macs, base.macs), delta_color="inverse")
-    cols[2].metric("Baseline accuracy", fmt.pct(base.accuracy))
-    cols[3].metric("Baseline ONNX file", fmt.size(base.onnx_bytes))
     for note in describe.notes(m):
         st.info(note)
 
@@ -174,8 +255,9 @@ def _compare_button(model_json: str, data_source: str, spec: S.Spec, compared) -
                    help="Times this point and the baseline in alternating rounds, so both see the same machine; "
                         "only then is a latency change shown. Takes a few seconds."):
         try:
-            with progress.bar("Timing the point and the baseline side by side") as report:
-                rows = cache.compare_latency(model_json, data_source, spec.to_json(), report)
+            rows = progress.run(f"compare|{model_json}|{data_source}|{spec.to_json()}",
+                                "Timing the point and the baseline side by side",
+                                lambda report: cache.compare_latency(model_json, data_source, spec.to_json(), report))
             st.session_state.setdefault("explore.compared", {})[spec.to_json()] = rows
             st.rerun()
         except Exception as e:  # one sentence, never a traceback

@@ -23,8 +23,9 @@ FORMAT_NAMES = {"onnx": "ONNX, fp32", "onnx-fp16": "ONNX, fp16 weights", "onnx-i
 
 def _build(key: str, fmt_name: str) -> None:
     try:
-        with progress.bar("Rebuilding the model from its spec, then writing, reloading and re-scoring the file") as report:
-            st.session_state["export_result"] = cache.export_point(key, fmt_name, report)
+        st.session_state["export_result"] = progress.run(
+            f"export|{key}|{fmt_name}", "Writing the file from the point's kept model, reloading and re-scoring it",
+            lambda report: cache.export_point(key, fmt_name, report))
     except Exception as e:  # one sentence, never a traceback
         st.session_state.pop("export_result", None)
         st.error(f"The export did not complete: {fmt.one_sentence(e)}")
@@ -77,13 +78,17 @@ def main() -> None:
                             options=FORMATS, format_func=lambda f: FORMAT_NAMES.get(f, f),
                             help="The default is the format the point was measured as, for the runtime chosen on "
                                  "Trade-offs (ONNX Runtime: .onnx; ExecuTorch: .pte).")
-    if st.button("Build, reload and verify", type="primary", key="build_export"):
+    if st.button("Build, reload and verify", type="primary", key="build_export",
+                 help="Writes the file from the point's kept model (the measured file itself in its own format), "
+                      "reloads it from disk and scores it again before offering it."):
         _build(point.key, fmt_name)
     done = st.session_state.get("export_result")
     if done and done["key"] == point.key and done["format"] == fmt_name and Path(done["path"]).exists():
         path, card = Path(done["path"]), Path(done["card"])
+        made = {"kept": "from the model kept when the point was measured (nothing trained again)",
+                "rebuilt": "rebuilt from its Spec: its kept files were gone"}.get(done.get("source"), "")
         st.success(f"{path.name}: reloaded from disk it scores {fmt.pct(done['accuracy'])} "
-                   f"(stored point {fmt.pct(done.get('stored', m.accuracy))}).")
+                   f"(stored point {fmt.pct(done.get('stored', m.accuracy))}); {made}.")
         c1, c2 = st.columns(2)
         c1.download_button(f"Download {path.name} ({fmt.size(path.stat().st_size)})", path.read_bytes(),
                            file_name=path.name, key="download_model", on_click="ignore")

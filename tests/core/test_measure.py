@@ -94,3 +94,41 @@ def test_a_busy_machine_while_timing_is_said(monkeypatch):
     assert not any("busy" in n for n in describe.notes(m))
     busy = dataclasses.replace(m, latency=(dataclasses.replace(calm, load=2.6),))
     assert any("busy while timing (load 2.6 on 2 cores" in n for n in describe.notes(busy))
+
+
+def test_numbers_come_accuracy_first_then_sizes_then_each_latency(lenet5, digits):
+    heard = []
+    m = ME.measure(lenet5, digits, budget_s=0.01, partial=lambda fields: heard.append(dict(fields)))
+    assert "accuracy" in heard[0] and "archive_bytes" not in heard[0] and "latency" not in heard[0]
+    assert "archive_bytes" in heard[1] and "macs" in heard[1] and "latency" not in heard[1]
+    assert [len(h.get("latency", ())) for h in heard[2:]] == list(range(1, len(m.latency) + 1))
+    assert heard[0]["accuracy"] == m.accuracy and m.val_accuracy == heard[0]["val_accuracy"]
+    assert 0.5 < m.val_accuracy <= 1 and m.files[0].val_accuracy == m.val_accuracy
+
+
+def _latency(p10, median, p90, outliers=0, repeats=100):
+    return ME.Latency("pytorch", 1, median, p90, repeats, 2, p10_ms=p10, outliers=outliers)
+
+
+def test_a_sample_that_disagrees_with_itself_looks_busy():
+    assert not ME.looks_busy(_latency(0.14, 0.15, 0.17))
+    assert ME.looks_busy(_latency(0.15, 0.16, 110.0))                 # two clusters: 0.15 ms and 110 ms
+    assert ME.looks_busy(_latency(0.15, 0.16, 0.3, outliers=30))      # many calls far past the median
+
+
+def test_a_busy_latency_is_timed_again_and_marked_only_if_it_stays_busy(monkeypatch):
+    monkeypatch.setattr(ME, "oversubscribed", lambda threads: False)
+    monkeypatch.setattr(ME.time, "sleep", lambda s: None)
+    samples = iter([_latency(0.15, 60.0, 110.0), _latency(0.14, 0.15, 0.16)])
+    calm = ME.time_honestly(lambda b, budget: next(samples), 1, 0.01, crowded=False)
+    assert calm.median_ms == 0.15 and not calm.busy                    # re-timed: the calm sample is kept
+    stays = ME.time_honestly(lambda b, budget: _latency(0.15, 60.0, 110.0), 1, 0.01, crowded=True)
+    assert stays.busy                                                  # never stored unmarked
+
+
+def test_the_load_against_the_cores_reads_the_kernel(monkeypatch):
+    import os
+
+    assert ME.runnable_others() >= 0
+    monkeypatch.setattr(ME, "runnable_others", lambda: os.cpu_count())  # every core taken by others
+    assert ME.oversubscribed(1)
