@@ -108,4 +108,9 @@ def seconds(model: LoadedModel, data: DataSet, spec: S.Spec) -> float:
 
         trained = build_student(model, spec.distill)
     per_image = step_seconds(trained, model.input_shape) / STEP_BATCH
-    return sum(r.epochs * r.images * per_image for r in runs)
+    total = sum(r.epochs * r.images * per_image for r in runs)
+    d = spec.distill
+    if d is not None and not d.alone and runs[0].what == "the student":  # the teacher's forward passes
+        teacher = step_seconds(model.module, model.input_shape) / STEP_BATCH / 3  # a forward: about a third of a step
+        total += teacher * runs[0].images * (runs[0].epochs if d.augment_shift else 1)
+    return total

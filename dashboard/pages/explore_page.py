@@ -143,13 +143,15 @@ def _numbers(box, m: dict, base: ME.Metrics) -> None:
         for col, (runtime, batch) in zip(cols, [("onnxruntime", 1), ("onnxruntime", 32), ("pytorch", 1),
                                                 ("pytorch", 32)]):
             new = timed.get((runtime, batch))
-            shown = fmt.ms(new["median_ms"]) + (" (busy)" if new.get("busy") else "") if new else \
-                ("n/a" if complete else wait)
+            shown = fmt.ms(new["median_ms"]) if new else ("n/a" if complete else wait)
+            delta = _side_by_side_delta(compared, runtime, batch)
+            busy = bool(new and new.get("busy")) and delta is None
             col.metric(f"{'ORT' if runtime == 'onnxruntime' else 'PyTorch'} batch {batch}", shown,
-                       _side_by_side_delta(compared, runtime, batch), delta_color="inverse",
+                       "busy machine" if busy else delta, delta_color="off" if busy else "inverse",
+                       delta_arrow="off" if busy else "auto",
                        help=None if new is None else f"median of {new['repeats']} calls; p90 {fmt.ms(new['p90_ms'])}"
-                       + ("; timed while other work crowded the cores, even when timed again" if new.get("busy")
-                          else ""))
+                       + ("; timed while other work crowded the cores, even when timed again: kept out of latency "
+                          "fronts until re-timed" if new.get("busy") else ""))
         cols = st.columns(4)
         cols[0].metric("Parameters", f"{get('params'):,}" if get("params") is not None else wait,
                        fmt.count_delta(get("params"), base.params), delta_color="inverse")
@@ -171,16 +173,20 @@ def _measured(model_json: str, data_source: str, spec: S.Spec, title: str, slot:
     if job is None or job.finished:
         seconds = cache.training_seconds(model_json, data_source, spec_json)
         if seconds:
-            if job is not None and job.state == "cancelled":
-                st.info("Training was cancelled; nothing of it was stored.")
-            elif job is not None and job.state == "failed":
-                st.error(f"This point could not be computed: {fmt.one_sentence(job.error)}")
-            st.info(f"This point trains before it is measured: {describe.duration(seconds)} on this machine. "
-                    "Nothing trains until you press Train; the result is stored, so it is computed once.")
-            if not st.button("Train", key="explore.train", type="primary",
-                             help="Starts the training as a job: it keeps running if you open another page, and "
-                                  "Cancel stops it at the next batch."):
+            ask = st.empty()
+            with ask.container():
+                if job is not None and job.state == "cancelled":
+                    st.info("Training was cancelled; nothing of it was stored.")
+                elif job is not None and job.state == "failed":
+                    st.error(f"This point could not be computed: {fmt.one_sentence(job.error)}")
+                st.info(f"This point trains before it is measured: {describe.duration(seconds)} on this machine. "
+                        "Nothing trains until you press Train; the result is stored, so it is computed once.")
+                pressed = st.button("Train", key="explore.train", type="primary",
+                                    help="Starts the training as a job: it keeps running if you open another page, "
+                                         "and Cancel stops it at the next batch.")
+            if not pressed:
                 return None
+            ask.empty()
         job = cache.point_job(model_json, data_source, spec_json, title, slot=slot, estimate_s=seconds or None)
     bar, stop = st.empty(), st.empty()
     if stop.button("Cancel", key=f"explore.cancel.{slot}", help="Stops this computation at its next batch; "
@@ -189,10 +195,7 @@ def _measured(model_json: str, data_source: str, spec: S.Spec, title: str, slot:
         deadline = time.monotonic() + 5
         while not job.finished and time.monotonic() < deadline:
             time.sleep(0.1)
-        stop.empty()
-        st.info("Cancelled; nothing of it was stored." if job.state == "cancelled" else
-                "It finished before the cancel reached it.")
-        return cache.stored(model_json, data_source, spec_json)
+        st.rerun()  # drawn again: the point if it finished first, else Train with 'cancelled' above it
 
     def draw(j) -> None:
         progress.job_bar(j, bar)
