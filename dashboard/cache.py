@@ -77,8 +77,14 @@ def dataset(source: str = "digits") -> D.DataSet:
 
 
 def baseline(model_json: str, data_source: str = "digits", progress=None) -> dict:
-    """The model as it is: the empty Spec, measured and stored like any Explore point."""
-    return explore_point(model_json, data_source, S.Spec().to_json(), progress)
+    """The model as it is: the empty Spec, measured and stored like any Explore point (a job of the app's queue,
+    `progress` hearing its stage while this session waits on it)."""
+    spec_json = S.Spec().to_json()
+    found = stored(model_json, data_source, spec_json)
+    if found is not None:
+        return found
+    job = point_job(model_json, data_source, spec_json, "Measuring the baseline", slot="baseline")
+    return work.wait(job, lambda j: progress(j.done, j.total, j.stage or "waiting in the queue") if progress else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

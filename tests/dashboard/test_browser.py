@@ -164,17 +164,40 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
         settle(page)
         assert slider_value(page, "Sparsity (%)") == "50"
         assert_clean(page, "Explore after quick key presses")
-        width = page.get_by_role("slider", name="Student width (distillation)")
-        width.focus()
-        page.keyboard.press("ArrowLeft")  # 1.0 -> 0.75: a student of the mlp is trained now
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stProgress]')]"
-                               ".some(b => /epoch \\d+\\/\\d+.* s left/.test(b.innerText))", timeout=60_000)
+        # a student: moving its width starts nothing; Train starts it as a job, Cancel stops it, Train again finishes
+        page.get_by_text("Student training").click()
+        epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+        epochs.fill("100")
+        epochs.press("Enter")
         settle(page)
-        assert "student width 0.75" in page.locator("body").inner_text()
+        width = page.get_by_role("slider", name="Student width (distillation)")
+        for expected in ("0.75", "0.5", "0.25"):  # three values, none of them trains
+            width.focus()
+            page.keyboard.press("ArrowLeft")
+            settle(page)
+            assert slider_value(page, "Student width (distillation)") == expected
+            assert page.locator("[data-testid=stProgress]").count() == 0, f"width {expected} started training"
+            assert "trains before it is measured" in page.locator("body").inner_text()
+        train = page.get_by_role("button", name="Train", exact=True)
+        train.click()
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stProgress]')]"
+                               ".some(b => /epoch \\d+\\/\\d+.* left/.test(b.innerText))", timeout=60_000)
+        shot(page, "explore-training")
+        asked = time.time()
+        page.get_by_role("button", name="Cancel", exact=True).click()
+        page.get_by_text("Training was cancelled").first.wait_for(timeout=30_000)
+        assert time.time() - asked < 10, "Cancel did not free the page"
+        settle(page)
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMetric]')]"
+                               ".some(e => e.innerText.startsWith('Parameters') && /\\d/.test(e.innerText))",
+                               timeout=300_000)
+        settle(page)
+        assert "student width 0.25" in page.locator("body").inner_text()
         assert_clean(page, "Explore after training a student")
         shot(page, "explore")
         width.focus()
-        page.keyboard.press("ArrowRight")  # back to the model itself
+        page.keyboard.press("End")  # back to the model itself
         settle(page)
         nav(page, "Model & data")
         nav(page, "Explore")
@@ -267,8 +290,10 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
         # Export: build, download through the browser, re-score the file in ONNX Runtime
         nav(page, "Export")
         assert chosen in page.locator("h3").first.inner_text(), "Export does not show the point chosen on Trade-offs"
+        asked = time.time()
         page.get_by_role("button", name="Build, reload and verify").click()
         page.get_by_role("button", name="Download the model card (JSON)").wait_for(timeout=180_000)
+        built_s = time.time() - asked
         settle(page)
         assert_clean(page, "Export")
         shot(page, "export")
@@ -284,6 +309,7 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
         else:
             accuracy = onnx_io.onnx_accuracy(onnx_io.onnx_session(path), test)
         assert f"scores {100 * accuracy:.2f} %" in shown, (shown, accuracy)
+        assert "nothing trained again" in shown and built_s < 60, (shown, built_s)  # from the kept model
 
         # away and back: the choices are still there
         nav(page, "Model & data")

@@ -118,9 +118,15 @@ def test_explore_trains_a_student_of_another_architecture_and_the_same_one_alone
     at.selectbox(key=W("explore.student")).select("mlp").run()
     assert_clean(at, "Explore with an mlp student")
     assert any("student mlp (distilled, T=4, 3 ep)" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    # a choice that trains starts nothing: the page says how long it would take and waits for Train
+    assert not any(m.label == "Parameters" for m in at.metric), "a student started training from a widget change"
+    assert any("trains before it is measured" in i.value and "about" in i.value for i in at.info)
+    at.button(key="explore.train").click().run()
+    assert_clean(at, "Explore after Train")
     assert metric(at, "Parameters").value == "266,610"          # LeNet-300-100, not the lenet5 teacher
     distilled = metric(at, "Test accuracy").value
     at.checkbox(key=W("explore.alone")).check().run()
+    at.button(key="explore.train").click().run()
     assert_clean(at, "Explore with the student alone")
     assert any("student mlp (trained alone, no teacher, 3 ep)" in m.value for m in at.markdown)
     assert metric(at, "Test accuracy").value != distilled or metric(at, "Test accuracy").delta
@@ -349,7 +355,7 @@ def test_an_error_from_core_is_one_sentence_without_colour_codes(ui_env, monkeyp
                            "While executing %x.\nTraceback (most recent call last):\n  File \"x.py\", line 1")
 
     monkeypatch.setattr(cache, "explore_point", fails)
-    at = page("explore_page")
+    at = page("explore_page", **{"explore.sparsity": 35})  # a point not stored yet: it is computed, and fails
     assert_clean(at, "explore_page")
     assert at.error and at.error[0].value.count(". ") <= 1
     assert "slot already occupied" in at.error[0].value
@@ -405,6 +411,95 @@ def test_uploads_name_the_person_s_file_and_ask_for_one_when_missing(ui_env):
     message = at.error[0].value
     assert "my-notes.pt" in message, message
     assert not re.search(r"[0-9a-f]{20}", message) and not re.search(r"\(\d+\)", message), message
+
+
+def test_a_stopped_sweep_shows_the_end_of_its_log_not_where_the_log_is(ui_env):
+    import yaml
+
+    from core import cache_dir
+    from dashboard import jobs
+
+    run = "ui-stopped"
+    (jobs.folder() / f"{run}.yaml").write_text(yaml.safe_dump({
+        "run": run, "model": "lenet5", "axes": {"prune_ratio": [0.0, 0.3]}, "measure": {"latency": False}}))
+    (jobs.folder() / f"{run}.pid").write_text("999999999")  # no such process: the job ended
+    (jobs.folder() / f"{run}.log").write_text(f"2 points to compute\nedgetrim: error: No model at "
+                                              f"{cache_dir()}/uploads/0123456789abcdef0123/mine.pt.\n")
+    at = page("sweep_page", active_run=run)
+    assert not at.exception and any("ended before all its points" in c.value for c in at.caption)
+    assert at.code[-1].value.endswith("edgetrim: error: No model at …/uploads/0123456789abcdef0123/mine.pt.")
+    assert not [t for t in texts(at) if str(cache_dir()) in t or str(jobs.folder()) in t]
+
+
+def _mnist_or_skip():
+    from core import data as D
+    from core import mnist
+
+    try:
+        D.load_data("mnist")
+    except mnist.MnistError as e:
+        pytest.skip(f"SKIPPED LOUDLY: MNIST could not be fetched here ({e})")
+
+
+def _data_shown(at: AppTest) -> tuple[str, str]:
+    """(the expander's title, the page's 'Data: ...' line)."""
+    return at.expander[0].label, next(c.value for c in at.caption if c.value.startswith("Data: "))
+
+
+def test_a_sample_keeps_the_built_in_data_chosen_and_the_data_line_follows_it(ui_env):
+    _mnist_or_skip()
+    at = page("model_page", **{"model.sample": "lenet5"})
+    assert _data_shown(at)[0].startswith("Evaluation data: digits") and _data_shown(at)[1].startswith("Data: digits")
+    at.radio(key=W("data_source")).set_value("mnist").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    title, line = _data_shown(at)
+    assert title.startswith("Evaluation data: MNIST") and line.startswith("Data: MNIST, 50,000 train"), (title, line)
+    at.run()  # the sample's own data (digits) is its default, not a rule: MNIST stays
+    assert at.session_state["data_source"] == "mnist" and _data_shown(at)[1].startswith("Data: MNIST")
+    at.selectbox(key=W("model.sample")).select("lenet5_mnist").run()  # another sample: its own data
+    assert at.session_state["data_source"] == "mnist"
+    at.selectbox(key=W("model.sample")).select("mlp").run()
+    assert at.session_state["data_source"] == "digits" and _data_shown(at)[1].startswith("Data: digits")
+
+
+def test_an_uploaded_model_pairs_with_mnist_and_an_uploaded_file_shows_its_name_not_its_cache_path(ui_env):
+    """An uploaded state_dict measured on MNIST (not only digits); then an uploaded .npz: the expander, the data
+    line and the choices name the person's file, and no string on the page holds the upload folder."""
+    import hashlib
+    import io
+
+    import numpy as np
+
+    from core import cache_dir
+    from core import models as M
+
+    _mnist_or_skip()
+    at = page("model_page")
+    at.radio(key=W("model.kind")).set_value("Upload my own").run()
+    model_bytes = (M.SAMPLES_DIR / "lenet5_mnist.pt").read_bytes()
+    at.file_uploader(key="model_upload").upload("my lenet.pt", model_bytes)
+    at.text_input(key=W("model.arch")).set_value("lenet5")
+    next(b for b in at.button if b.label == "Load model").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.radio(key=W("data_source")).set_value("mnist").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert _data_shown(at)[1].startswith("Data: MNIST") and float(metric(at, "Test accuracy").value[:-2]) > 99
+    rng = np.random.default_rng(0)
+    blob = io.BytesIO()
+    np.savez(blob, x=rng.integers(0, 255, (120, 28, 28), dtype=np.uint8), y=np.arange(120) % 10)
+    at.file_uploader(key="data_upload").upload("my digits.npz", blob.getvalue())
+    at.run()
+    next(b for b in at.button if b.label == "Use this data").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    title, line = _data_shown(at)
+    assert title.startswith("Evaluation data: my digits.npz") and line.startswith("Data: my digits.npz, "), (title,
+                                                                                                              line)
+    assert at.radio(key=W("data_source")).options == [
+        "digits (scikit-learn's 8x8 digits, bundled)", "MNIST (official test split; fetched once, 20 MB)",
+        "my digits.npz (uploaded)"]
+    folders = [hashlib.sha256(b).hexdigest()[:20] for b in (blob.getvalue(), model_bytes)]  # uploads/<hash>/
+    leaked = [t for t in texts(at) if "uploads" in t or str(cache_dir()) in t or any(f in t for f in folders)]
+    assert not leaked, leaked
 
 
 # ---- the background sweep and its record -------------------------------------------------
@@ -501,3 +596,60 @@ def test_explore_prunes_by_taylor_importance(ui_env):
     assert "hessian" not in at.radio(key=W("explore.importance")).options  # structured only
     at.radio(key=W("explore.prune_kind")).set_value("structured").run()
     assert "hessian" in at.radio(key=W("explore.importance")).options
+
+
+def test_a_point_the_person_chose_stays_selected_while_the_budget_passes_through_an_unreachable_value(ui_env):
+    from dashboard import cache
+
+    # a click on the chart, as Streamlit delivers it: the chart's selection, then its on_select callback
+    at = AppTest.from_string(
+        "import streamlit as st\nfrom types import SimpleNamespace as N\nfrom dashboard.pages import tradeoffs_page\n"
+        "if st.session_state.get('click'):\n"
+        "    st.session_state['tradeoff_chart'] = N(selection=N(points=[{'customdata': [st.session_state.click]}]))\n"
+        "    tradeoffs_page._chart_selected()\n"
+        "    del st.session_state['tradeoff_chart'], st.session_state['click']\n"
+        "tradeoffs_page.main()\n", default_timeout=TIMEOUT)
+    at.session_state["tradeoffs.runs"] = ["ui"]
+    at.run()
+    assert_clean(at, "Trade-offs")
+    recommended = at.session_state["recommended_key"]
+    ok = cache.run_table("ui").query("status == 'ok'")
+    mine = next(k for k in ok.sort_values("ort_b1_ms", ascending=False)["key"] if k != recommended)  # a slow one
+    at.session_state["click"] = mine
+    at.run()
+    assert_clean(at, "a click")
+    assert at.session_state["chosen_point"] == mine and at.session_state["tradeoffs.person_chose"] == mine
+    budget = at.select_slider(key=W("tradeoffs.budget"))
+    budget.set_value(float(budget.options[0].split()[0])).run()  # below the fastest point: nothing meets it
+    assert_clean(at, "an unreachable budget")
+    assert "over the budget" in at.warning[0].value
+    assert at.session_state["recommended_key"] != recommended  # the recommendation moved to the closest point
+    assert at.session_state["chosen_point"] == mine and at.selectbox(key=W("chosen_point")).value == mine
+    at.select_slider(key=W("tradeoffs.budget")).set_value("no budget").run()  # and back
+    assert at.session_state["recommended_key"] == recommended
+    assert at.session_state["chosen_point"] == mine and at.selectbox(key=W("chosen_point")).value == mine
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert any(t.get("name") == "selected" for t in spec["data"])
+    at.button(key="tradeoffs.select_recommended").click().run()  # the recommendation again, and it follows
+    assert at.session_state["chosen_point"] == recommended
+    floor = at.slider(key=W("tradeoffs.floor"))
+    floor.set_value(floor.max).run()
+    assert at.session_state["chosen_point"] == at.session_state["recommended_key"] != recommended
+
+
+def test_tradeoffs_judges_on_validation_and_reports_the_test_split(ui_env):
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui"]})
+    assert_clean(at, "Trade-offs on validation")
+    judge = at.selectbox(key=W("tradeoffs.judge"))
+    assert judge.value == "val" and judge.help
+    message = at.success[0].value
+    assert re.search(r"\d % on validation \(floor [\d.]+ %, baseline [\d.]+ % *\), [\d.]+ % on the test split",
+                     message), message
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"].startswith("validation accuracy")
+    at.selectbox(key=W("tradeoffs.judge")).select("test").run()
+    assert_clean(at, "Trade-offs on the test split")
+    message = at.success[0].value
+    assert "% on the test split (floor" in message and "validation" not in message, message
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"].startswith("test accuracy")
