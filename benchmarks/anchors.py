@@ -64,7 +64,7 @@ def size_rows(name: str, df) -> list[dict]:
     base = df[df["family"] == "baseline"].iloc[0]
     rows = []
     for drop in FLOORS:
-        floor = base["accuracy"] - drop / 100
+        floor = pareto.resolve_floor(pareto.baseline_accuracy(df), max_drop=drop)  # judged on validation
         for objective, col in (("archive", "archive_bytes"), ("size", "onnx_bytes")):
             choice = pareto.pick(df, floor, objective)
             r = choice.row
@@ -81,7 +81,7 @@ def speed_rows(name: str, df, cfg) -> list[dict]:
     base = df[df["family"] == "baseline"].iloc[0]
     rows = []
     for drop in FLOORS:
-        floor = base["accuracy"] - drop / 100
+        floor = pareto.resolve_floor(pareto.baseline_accuracy(df), max_drop=drop)  # judged on validation
         for runtime, objective in (("onnxruntime", "latency"), ("pytorch", "torch_latency")):
             choice = pareto.pick(df, floor, objective)
             spec = S.Spec.from_json(choice.row["spec_json"])

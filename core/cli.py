@@ -282,25 +282,36 @@ def cmd_sweep(args) -> None:
         raise SystemExit(1)
 
 
-def print_layer_comparison(df, objective: str = "archive") -> None:
-    """The uniform grid against the per-layer search: hypervolume and the best point at each floor."""
+def print_layer_comparison(df, objective: str = "archive", judge: str = "val") -> None:
+    """The uniform grid against the per-layer search: hypervolume and the best point at each floor, judged on
+    `judge`'s split (validation by default) and reported on the test split."""
     from core import layerwise, pareto
 
-    rows = layerwise.compare(df, objective)
+    rows = layerwise.compare(df, objective, judge=judge)
+    split, note = pareto.judged_split(df, judge)
     show = describe.ms if objective == "latency" else describe.size
+    val = "" if split == "test" else "val {:.2f} %, "
     print(format_table([{"points of": r["points"], "measured": r["n"], "hypervolume": r["hypervolume"],
-                         **{f"-{100 * d:g} pt": f"{show(r[f'best at -{100 * d:g} pt'])} "
-                                                f"({100 * r[f'accuracy at -{100 * d:g} pt']:.2f} %)"
+                         **{f"-{100 * d:g} pt": f"{show(r[f'best at -{100 * d:g} pt'])} ("
+                                                + val.format(100 * r[f'judged at -{100 * d:g} pt'])
+                                                + f"test {100 * r[f'accuracy at -{100 * d:g} pt']:.2f} %)"
                             for d in layerwise.FLOORS}} for r in rows]))
     print(f"measured: points besides the baseline. -0.1 pt: the smallest {pareto.OBJECTIVE_NAMES[objective]} "
-          "within 0.1 point of the baseline (test split). hypervolume: the area each front covers in accuracy "
-          "(the 5 points below the baseline) x decades smaller than the baseline; larger is better.")
+          f"within 0.1 point of the baseline, judged on {pareto.SPLIT_NAMES[split]}"
+          + (" and reported on the test split" if split == "val" else "") + ". hypervolume: the area each front "
+          "covers in accuracy (the 5 points below the baseline) x decades smaller than the baseline; larger is "
+          "better.")
+    if note:
+        print(f"note: {note}")
+    busy = sum(r["busy"] for r in rows)
+    if busy:
+        print(f"left out: {describe.n(busy, 'point')} whose latency was timed on a busy machine.")
     for r in rows:
         print(f"{r['points']} at -0.5 pt: {r['label at -0.5 pt']}")
 
 
 def cmd_layers(args) -> None:
-    print_layer_comparison(_store(args, read_only=True).table(args.run), args.objective)
+    print_layer_comparison(_store(args, read_only=True).table(args.run), args.objective, args.judge_on)
 
 
 def cmd_runs(args) -> None:
@@ -313,15 +324,23 @@ def _num(v, scale: float = 1.0, digits: int = 4):
     return None if v is None or v != v else round(v * scale, digits)
 
 
+BUSY_SHORT = {"ort_b1_busy": "ort", "torch_b1_busy": "torch", "et_b1_busy": "et", "cuda_b1_busy": "cuda"}
+
+
 def _show(df) -> str:
+    """The points of `df` as a table: test accuracy (reported) beside validation accuracy (judged) where recorded,
+    and a 'busy' column naming the batch-1 latencies timed on a busy machine (left out of latency fronts)."""
     with_et = "pte_bytes" in df and df["pte_bytes"].notna().any()
+    with_val = "val_accuracy" in df and df["val_accuracy"].notna().any()
+    busy = [c for c in BUSY_SHORT if c in df and df[c].eq(True).any()]
     return format_table([{
         "key": r["key"][:10], "family": r["family"], "label": r["label"],
-        "acc %": _num(r["accuracy"], 100, 2), "onnx KB": _num(r["onnx_bytes"], 1 / 1024, 1),
-        "archive KB": _num(r["archive_bytes"], 1 / 1024, 1),
+        "acc %": _num(r["accuracy"], 100, 2), **({"val acc %": _num(r["val_accuracy"], 100, 2)} if with_val else {}),
+        "onnx KB": _num(r["onnx_bytes"], 1 / 1024, 1), "archive KB": _num(r["archive_bytes"], 1 / 1024, 1),
         "ort b1 ms": _num(r["ort_b1_ms"]), "torch b1 ms": _num(r["torch_b1_ms"]),
         **({"pte acc %": _num(r["pte_accuracy"], 100, 2), "pte KB": _num(r["pte_bytes"], 1 / 1024, 1),
             "et b1 ms": _num(r["et_b1_ms"])} if with_et else {}),
+        **({"busy": ", ".join(BUSY_SHORT[c] for c in busy if r.get(c) in (True,)) or "-"} if busy else {}),
     } for r in df.to_dict("records")])
 
 
@@ -330,7 +349,16 @@ def cmd_front(args) -> None:
 
     df = pareto.on_runtime(_store(args, read_only=True).table(args.run), args.runtime)
     objectives = ["accuracy", args.objective] + ([args.also] if args.also else [])
-    fr = pareto.front(df, objectives, by=None if args.by == "none" else args.by)
+    split, note = pareto.judged_split(df, args.judge_on, args.runtime)
+    fr = pareto.front(df, objectives, by=None if args.by == "none" else args.by, judge=split)
+    print(f"accuracy judged on {pareto.SPLIT_NAMES[split]}" + (", reported on the test split (acc %)"
+                                                                 if split == "val" else ""))
+    if note:
+        print(f"note: {note}")
+    busy = pareto.busy_count(df, objectives)
+    if busy:
+        print(f"left out: {describe.n(busy, 'point')} whose latency was timed on a busy machine "
+              "(marked in the busy column of `edgetrim table`)")
     if args.by != "none":
         for group, g in fr.groupby(args.by, sort=False):
             print(f"\n{args.by} = {group}: {describe.n(len(g), 'point')} on the front")
@@ -348,6 +376,8 @@ def cmd_pick(args) -> None:
     df = _store(args, read_only=True).table(args.run)
     choice = _pick(df, args)
     print(choice.message)
+    if choice.judge_note:
+        print(f"note: {choice.judge_note}")
     print(_show(df[df["key"] == choice.row["key"]]))
     if not (choice.met_floor and choice.met_budget):
         raise SystemExit(1)
@@ -360,11 +390,11 @@ def _pick(df, args):
     from core import pareto
 
     view = pareto.on_runtime(df, args.runtime)
-    pareto.measured_on(view, args.runtime)  # a run that never ran there says so before any floor is worked out
-    base = pareto.baseline_accuracy(view)
+    measured = pareto.measured_on(view, args.runtime)  # a run that never ran there says so before any floor
+    base = pareto.baseline_accuracy(measured, args.judge_on, args.runtime)  # on the split the floor is judged on
     floor = pareto.resolve_floor(base, args.floor, args.max_drop)
     return pareto.pick(df, floor, args.objective, max_latency_ms=args.max_latency_ms, max_bytes=args.max_bytes,
-                       runtime=args.runtime)
+                       runtime=args.runtime, judge=args.judge_on)
 
 
 def _find_point(store, run: str, prefix: str):
@@ -466,6 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-bytes", type=float, help="file size budget on --runtime, in bytes, e.g. 500000")
         p.add_argument("--runtime", default="onnxruntime", choices=list(pareto.RUNTIME_COLUMNS),
                        help="the runtime the point ships on: its file's accuracy, bytes and latency are used")
+        judge_on(p)
+
+    def judge_on(p):
+        p.add_argument("--judge-on", default="val", choices=list(pareto.JUDGES),
+                       help="the split the floor (and the front) is judged on: val (the validation split, the "
+                            "default: choosing on the split you report overstates it) or test; the test "
+                            "accuracy is reported either way")
 
     p = with_store(sub.add_parser("sweep", help="run a sweep file (grid or search) into the store"))
     p.add_argument("config", help="a sweep file (.yaml / .json), e.g. sweeps/default.yaml")
@@ -490,11 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="none", choices=["none", "family"], help="one front per method family")
     p.add_argument("--runtime", default="onnxruntime", choices=list(pareto.RUNTIME_COLUMNS),
                    help="whose file accuracy, bytes and latency to use (the onnx / ort columns show them)")
+    judge_on(p)
     p.set_defaults(func=cmd_front)
 
     p = with_store(sub.add_parser("per-layer", help="a per-layer search's front against the uniform grid's"))
     p.add_argument("run")
     p.add_argument("--objective", default="archive", choices=["archive", "size", "latency"])
+    judge_on(p)
     p.set_defaults(func=cmd_layers)
 
     p = with_store(sub.add_parser("pick", help="the best point above an accuracy floor"))

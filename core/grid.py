@@ -28,6 +28,7 @@ A sweep file (YAML or JSON, or the same as a dict):
     measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
               runtimes: [onnxruntime, pytorch]}              # + executorch (.pte, XNNPACK), onnxruntime-cuda (a GPU)
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
+    # (accuracy is judged on the validation split; judge_on: test searches on the test split instead)
     # or a ratio and a width per layer, searched beside the grid of the axes (core.layerwise):
     # search: {space: per-layer, trials: 60, objectives: [accuracy, archive], max_bytes: 30000}
 
@@ -176,6 +177,9 @@ def _check_search(search, measure: dict) -> None:
                          f"not {search.get('space')!r}.")
     if search.get("sampler", "nsga2") not in ("nsga2", "tpe"):
         raise SweepError(f"search.sampler must be nsga2 or tpe, not {search.get('sampler')!r}.")
+    if search.get("judge_on", "val") not in ("val", "test"):
+        raise SweepError(f"search.judge_on is val (the validation split, the default) or test, not "
+                         f"{search.get('judge_on')!r}.")
     for key in ("max_bytes", "max_latency_ms"):
         v = search.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):

@@ -6,8 +6,9 @@ layer, a pruning ratio (0 to 98 % of its weights, in 1 % steps; or with `prune: 
 0 to 90 % of its channels, the classifier kept whole) and a weight width from BITS; each trial
 is a Spec (`UnstructuredPrune` / `StructuredPrune(layer_ratios=...)` -> `WeightQuant(layer_bits=...)`)
 measured and stored by the same runner as a grid point, so its points join the run's fronts
-(family "per-layer"). The search optimises validation accuracy, never the test split it is
-judged on, against the compact archive's bytes (or, over channels, the ONNX file's bytes or
+(family "per-layer"). The search optimises the deployed file's validation accuracy, never the
+test split it is reported on (`judge_on: test` to search on the test split), against the
+compact archive's bytes (or, over channels, the ONNX file's bytes or
 batch-1 latency), under optional budgets (Optuna's constraints). Its first trials are seeded: the uniform grid's front on validation,
 each point as the share of every layer its global pruning removed (so the search starts where
 the grid ends), then the sensitivity scans: for each tolerance in SEED_DROPS, every layer at
@@ -37,7 +38,8 @@ BITS = (8, 6, 5, 4, 3, 2)
 SEED_DROPS = (0.002, 0.005, 0.01, 0.02, 0.05)  # sensitivity tolerances the first trials are built from
 SEED = 0
 MAX_CHANNELS = 0.9  # structured: at most this share of a layer's channels
-SEARCH_KEYS = {"space", "trials", "sampler", "objectives", "max_bytes", "max_latency_ms", "finetune_epochs", "prune"}
+SEARCH_KEYS = {"space", "trials", "sampler", "objectives", "max_bytes", "max_latency_ms", "finetune_epochs", "prune",
+               "judge_on"}
 # what each objective of a per-layer search reads, and which pruning can move it
 OBJECTIVES = {"archive": ("unstructured", "structured"), "size": ("structured",), "latency": ("structured",)}
 
@@ -195,6 +197,7 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
     budgets = {c: v for c, v in ((("archive_bytes" if objectives[1] == "archive" else "onnx_bytes"),
                                   opts.get("max_bytes")), ("ort_b1_ms", opts.get("max_latency_ms"))) if v}
     trials, ft = int(opts["trials"]), int(opts.get("finetune_epochs", 0))
+    judge = opts.get("judge_on", "val")
     model, data = R.load_context(cfg.model, cfg.data)
     weights = prunable_names(model.module)
     layers = weights if kind == "unstructured" else [
@@ -227,12 +230,17 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
             raise optuna.TrialPruned(point.error)
         row = points_frame([point]).iloc[0]
         value = row[col]
-        val_acc = accuracy(S.apply(model, spec, data).module, val)  # the search never reads the test split
+        if judge == "test":
+            val_acc = float(row["accuracy"])
+        elif pd.notna(row["val_accuracy"]):  # the deployed file's, on the validation split: never the test split
+            val_acc = float(row["val_accuracy"])
+        else:  # a point stored before validation accuracy was recorded: its PyTorch module's, rebuilt
+            val_acc = accuracy(S.apply(model, spec, data).module, val)
         for c, limit in budgets.items():
             trial.set_constraint(f"over {c}", float(row[c] - limit))  # feasible at 0 or below
         if progress:
             shown = describe.ms(value) if objectives[1] == "latency" else describe.size(value)
-            progress(trial.number + 1, trials, f"trial {trial.number + 1}: val {100 * val_acc:.2f} %, "
+            progress(trial.number + 1, trials, f"trial {trial.number + 1}: {judge} {100 * val_acc:.2f} %, "
                                                f"{objectives[1]} {shown}")
         return val_acc, float(value)
 
@@ -249,12 +257,14 @@ def run_layerwise(cfg, store: Store, progress, t0: float) -> R.SweepResult:
                          time.perf_counter() - t0, tuple(dict.fromkeys(errors)))
 
 
-def hypervolume(df: pd.DataFrame, col: str, base_value: float, base_acc: float, window: float = 0.05) -> float:
-    """The area the front dominates in (accuracy above base_acc - window) x (log10 of base_value / value: decades
-    smaller or faster than the baseline), in points x decades: larger is better; one reference for every front."""
+def hypervolume(df: pd.DataFrame, col: str, base_value: float, base_acc: float, window: float = 0.05,
+                acc: str = "accuracy") -> float:
+    """The area the front dominates in (accuracy, column `acc`, above base_acc - window) x (log10 of
+    base_value / value: decades smaller or faster than the baseline), in points x decades: larger is better; one
+    reference for every front."""
     import math
 
-    pts = sorted(((math.log10(base_value / r[col]), r["accuracy"] - (base_acc - window))
+    pts = sorted(((math.log10(base_value / r[col]), r[acc] - (base_acc - window))
                   for _, r in df.iterrows() if r[col] > 0), reverse=True)
     area, best_y = 0.0, 0.0
     for x, y in pts:  # sweep from the most compressed: each step adds the strip its accuracy gains
@@ -267,27 +277,37 @@ def hypervolume(df: pd.DataFrame, col: str, base_value: float, base_acc: float, 
 FLOORS = (0.001, 0.005, 0.01)  # the drops from the baseline (0.1, 0.5 and 1 point) the comparison picks at
 
 
-def compare(df: pd.DataFrame, objective: str = "archive", floors=FLOORS) -> list[dict]:
+def compare(df: pd.DataFrame, objective: str = "archive", floors=FLOORS, judge: str = "val") -> list[dict]:
     """The uniform grid's points against the per-layer search's, each with the baseline: the hypervolume of
-    each front, and the best point by `objective` at each floor (a drop from the baseline, in points)."""
+    each front, and the best point by `objective` at each floor (a drop from the baseline, in points), judged on
+    `judge`'s split (`pareto.judged_split`: validation unless asked or missing; each row's 'split' says which) and
+    reported on the test split ('accuracy at'; 'judged at' is the judged one). Latencies timed on a busy machine
+    are left out ('busy'), the baseline's excepted: it is the reference every floor and factor starts from."""
     col = pareto.OBJECTIVES[objective][0]
     ok = df[df["status"] == "ok"].dropna(subset=["accuracy", col])
+    split, _ = pareto.judged_split(ok, judge)
+    ok = pareto.judged(ok, split)
+    busy = pareto.busy_mask(ok, [col]) & (ok["family"] != "baseline")
+    busy_family, ok = ok.loc[busy, "family"], ok[~busy]
     base = ok[ok["family"] == "baseline"]
     if base.empty:
         raise pareto.PickError("The comparison needs the run's baseline point.")
-    base_acc, base_size = float(base["accuracy"].iloc[0]), float(base[col].iloc[0])
+    base_acc, base_size = float(base["judged_accuracy"].iloc[0]), float(base[col].iloc[0])
     rows = []
     for name, part in (("uniform grid", ok[ok["family"] != "per-layer"]),
                        ("per-layer search", pd.concat([base, ok[ok["family"] == "per-layer"]]))):
-        row = {"points": name, "n": len(part) - 1,  # n: measured points besides the baseline
-               "hypervolume": round(hypervolume(pareto.front(part, ("accuracy", objective)), col, base_size,
-                                                base_acc), 4)}
+        searched = (busy_family == "per-layer") if name == "per-layer search" else (busy_family != "per-layer")
+        row = {"points": name, "n": len(part) - 1, "split": split,  # n: measured points besides the baseline
+               "busy": int(searched.sum()),  # left out: latencies timed on a busy machine
+               "hypervolume": round(hypervolume(pareto.front(part, ("accuracy", objective), judge=split), col,
+                                                base_size, base_acc, acc="judged_accuracy"), 4)}
         for drop in floors:
-            above = part[part["accuracy"] >= base_acc - drop - 1e-12].sort_values([col, "accuracy"],
-                                                                                ascending=[True, False])
+            above = part[part["judged_accuracy"] >= base_acc - drop - 1e-12].sort_values(
+                [col, "judged_accuracy"], ascending=[True, False])
             best = above.iloc[0]
             row[f"best at -{100 * drop:g} pt"] = best[col]
             row[f"accuracy at -{100 * drop:g} pt"] = best["accuracy"]
+            row[f"judged at -{100 * drop:g} pt"] = best["judged_accuracy"]
             row[f"label at -{100 * drop:g} pt"] = best["label"]
         rows.append(row)
     return rows

@@ -5,6 +5,12 @@ deployable file, or of the compact archive) and latency (batch 1) are minimised.
 Tables come from `core.store.points_frame`, in ONNX Runtime's terms; `on_runtime`
 gives the same table as another runtime sees it (its file's accuracy, bytes and
 latency in those columns), so every front and pick below works for any runtime.
+
+Floors, fronts and picks JUDGE on the validation split (`val_accuracy`) and REPORT the
+test split (`accuracy`): choosing on the split you report overstates it. `judge="test"`
+judges on the test split; a table with points stored before validation accuracy was
+recorded is judged on the test split whole, and `judged_split` says why. A latency timed
+on a busy machine (`*_b1_busy`) is left out of latency fronts, picks and budgets.
 """
 from __future__ import annotations
 
@@ -39,13 +45,24 @@ WHY_MISSING = {
     "latency": "latency is not timed in a sweep with measure: {latency: false}",
     "torch_latency": "not timed, or an int8 / fp16 file, which runs in ONNX Runtime only",
 }
-# what a runtime puts in the (accuracy, size, latency) columns: its own file's accuracy and bytes, its latency
+# what a runtime puts in the (accuracy, size, latency) columns: its own file's accuracy and bytes, its latency,
+# its file's validation accuracy (None: not recorded for that runtime) and whether its latency was timed busy
 RUNTIME_COLUMNS = {
-    "onnxruntime": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "ort_b1_ms"},
-    "executorch": {"accuracy": "pte_accuracy", "onnx_bytes": "pte_bytes", "ort_b1_ms": "et_b1_ms"},
-    "pytorch": {"accuracy": "torch_accuracy", "onnx_bytes": "state_dict_bytes", "ort_b1_ms": "torch_b1_ms"},
-    "onnxruntime-cuda": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "cuda_b1_ms"},
+    "onnxruntime": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "ort_b1_ms",
+                    "val_accuracy": "val_accuracy", "ort_b1_busy": "ort_b1_busy"},
+    "executorch": {"accuracy": "pte_accuracy", "onnx_bytes": "pte_bytes", "ort_b1_ms": "et_b1_ms",
+                   "val_accuracy": "pte_val_accuracy", "ort_b1_busy": "et_b1_busy"},
+    "pytorch": {"accuracy": "torch_accuracy", "onnx_bytes": "state_dict_bytes", "ort_b1_ms": "torch_b1_ms",
+                "val_accuracy": None, "ort_b1_busy": "torch_b1_busy"},
+    "onnxruntime-cuda": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "cuda_b1_ms",
+                         "val_accuracy": "val_accuracy", "ort_b1_busy": "cuda_b1_busy"},
 }
+# the split a floor is judged on -> its accuracy column, and what a person reads for it
+JUDGES = ("val", "test")
+JUDGE_COLUMNS = {"val": "val_accuracy", "test": "accuracy"}
+SPLIT_NAMES = {"val": "validation", "test": "the test split"}
+# a latency column -> the column that flags it as timed on a busy machine (left out of latency fronts and picks)
+BUSY_COLUMNS = {"ort_b1_ms": "ort_b1_busy", "torch_b1_ms": "torch_b1_busy"}
 RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch", "pytorch": "PyTorch",
                  "onnxruntime-cuda": "ONNX Runtime (CUDA)"}
 RUNTIME_FILES = {"onnxruntime": "ONNX file", "executorch": "ExecuTorch .pte file", "pytorch": "PyTorch state_dict",
@@ -70,7 +87,52 @@ def on_runtime(df: pd.DataFrame, runtime: str = "onnxruntime") -> pd.DataFrame:
         raise PickError(f"The runtime is one of {', '.join(RUNTIME_COLUMNS)}, not {runtime!r}.")
     if runtime == "onnxruntime" or df.empty:
         return df
-    return df.assign(**{dst: df[src] for dst, src in RUNTIME_COLUMNS[runtime].items() if src in df})
+    unrecorded = {"val_accuracy": None, "ort_b1_busy": False}  # never ONNX Runtime's value in their place
+    return df.assign(**{**unrecorded, **{dst: df[src] for dst, src in RUNTIME_COLUMNS[runtime].items() if src in df}})
+
+
+def judged_split(df: pd.DataFrame, judge: str = "val", runtime: str = "onnxruntime") -> tuple[str, str]:
+    """(the split floors and picks on `df` judge on, why it is not `judge`, or ''). Validation, unless asked for
+    test or some measured point has no validation accuracy (stored before it was recorded, or PyTorch's, which is
+    not): then every point is judged on the test split, never a mixture."""
+    if judge not in JUDGES:
+        raise PickError(f"Judge on val (the validation split) or test, not {judge!r}.")
+    if judge == "test":
+        return "test", ""
+    measured = df[df["status"] == "ok"] if "status" in df else df
+    measured = measured[measured["accuracy"].notna()] if "accuracy" in measured else measured
+    missing = len(measured) if "val_accuracy" not in measured else int(measured["val_accuracy"].isna().sum())
+    if not missing:
+        return "val", ""
+    if runtime == "pytorch":
+        why = "PyTorch's accuracy is recorded on the test split only"
+    else:
+        why = (f"{missing} of {len(measured)} measured point(s) have no validation accuracy "
+               "(stored before edgetrim recorded it)")
+    return "test", f"Judged on the test split, not on validation: {why}."
+
+
+def judged(df: pd.DataFrame, split: str) -> pd.DataFrame:
+    """`df` with the 'judged_accuracy' column: the accuracy floors and fronts compare (`split`: val or test)."""
+    return df.assign(judged_accuracy=df[JUDGE_COLUMNS[split]] if JUDGE_COLUMNS[split] in df else float("nan"))
+
+
+def busy_mask(df: pd.DataFrame, columns) -> pd.Series:
+    """Rows whose latency in any of `columns` was timed on a busy machine."""
+    out = pd.Series(False, index=df.index)
+    for c in columns:
+        flag = BUSY_COLUMNS.get(c)
+        if flag in df:
+            out |= df[flag].eq(True)  # None (not timed) and NaN are not busy
+    return out
+
+
+def busy_count(df: pd.DataFrame, objectives: Sequence[str]) -> int:
+    """How many measured points with a value for every objective `front` leaves out: a latency among the
+    objectives timed on a busy machine."""
+    cols, _ = _columns(objectives)
+    ok = df[(df["status"] == "ok")].dropna(subset=cols) if "status" in df else df.dropna(subset=cols)
+    return int(busy_mask(ok, cols).sum())
 
 
 def objective_name(objective: str, runtime: str = "onnxruntime") -> str:
@@ -122,11 +184,18 @@ def _columns(objectives: Sequence[str]) -> tuple[list[str], list[str]]:
     return [OBJECTIVES[o][0] for o in objectives], [OBJECTIVES[o][1] for o in objectives]
 
 
-def front(df: pd.DataFrame, objectives: Sequence[str] = ("accuracy", "size"), by: str | None = None) -> pd.DataFrame:
+def front(df: pd.DataFrame, objectives: Sequence[str] = ("accuracy", "size"), by: str | None = None,
+          judge: str = "val") -> pd.DataFrame:
     """The Pareto-optimal rows of `df` over `objectives`, per group of column `by` (e.g. 'family' or 'run')
-    if given, sorted by the second objective."""
+    if given, sorted by the second objective. Accuracy is judged on `judge`'s split (see `judged_split`: the
+    whole table's, even per group), in the 'judged_accuracy' column; latencies timed on a busy machine are left
+    out (`busy_count` says how many)."""
     cols, dirs = _columns(objectives)
+    split, _ = judged_split(df, judge)
+    df = judged(df, split)
+    cols = ["judged_accuracy" if c == "accuracy" else c for c in cols]
     ok = df[(df["status"] == "ok")].dropna(subset=cols) if "status" in df else df.dropna(subset=cols)
+    ok = ok[~busy_mask(ok, cols)]
     groups = [ok] if by is None else [g for _, g in ok.groupby(by, sort=False)]
     parts = []
     for g in groups:
@@ -138,12 +207,15 @@ def front(df: pd.DataFrame, objectives: Sequence[str] = ("accuracy", "size"), by
 
 @dataclass(frozen=True)
 class Pick:
-    row: dict            # the chosen point (a row of the table, in the runtime's terms)
+    row: dict            # the chosen point (a row of the table, in the runtime's terms, with 'judged_accuracy')
     met_floor: bool      # False: nothing reached the floor, `row` is the most accurate point
     floor: float
     message: str
     met_budget: bool = True  # False: nothing at the floor is within the budgets; `row` misses them the least
     runtime: str = "onnxruntime"
+    judge: str = "val"   # the split the floor was judged on ('test' when asked, or when validation is missing)
+    judge_note: str = ""  # why it is not the split asked for, said once ('' when it is)
+    busy_left_out: int = 0  # points left out because their latency was timed on a busy machine
 
 
 def resolve_floor(baseline_accuracy: float | None, floor: float | None = None, max_drop: float | None = None) -> float:
@@ -182,10 +254,18 @@ def measured_on(view: pd.DataFrame, runtime: str) -> pd.DataFrame:
     return measured
 
 
+def _accuracies(row, split: str) -> str:
+    """'98.91 % on validation (98.85 % on the test split)': the judged accuracy, then the reported one."""
+    judged_text = f"{100 * row['judged_accuracy']:.2f} % on {SPLIT_NAMES[split]}"
+    return judged_text if split == "test" else f"{judged_text} ({100 * row['accuracy']:.2f} % on the test split)"
+
+
 def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms: float | None = None,
-         max_bytes: float | None = None, runtime: str = "onnxruntime") -> Pick:
+         max_bytes: float | None = None, runtime: str = "onnxruntime", judge: str = "val") -> Pick:
     """The best point by `objective` with accuracy >= floor and within the budgets (batch-1 latency, file bytes),
-    all on `runtime` (its file's accuracy, bytes and latency). Nothing at the floor: the most accurate point, said
+    all on `runtime` (its file's accuracy, bytes and latency). The floor is judged on `judge`'s split (validation
+    by default: see `judged_split`); the test accuracy is reported beside it. Latencies timed on a busy machine
+    are left out of latency picks and budgets, and counted. Nothing at the floor: the most accurate point, said
     plainly. Nothing at the floor within the budgets: the point at the floor that misses them least, and by how
     much."""
     if objective not in MINIMISED:
@@ -198,20 +278,30 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
     name = objective_name(objective, runtime)
     where = "" if runtime == "onnxruntime" else f" on {RUNTIME_NAMES[runtime]}"
     measured = measured_on(view, runtime)
+    split, note = judged_split(measured, judge, runtime)
+    measured = judged(measured, split)
+    on = f" on {SPLIT_NAMES[split]}"  # what a floor is compared with
     budgets = {c: v for c, v in (("ort_b1_ms", max_latency_ms), ("onnx_bytes", max_bytes)) if v is not None}
     ok = measured.dropna(subset=[col, *budgets])
     if ok.empty:
         missing = "a latency" if "ort_b1_ms" in budgets else f"a {name}"
         raise PickError(f"No point of the run has {missing}{where} ({WHY_MISSING.get(objective, 'not measured')}); "
                         "pick by another measure.")
-    above = ok[ok["accuracy"] >= floor - 1e-12]
+    busy = busy_mask(ok, [col, *budgets])
+    if busy.all():
+        raise PickError(f"Every point's latency{where} was timed on a busy machine; time them again on a quiet "
+                        "one (or pick by another measure).")
+    ok, n_busy = ok[~busy], int(busy.sum())
+    made = dict(runtime=runtime, judge=split, judge_note=note, busy_left_out=n_busy)
+    above = ok[ok["judged_accuracy"] >= floor - 1e-12]
     base = ok[ok["family"] == "baseline"]
-    base_note = f" (baseline {100 * base['accuracy'].iloc[0]:.2f} %)" if len(base) else ""
+    base_acc = f"baseline {100 * base['judged_accuracy'].iloc[0]:.2f} %" if len(base) else ""
+    base_note = f" ({base_acc})" if base_acc else ""
     if above.empty:
-        best = ok.sort_values(["accuracy", col], ascending=[False, True]).iloc[0]
+        best = ok.sort_values(["judged_accuracy", col], ascending=[False, True]).iloc[0]
         return Pick(best.to_dict(), False, floor,
-                    f"No point reaches the floor of {100 * floor:.2f} %{where}{base_note}; the closest is "
-                    f"{best['label']} at {100 * best['accuracy']:.2f} %.", runtime=runtime)
+                    f"No point{where} reaches the floor of {100 * floor:.2f} %{on}{base_note}; the closest is "
+                    f"{best['label']} at {_accuracies(best, split)}.", **made)
     within = above[above.apply(_over, axis=1, budgets=budgets) <= 1e-12] if budgets else above
     if within.empty:
         nearest = above.assign(_over=above.apply(_over, axis=1, budgets=budgets)).sort_values(["_over", col])
@@ -220,35 +310,47 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
                   + (f"{best[c] - v:.3g} ms" if c == "ort_b1_ms" else f"{best[c] - v:,.0f} bytes")
                   + f" ({100 * (best[c] / v - 1):.0f} %) over" for c, v in budgets.items() if best[c] > v]
         return Pick(best.drop("_over").to_dict(), True, floor,
-                    f"No point at the floor of {100 * floor:.2f} %{where} meets the budget; the closest is "
-                    f"{best['label']} at {100 * best['accuracy']:.2f} %: {'; '.join(misses)}.",
-                    met_budget=False, runtime=runtime)
-    best = within.sort_values([col, "accuracy"], ascending=[True, False]).iloc[0]
-    missing = len(measured) - len(ok)
+                    f"No point{where} at the floor of {100 * floor:.2f} %{on} meets the budget; the closest is "
+                    f"{best['label']} at {_accuracies(best, split)}: {'; '.join(misses)}.",
+                    met_budget=False, **made)
+    best = within.sort_values([col, "judged_accuracy"], ascending=[True, False]).iloc[0]
+    missing = len(measured) - len(ok) - n_busy
     left_out = (f" Left out: {missing} point(s) with no {name} "
                 f"({WHY_MISSING.get(objective, 'not measured')})." if missing else "")
+    if n_busy:
+        left_out += f" Left out: {n_busy} point(s) whose latency{where} was timed on a busy machine."
     within_note = (" within " + " and ".join(f"{v:g} ms" if c == "ort_b1_ms" else f"{v:,.0f} bytes"
                                              for c, v in budgets.items())) if budgets else ""
+    reported = "" if split == "test" else f", {100 * best['accuracy']:.2f} % on the test split"
     return Pick(best.to_dict(), True, floor,
-                f"{best['label']}: {100 * best['accuracy']:.2f} % >= {100 * floor:.2f} %{where}{base_note}, the "
-                f"smallest {name}{within_note} at the floor: "
-                f"{value_text(objective, best[col])}.{left_out}", runtime=runtime)
+                f"{best['label']}{where}: {100 * best['judged_accuracy']:.2f} % on {SPLIT_NAMES[split]} (floor "
+                f"{100 * floor:.2f} %{', ' + base_acc if base_acc else ''}){reported}; the smallest {name}"
+                f"{within_note} at the floor: {value_text(objective, best[col])}.{left_out}", **made)
 
 
-def baseline_accuracy(df: pd.DataFrame) -> float | None:
-    base = df[(df["family"] == "baseline") & (df["status"] == "ok") & df["accuracy"].notna()]
-    return float(base["accuracy"].iloc[0]) if len(base) else None
+def baseline_accuracy(df: pd.DataFrame, judge: str = "val", runtime: str = "onnxruntime") -> float | None:
+    """The baseline's accuracy on the split `df` is judged on (`judged_split`): what a drop from it starts at."""
+    split, _ = judged_split(df, judge, runtime)
+    col = JUDGE_COLUMNS[split]
+    if col not in df:
+        return None
+    base = df[(df["family"] == "baseline") & (df["status"] == "ok") & df[col].notna()]
+    return float(base[col].iloc[0]) if len(base) else None
 
 
-def best_per_family(df: pd.DataFrame, floor: float, objective: str = "size") -> pd.DataFrame:
-    """Each family's best point by `objective` at or above `floor`, best first, with its factor against the
-    baseline (above 1: that many times smaller or faster): where distillation beats pruning at this floor, and
-    where not. A family with nothing at the floor comes last with its most accurate point and `met_floor` False."""
+def best_per_family(df: pd.DataFrame, floor: float, objective: str = "size", judge: str = "val") -> pd.DataFrame:
+    """Each family's best point by `objective` at or above `floor` (judged on `judge`'s split, the
+    'judged_accuracy' column; latencies timed on a busy machine left out), best first, with its factor against
+    the baseline (above 1: that many times smaller or faster): where distillation beats pruning at this floor,
+    and where not. A family with nothing at the floor comes last with its most accurate point and `met_floor`
+    False."""
     col, _ = OBJECTIVES[objective]
-    ok = df[(df["status"] == "ok")].dropna(subset=["accuracy", col])
-    above = ok[ok["accuracy"] >= floor - 1e-12]
-    best = above.sort_values([col, "accuracy"], ascending=[True, False]).groupby("family", sort=False).head(1)
-    short = ok[~ok["family"].isin(best["family"])].sort_values("accuracy", ascending=False)
+    split, _ = judged_split(df, judge)
+    ok = judged(df[(df["status"] == "ok")], split).dropna(subset=["judged_accuracy", col])
+    ok = ok[~busy_mask(ok, [col])]
+    above = ok[ok["judged_accuracy"] >= floor - 1e-12]
+    best = above.sort_values([col, "judged_accuracy"], ascending=[True, False]).groupby("family", sort=False).head(1)
+    short = ok[~ok["family"].isin(best["family"])].sort_values("judged_accuracy", ascending=False)
     short = short.groupby("family", sort=False).head(1)
     out = pd.concat([best.assign(met_floor=True), short.assign(met_floor=False)], ignore_index=True)
     base = ok[ok["family"] == "baseline"]

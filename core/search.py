@@ -3,7 +3,9 @@
 Each trial picks one value per axis, becomes a Spec, and is measured and stored by the
 same runner as a grid point (a point already in the store is reused, not recomputed).
 The trials' objective values come from the stored metrics, so the search and the grid
-share one store and one set of fronts.
+share one store and one set of fronts. Accuracy is the deployed file's on the validation
+split (`search: {judge_on: test}` to search on the test split); the test split is what is
+reported. A point stored before validation accuracy was recorded counts with its test accuracy.
 """
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ def run_search(cfg, store: Store, progress, t0: float) -> R.SweepResult:
     cols = [pareto.OBJECTIVES[o] for o in objectives if o in pareto.OBJECTIVES]
     if len(cols) != len(objectives):
         raise pareto.PickError(f"search.objectives must be among {', '.join(pareto.OBJECTIVES)}.")
+    judge = cfg.search.get("judge_on", "val")
+    if judge not in pareto.JUDGES:
+        raise pareto.PickError(f"search.judge_on is val (the validation split) or test, not {judge!r}.")
+    cols = [(pareto.JUDGE_COLUMNS[judge], d) if c == "accuracy" else (c, d) for c, d in cols]
     trials = int(cfg.search["trials"])
     sampler = (optuna.samplers.NSGAIISampler(seed=SEED) if cfg.search.get("sampler", "nsga2") == "nsga2"
                else optuna.samplers.TPESampler(seed=SEED, multivariate=True))
@@ -60,6 +66,8 @@ def run_search(cfg, store: Store, progress, t0: float) -> R.SweepResult:
             errors.append(point.error)
             raise optuna.TrialPruned(point.error)
         row = points_frame([point]).iloc[0]  # the same columns the fronts are computed on
+        if pd.isna(row["val_accuracy"]):  # stored before validation accuracy was recorded: its test accuracy
+            row["val_accuracy"] = row["accuracy"]
         return tuple(float(row[c]) if pd.notna(row[c]) else float("inf") for c, _ in cols)
 
     measure(S.Spec(), 0)  # the baseline is always a point of the run, as in a grid

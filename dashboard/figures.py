@@ -50,38 +50,57 @@ def axis_title(objective: str, runtime: str = "onnxruntime") -> str:
     return f"{RUNTIME_NAMES[runtime]} latency, batch 1 (ms, log scale)"
 
 
+BUSY_MARKER = dict(size=15, symbol="x-thin-open", color="#6b7280", line=dict(width=2))
+
+
+def _busy_trace(ok: pd.DataFrame, col: str, x, y) -> go.Scatter | None:
+    """A grey cross over each point whose latency in `col` was timed on a busy machine (left out of the fronts)."""
+    busy = pareto.busy_mask(ok, [col])
+    if not busy.any():
+        return None
+    return go.Scatter(x=x[busy], y=y[busy], mode="markers", marker=BUSY_MARKER, hoverinfo="skip",
+                      name="latency timed on a busy machine (left out of the fronts)")
+
+
 def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recommended: str | None = None,
              selected: str | None = None, runtime: str = "onnxruntime", x_budget: float | None = None,
-             outside: set | None = None) -> go.Figure:
-    """Accuracy against `objective` (log x, human units) on `runtime` (a table from `pareto.on_runtime`): points
+             outside: set | None = None, judge: str = "test") -> go.Figure:
+    """Accuracy on `judge`'s split (the one the floor is judged on: 'val' or 'test'; the test accuracy is in the
+    hover) against `objective` (log x, human units) on `runtime` (a table from `pareto.on_runtime`): points
     by family (symbol by run), each family's Pareto front as a line, the floor as a dashed line, the feasible
     region (at or above the floor, within `x_budget` on the x axis) shaded, points outside a budget (`outside`
-    keys) faded, the recommended point in a large red ring and the selected one in a smaller teal diamond."""
+    keys) faded, latencies timed on a busy machine crossed out (and left out of the fronts), the recommended point
+    in a large red ring and the selected one in a smaller teal diamond."""
     col = pareto.OBJECTIVES[objective][0]
     _, scale = AXES[objective]
     title = axis_title(objective, runtime)
     outside = outside or set()
-    ok = df[df["status"] == "ok"].dropna(subset=[col, "accuracy"]).copy()
-    ok["accuracy %"] = 100 * ok["accuracy"]
+    ok = pareto.judged(df[df["status"] == "ok"], judge).dropna(subset=[col, "judged_accuracy"]).copy()
+    ok["accuracy %"] = 100 * ok["judged_accuracy"]
     ok["x"] = ok[col] * scale
     ok["x text"] = [human(objective, v) for v in ok[col]]
+    ok["test text"] = "" if judge == "test" else [f" (test {100 * a:.2f} %)" for a in ok["accuracy"]]
     runs = list(dict.fromkeys(ok["run"]))
     fig = go.Figure()
     for (family, run), g in ok.groupby(["family", "run"], sort=False):
         fig.add_trace(go.Scatter(
             x=g["x"], y=g["accuracy %"], mode="markers", name=f"{family}" + (f" · {run}" if len(runs) > 1 else ""),
-            legendgroup=family, customdata=g[["key", "label", "x text", "run"]].to_numpy(),
+            legendgroup=family, customdata=g[["key", "label", "x text", "run", "test text"]].to_numpy(),
             marker=dict(color=FAMILY_COLOURS.get(family, "#6b7280"), size=9,
                         opacity=[0.25 if k in outside else 0.8 for k in g["key"]],
                         symbol=SYMBOLS[runs.index(run) % len(SYMBOLS)]),
-            hovertemplate="<b>%{customdata[1]}</b><br>accuracy %{y:.2f} %<br>" + title.split(" (")[0]
+            hovertemplate="<b>%{customdata[1]}</b><br>" + ("validation" if judge == "val" else "test")
+                          + " accuracy %{y:.2f} %%{customdata[4]}<br>" + title.split(" (")[0]
                           + " %{customdata[2]}<br>run %{customdata[3]}<extra></extra>"))
+    crossed = _busy_trace(ok, col, ok["x"], ok["accuracy %"])
+    if crossed is not None:
+        fig.add_trace(crossed)
     by = ["run", "family"] if len(runs) > 1 else ["family"]
     for _, g in ok.groupby(by, sort=False):
-        fr = pareto.front(g, ["accuracy", objective])
+        fr = pareto.front(g, ["accuracy", objective], judge=judge)
         family = g["family"].iloc[0]
         if len(fr) > 1:
-            fig.add_trace(go.Scatter(x=fr[col] * scale, y=100 * fr["accuracy"], mode="lines", line=dict(
+            fig.add_trace(go.Scatter(x=fr[col] * scale, y=100 * fr["judged_accuracy"], mode="lines", line=dict(
                 color=FAMILY_COLOURS.get(family, "#6b7280"), width=1.5, shape="hv",
                 dash="solid" if runs.index(g["run"].iloc[0]) == 0 else "dot"),
                 name=f"front: {family}" + (f" · {g['run'].iloc[0]}" if len(runs) > 1 else ""),
@@ -108,34 +127,49 @@ def tradeoff(df: pd.DataFrame, objective: str, floor: float | None = None, recom
     fig.update_xaxes(type="log", title=title, **(log_ticks(xs) if len(ok) else LOG_TICKS),
                      **({"range": [math.log10(float(xs.min()) / 1.5), math.log10(float(xs.max()) * 1.5)]}
                         if len(ok) and xs.min() > 0 else {}))
-    fig.update_yaxes(title="test accuracy (%)" + ("" if runtime == "onnxruntime" else
-                                                  f" of the {pareto.RUNTIME_FILES[runtime]}"))
+    fig.update_yaxes(title=("validation" if judge == "val" else "test") + " accuracy (%)"
+                     + ("" if runtime == "onnxruntime" else f" of the {pareto.RUNTIME_FILES[runtime]}"))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
                       clickmode="event+select")
     return fig
 
 
-def runtime_fronts(df: pd.DataFrame, runtimes: list[str], floor: float | None = None) -> go.Figure:
-    """The same points on each runtime: accuracy (of that runtime's file) against its batch-1 latency, one colour
-    and one Pareto front per runtime, so a person sees where each runtime is faster."""
+def runtime_fronts(df: pd.DataFrame, runtimes: list[str], floor: float | None = None,
+                   judge: str = "val") -> go.Figure:
+    """The same points on each runtime: accuracy (of that runtime's file, on `judge`'s split where that runtime
+    recorded it, else on the test split: `pareto.judged_split`) against its batch-1 latency, one colour and one
+    Pareto front per runtime, so a person sees where each runtime is faster. Latencies timed on a busy machine
+    are crossed out and left out of the fronts."""
     fig = go.Figure()
+    splits = {}
     for runtime in runtimes:
         view = pareto.on_runtime(df, runtime)
         ok = view[view["status"] == "ok"].dropna(subset=["accuracy", "ort_b1_ms"])
         if ok.empty:
             continue
+        splits[runtime], _ = pareto.judged_split(ok, judge, runtime)
+        ok = pareto.judged(ok, splits[runtime])
         colour, name = RUNTIME_COLOURS.get(runtime, "#6b7280"), RUNTIME_NAMES.get(runtime, runtime)
         fig.add_trace(go.Scatter(
-            x=ok["ort_b1_ms"], y=100 * ok["accuracy"], mode="markers", name=name, legendgroup=runtime,
+            x=ok["ort_b1_ms"], y=100 * ok["judged_accuracy"], mode="markers", name=name, legendgroup=runtime,
             marker=dict(color=colour, size=8, opacity=0.75), text=ok["label"],
             hovertemplate="<b>%{text}</b><br>" + name + ": %{x:.3g} ms, %{y:.2f} %<extra></extra>"))
-        fr = pareto.front(ok, ["accuracy", "latency"])
-        fig.add_trace(go.Scatter(x=fr["ort_b1_ms"], y=100 * fr["accuracy"], mode="lines", legendgroup=runtime,
-                                 line=dict(color=colour, width=1.5, shape="hv"), showlegend=False, hoverinfo="skip"))
+        crossed = _busy_trace(ok, "ort_b1_ms", ok["ort_b1_ms"], 100 * ok["judged_accuracy"])
+        if crossed is not None:
+            fig.add_trace(crossed.update(legendgroup=runtime, showlegend=False))
+        fr = pareto.front(ok, ["accuracy", "latency"], judge=splits[runtime])
+        fig.add_trace(go.Scatter(x=fr["ort_b1_ms"], y=100 * fr["judged_accuracy"], mode="lines",
+                                 legendgroup=runtime, line=dict(color=colour, width=1.5, shape="hv"),
+                                 showlegend=False, hoverinfo="skip"))
     if floor is not None:
         fig.add_hline(y=100 * floor, line=dict(color="#dc2626", dash="dash"))
     fig.update_xaxes(type="log", title="latency, batch 1 (ms, log scale)", **LOG_TICKS)
-    fig.update_yaxes(title="test accuracy of that runtime's file (%)")
+    on_test = [RUNTIME_NAMES.get(r, r) for r, s in splits.items() if s == "test"]
+    if judge == "test" or len(on_test) == len(splits):
+        what = "test accuracy"
+    else:
+        what = "validation accuracy" + (f" (test for {', '.join(on_test)})" if on_test else "")
+    fig.update_yaxes(title=f"{what} of that runtime's file (%)")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
 

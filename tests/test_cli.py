@@ -52,7 +52,8 @@ def test_sweep_runs_front_pick_export_table_delete(tmp_path, capsys, monkeypatch
     assert cli.main(["front", "cli", "--by", "family", *db]) == 0
     assert "family = " in capsys.readouterr().out
     assert cli.main(["pick", "cli", "--max-drop", "1", *db]) == 0
-    assert ">=" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "% on validation (floor" in out and "% on the test split" in out  # judged on val, reported on test
     assert cli.main(["pick", "cli", "--floor", "0.999", *db]) == 1
     assert "No point reaches the floor" in capsys.readouterr().out
     assert cli.main(["export", "cli", "--max-drop", "1", "-o", str(tmp_path / "best.onnx"), *db]) == 0
@@ -103,3 +104,49 @@ def test_pick_below_the_floor_offers_no_export(tmp_path, capsys, monkeypatch):
     assert cli.main(["pick", "p", "--store", store, "--floor", "0.999"]) == 1
     out = capsys.readouterr().out
     assert "No point reaches the floor" in out and "export it" not in out
+
+def _judged_run(path, points, run="judge"):
+    """A store holding `points` (prune ratio, validation accuracy or None, test accuracy, file bytes), no sweep."""
+    from core import measure as ME
+    from core import spec as S
+    from core.prune import UnstructuredPrune
+    from core.store import Point, Store
+
+    store = Store(path)
+    store.add_run(run, {"model": "m", "data": "d"}, "m", "d")
+    for i, (ratio, val, test, size) in enumerate(points):
+        spec = S.Spec(prune=UnstructuredPrune(ratio)) if ratio else S.Spec()
+        m = ME.Metrics(test, None, 100, size, size, None, 10, 10, 10, val_accuracy=val)
+        store.put(Point(spec.hash, "m", "f", "d", "g", spec, "ok", m), run, i)
+    store.close()
+    return ["--store", str(path)]
+
+
+def test_pick_judges_on_validation_prints_both_splits_and_judges_on_test_when_asked(tmp_path, capsys):
+    # 50 %: within the floor on validation only; 90 %: on the test split only (and smaller); 75 %: on the test
+    # split's front, dominated by 90 % on validation
+    db = _judged_run(tmp_path / "s.sqlite", [(0, 0.99, 0.99, 1000), (0.5, 0.985, 0.96, 600),
+                                              (0.75, 0.94, 0.99, 500), (0.9, 0.95, 0.985, 300)])
+    assert cli.main(["pick", "judge", "--floor", "0.98", *db]) == 0
+    out = capsys.readouterr().out
+    assert "prune 50 %" in out.splitlines()[0], out
+    assert "98.50 % on validation (floor 98.00 %, baseline 99.00 %), 96.00 % on the test split" in out
+    assert "val acc %" in out and "note:" not in out
+    assert cli.main(["pick", "judge", "--floor", "0.98", "--judge-on", "test", *db]) == 0
+    out = capsys.readouterr().out
+    assert "prune 90 %" in out.splitlines()[0] and "98.50 % on the test split (floor 98.00 %" in out, out
+    assert cli.main(["front", "judge", *db]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy judged on validation" in out and "prune 75 %" not in out  # dominated on validation
+    assert cli.main(["front", "judge", "--judge-on", "test", *db]) == 0
+    assert "prune 75 %" in capsys.readouterr().out
+
+
+def test_points_stored_before_validation_was_recorded_are_judged_on_test_said_once(tmp_path, capsys):
+    db = _judged_run(tmp_path / "s.sqlite", [(0, None, 0.99, 1000), (0.5, 0.985, 0.96, 600),
+                                              (0.9, None, 0.985, 300)])
+    assert cli.main(["pick", "judge", "--max-drop", "1", *db]) == 0
+    out = capsys.readouterr().out
+    assert "prune 90 %" in out.splitlines()[0] and "on the test split (floor 98.00 %" in out, out
+    assert out.count("note: Judged on the test split, not on validation: 2 of 3 measured point(s)") == 1
+

@@ -1,4 +1,10 @@
-"""Trade-offs: accuracy against size and latency, Pareto fronts per family and per run, a floor, a pick."""
+"""Trade-offs: accuracy against size and latency, Pareto fronts per family and per run, a floor, a pick.
+
+The floor, the fronts and the pick are judged on the validation split by default (choosing on the split
+you report overstates it) and the test accuracy is reported beside it; "Judge on" switches to the test
+split. A point the person chose (a click, or the selectbox) stays selected while the floor and the budget
+move, under the app's own key, until they choose again or ask for the recommended point.
+"""
 from __future__ import annotations
 
 import math
@@ -16,6 +22,7 @@ from dashboard import cache, figures, fmt, progress, state
 X_NAMES = {o: pareto.OBJECTIVE_NAMES[o][0].upper() + pareto.OBJECTIVE_NAMES[o][1:]
            for o in ("archive", "size", "latency", "torch_latency", "macs")}  # core's names, archive first
 NO_BUDGET = "no budget"
+JUDGE_NAMES = {"val": "Validation split", "test": "Test split"}
 
 
 def _x_names(runtime: str) -> dict[str, str]:
@@ -73,14 +80,41 @@ def _chart_selected() -> None:
     keys = [p["customdata"][0] for p in points if p.get("customdata")]
     if keys:
         state.put("chosen_point", keys[0])
+        _person_chose()
+
+
+def _person_chose() -> None:
+    """The selected point is the person's own choice: it stays while the floor and the budget move."""
+    st.session_state["tradeoffs.person_chose"] = state.get("chosen_point")
+
+
+def _select_recommended() -> None:
+    state.put("chosen_point", st.session_state.get("recommended_key"))
+    st.session_state.pop("tradeoffs.person_chose", None)
+
+
+def _selection(recommended: str, shown: set) -> str:
+    """The point to select: the person's own choice while it is on the chart (whatever the floor and the budget
+    recommend meanwhile, an unreachable budget included), else the recommended point when the recommendation
+    changes or the selection left the chart."""
+    chosen = state.get("chosen_point")
+    mine = chosen is not None and st.session_state.get("tradeoffs.person_chose") == chosen and chosen in shown
+    if st.session_state.get("recommended_key") != recommended:  # a new floor or measure: select its pick
+        st.session_state["recommended_key"] = recommended
+        if not mine:
+            state.put("chosen_point", recommended)
+    elif chosen not in shown:
+        state.put("chosen_point", recommended)
+    return state.get("chosen_point")
 
 
 FLOOR_SPAN = 10.0  # accuracy points the floor slider spans below the best point: 0.1-point steps stay usable
 
 
 def _floor_range(ok: pd.DataFrame) -> tuple[float, float]:
-    """From a bit below the least accurate point, but at most FLOOR_SPAN points below the best, to the best, in %."""
-    accs = 100 * ok["accuracy"]
+    """From a bit below the least accurate point, but at most FLOOR_SPAN points below the best, to the best, in %
+    (of the judged accuracy: `pareto.judged`)."""
+    accs = 100 * ok["judged_accuracy"].dropna()
     lo = max(0.0, math.floor(float(accs.min())) - 1.0, math.floor(float(accs.max())) - FLOOR_SPAN)
     hi = min(100.0, math.ceil(float(accs.max()) * 10) / 10)
     return float(lo), float(max(hi, lo + 0.1))
@@ -91,37 +125,59 @@ def _ms(v: float) -> str:
     return f"{v:.3g} ms"
 
 
+def _accuracy(row: dict, split: str) -> str:
+    """'98.91 % on validation, 98.85 % on the test split': the judged accuracy, then the reported one."""
+    judged = f"{fmt.pct(row['judged_accuracy'])} on {pareto.SPLIT_NAMES[split]}"
+    return judged if split == "test" else f"{judged}, {fmt.pct(row['accuracy'])} on the test split"
+
+
 def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None, budget: float | None) -> str:
-    row, floor, runtime = choice.row, choice.floor, choice.runtime
+    row, floor, runtime, split = choice.row, choice.floor, choice.runtime, choice.judge
     base = f", baseline {fmt.pct(base_acc)}" if base_acc is not None else ""
     on = "" if runtime == "onnxruntime" else f" on {figures.RUNTIME_NAMES[runtime]}"
+    busy = (f" Left out: {choice.busy_left_out} point(s) whose latency was timed on a busy machine."
+            if choice.busy_left_out else "")
     if not choice.met_floor:
-        return (f"No point of {run_name(run)} reaches the floor of {100 * floor:.1f} %{on}{base}; the closest is "
-                f"{row['label']} at {fmt.pct(row['accuracy'])}.")
+        return (f"No point of {run_name(run)} reaches the floor of {100 * floor:.1f} % on "
+                f"{pareto.SPLIT_NAMES[split]}{on}{base}; the closest is {row['label']} at {_accuracy(row, split)}."
+                f"{busy}")
     if not choice.met_budget:
         over = row["ort_b1_ms"] - budget
         return (f"No point of {run_name(run)} at the floor of {100 * floor:.1f} % runs within {_ms(budget)}"
                 f"{on}. The closest is **{row['label']}** at {_ms(row['ort_b1_ms'])}, {_ms(over)} "
-                f"({100 * over / budget:.0f} %) over the budget, {fmt.pct(row['accuracy'])} accuracy.")
+                f"({100 * over / budget:.0f} %) over the budget, {_accuracy(row, split)}.{busy}")
     value = figures.human(pick_by, row[pareto.OBJECTIVES[pick_by][0]])
     within = f", within {_ms(budget)}" if budget is not None else ""
-    return (f"Recommended in {run_name(run)}{on}: **{row['label']}**, {fmt.pct(row['accuracy'])} accuracy (floor "
-            f"{100 * floor:.1f} %{base}{within}); {_x_names(runtime)[pick_by].lower()} {value}, {BEST[pick_by]} at "
-            "or above the floor.")
+    return (f"Recommended in {run_name(run)}{on}: **{row['label']}**, {fmt.pct(row['judged_accuracy'])} on "
+            f"{pareto.SPLIT_NAMES[split]} (floor {100 * floor:.1f} %{base}{within})"
+            + ("" if split == "test" else f", {fmt.pct(row['accuracy'])} on the test split")
+            + f"; {_x_names(runtime)[pick_by].lower()} {value}, {BEST[pick_by]} at or above the floor.{busy}")
 
 
-def _front_table(ok: pd.DataFrame, objective: str, runtime: str) -> pd.DataFrame:
-    fr = pareto.front(ok, ["accuracy", objective], by="family")
+def _accuracy_columns(df: pd.DataFrame, split: str) -> dict:
+    """The accuracy columns of a table: the judged one (validation) beside the reported one (test)."""
+    cols = {} if split == "test" else {"Validation accuracy": [fmt.pct(a) for a in df["judged_accuracy"]]}
+    return {**cols, "Test accuracy": [fmt.pct(a) for a in df["accuracy"]]}
+
+
+def _human_marked(objective: str, df: pd.DataFrame) -> list[str]:
+    """`objective`'s values in its unit, a latency timed on a busy machine marked so."""
     col = pareto.OBJECTIVES[objective][0]
+    busy = pareto.busy_mask(df, [col])
+    return [figures.human(objective, v) + (" (busy machine)" if b else "") for v, b in zip(df[col], busy)]
+
+
+def _front_table(ok: pd.DataFrame, objective: str, runtime: str, split: str) -> pd.DataFrame:
+    fr = pareto.front(ok, ["accuracy", objective], by="family", judge=split)
     return pd.DataFrame({"Run": fr["run"].map(run_name), "Family": fr["family"], "Point": fr["label"],
-                         "Test accuracy": [fmt.pct(a) for a in fr["accuracy"]],
-                         _x_names(runtime)[objective]: [figures.human(objective, v) for v in fr[col]],
+                         **_accuracy_columns(fr, split),
+                         _x_names(runtime)[objective]: _human_marked(objective, fr),
                          "Notes": fr["notes"]})
 
 
-def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, runtime: str) -> None:
+def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, runtime: str, split: str) -> None:
     """Each family's best point at the floor, side by side: where students beat pruning, and where not."""
-    best = pareto.best_per_family(df, floor, pick_by)
+    best = pareto.best_per_family(df, floor, pick_by, judge=split)
     if best["family"].nunique() < 2:
         return
     col = pareto.OBJECTIVES[pick_by][0]
@@ -131,13 +187,14 @@ def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, r
         "Family": best["family"],
         "Point": [p if met else f"nothing at the floor; most accurate: {p}" for p, met in zip(best["label"],
                                                                                           best["met_floor"])],
-        "Test accuracy": [fmt.pct(a) for a in best["accuracy"]],
+        **_accuracy_columns(best, split),
         name: [figures.human(pick_by, v) for v in best[col]],
         "vs baseline": [_versus(f, pick_by) if met else "" for f, met in zip(best["factor"], best["met_floor"])]}),
         hide_index=True, width="stretch")
 
 
-def _runtimes_side_by_side(df: pd.DataFrame, runtimes: list[str], floor: float, chosen: str | None) -> None:
+def _runtimes_side_by_side(df: pd.DataFrame, runtimes: list[str], floor: float, chosen: str | None,
+                           split: str) -> None:
     """The selected point on every runtime it ran on, and each runtime's front for the first run."""
     row = df[df["key"] == chosen]
     if len(row):
@@ -147,12 +204,17 @@ def _runtimes_side_by_side(df: pd.DataFrame, runtimes: list[str], floor: float, 
             v = pareto.on_runtime(row, runtime).iloc[0]
             if v["accuracy"] != v["accuracy"] or v["accuracy"] is None:
                 continue
+            val = v["val_accuracy"]
+            timed = v["ort_b1_ms"] == v["ort_b1_ms"] and v["ort_b1_ms"] is not None
             lines.append({"Runtime": figures.RUNTIME_NAMES[runtime], "File": pareto.RUNTIME_FILES[runtime],
-                          "File size": fmt.size(v["onnx_bytes"]), "Test accuracy": fmt.pct(v["accuracy"]),
-                          "Batch 1": fmt.ms(v["ort_b1_ms"]) if v["ort_b1_ms"] == v["ort_b1_ms"] else "not timed"})
+                          "File size": fmt.size(v["onnx_bytes"]),
+                          "Validation accuracy": "not recorded" if val is None or val != val else fmt.pct(val),
+                          "Test accuracy": fmt.pct(v["accuracy"]),
+                          "Batch 1": (fmt.ms(v["ort_b1_ms"]) + (" (busy machine)" if v["ort_b1_busy"] in (True,)
+                                                                else "")) if timed else "not timed"})
         st.markdown(f"**{r['label']}** on each runtime (threads: {r['threads'] if r['threads'] == r['threads'] else '?'})")
         st.dataframe(pd.DataFrame(lines), hide_index=True, width="stretch")
-    st.plotly_chart(figures.runtime_fronts(df, runtimes, floor), key="runtime_chart")
+    st.plotly_chart(figures.runtime_fronts(df, runtimes, floor, judge=split), key="runtime_chart")
 
 
 def main() -> None:
@@ -176,16 +238,25 @@ def main() -> None:
         st.warning("These runs have no measured points yet.")
         return
     available = pareto.runtimes_in(ok)
-    r1, r2 = st.columns([1, 2])
+    r1, rj, r2 = st.columns([1, 1, 2])
     runtime = state.widget(r1.selectbox, "Runtime", key="tradeoffs.runtime", default="onnxruntime",
                            options=available, format_func=figures.RUNTIME_NAMES.get,
                            help="Where the model will run: accuracy, file size and latency become that runtime's "
                                 "own file's. A sweep adds runtimes under Runtimes on the Sweep page.")
+    judge = state.widget(rj.selectbox, "Judge the floor on", key="tradeoffs.judge", default="val",
+                         options=list(JUDGE_NAMES), format_func=JUDGE_NAMES.get,
+                         help="The split the floor, the fronts and the recommendation compare. Validation by "
+                              "default: choosing on the split you report overstates it. The test accuracy is "
+                              "reported beside it either way.")
     view = pareto.on_runtime(ok, runtime).dropna(subset=["accuracy"])
     if view.empty:
         st.warning(f"No point of these runs ran on {figures.RUNTIME_NAMES[runtime]}; add it under Runtimes on the "
                    "Sweep page.")
         return
+    split, why = pareto.judged_split(view, judge, runtime)  # one split for every run on the page
+    view = pareto.judged(view, split)
+    if why:
+        st.caption(why)
     x_names = _x_names(runtime)
     latencies = view["ort_b1_ms"].dropna()
     budget = None
@@ -209,14 +280,15 @@ def main() -> None:
                              help="What each point costs. The compact archive is the smallest file a point can be "
                                   "shipped as (packed low-bit codes, sparse masks); the runtime's file is what it "
                                   "loads.")
-    base_acc = pareto.baseline_accuracy(view[view["run"] == runs[0]])
+    base_acc = pareto.baseline_accuracy(view[view["run"] == runs[0]], split, runtime)
     lo, hi = _floor_range(view)
     default_floor = min(hi, max(lo, round(100 * base_acc - 1, 1))) if base_acc else lo
     floor_pct = state.widget(c2.slider, "Accuracy floor (%)", lo, hi, step=0.1, key="tradeoffs.floor",
                              default=float(default_floor), valid=lambda v: isinstance(v, float) and lo <= v <= hi,
-                             help="The least test accuracy you accept. The recommendation is the best point at or "
-                                  "above it; the default is one point below the baseline. The range spans the "
-                                  f"measured points, at most {FLOOR_SPAN:.0f} points below the best one.")
+                             help=f"The least accuracy on the {JUDGE_NAMES[split].lower()} you accept (Judge the "
+                                  "floor on). The recommendation is the best point at or above it; the default is "
+                                  "one point below the baseline. The range spans the measured points, at most "
+                                  f"{FLOOR_SPAN:.0f} points below the best one.")
     pick_by = state.widget(c3.selectbox, "Recommend the best by", key="tradeoffs.pick_by", default=objective,
                            options=list(X_NAMES), format_func=x_names.get, on_change=_pick_changed,
                            help="Among the points at or above the floor, the recommended one is the smallest or "
@@ -224,7 +296,7 @@ def main() -> None:
     floor = floor_pct / 100
     first = ok[ok["run"] == runs[0]]
     try:
-        choice = pareto.pick(first, floor, pick_by, max_latency_ms=budget, runtime=runtime)
+        choice = pareto.pick(first, floor, pick_by, max_latency_ms=budget, runtime=runtime, judge=split)
     except ValueError as e:
         where = f" from {run_name(runs[0])}, the first run chosen" if len(runs) > 1 else ""
         st.warning(f"No recommendation{where} by {x_names[pick_by].lower()}: {fmt.one_sentence(e)}")
@@ -233,32 +305,40 @@ def main() -> None:
         _message(choice, runs[0], pick_by, base_acc, budget))
     state.put("export.runtime", runtime if runtime in ("onnxruntime", "executorch") else "onnxruntime")
     recommended = choice.row["key"]
-    labels = {r["key"]: f"{r['label']} · {fmt.pct(r['accuracy'])} · "
+    accs = (lambda r: fmt.pct(r["accuracy"])) if split == "test" else \
+        (lambda r: f"val {fmt.pct(r['judged_accuracy'])}, test {fmt.pct(r['accuracy'])}")
+    labels = {r["key"]: f"{r['label']} · {accs(r)} · "
                         f"{figures.human(objective, r[pareto.OBJECTIVES[objective][0]])} · {run_name(r['run'])}"
               for r in view.to_dict("records")}
-    if st.session_state.get("recommended_key") != recommended:  # a new floor or measure: select its pick
-        st.session_state["recommended_key"] = recommended
-        state.put("chosen_point", recommended)
-    elif state.get("chosen_point") not in labels:
-        state.put("chosen_point", recommended)
-    chosen = state.get("chosen_point")
+    chosen = _selection(recommended, set(labels))
     outside = set(latencies.index[latencies > budget].map(view["key"])) if budget is not None else set()
     fig = figures.tradeoff(view.assign(run=view["run"].map(run_name)), objective, floor, recommended, chosen,
-                           runtime=runtime, x_budget=budget if objective == "latency" else None, outside=outside)
+                           runtime=runtime, x_budget=budget if objective == "latency" else None, outside=outside,
+                           judge=split)
     st.plotly_chart(fig, key="tradeoff_chart", on_select=_chart_selected, selection_mode="points")
     st.caption(("The green region: at or above the floor" +
                 (f" and within {_ms(budget)}" if budget and objective == "latency" else "") +
                 (f". Faded points are over the {_ms(budget)} latency budget. " if budget else ". ")) +
                ("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
                 "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports."))
-    state.widget(st.selectbox, "Selected point (click one on the chart, or choose here); the Export page exports it",
-                 key="chosen_point", default=recommended, options=list(labels), format_func=labels.get)
-    _families_at_floor(pareto.on_runtime(first, runtime), floor, pick_by, runs[0], runtime)
+    s1, s2 = st.columns([4, 1])
+    state.widget(s1.selectbox, "Selected point (click one on the chart, or choose here); the Export page exports "
+                 "it", key="chosen_point", default=recommended, options=list(labels), format_func=labels.get,
+                 on_change=_person_chose)
+    s2.button("Select the recommended point", key="tradeoffs.select_recommended", on_click=_select_recommended,
+              disabled=chosen == recommended,
+              help="Your own choice stays selected while the floor and the budget move; this selects the "
+                   "recommendation again (and lets the selection follow it).")
+    _families_at_floor(pareto.on_runtime(first, runtime), floor, pick_by, runs[0], runtime, split)
+    busy = pareto.busy_count(view, ["accuracy", objective])
     with st.expander("Pareto front table"):
-        st.dataframe(_front_table(view, objective, runtime), hide_index=True, width="stretch")
+        if busy:
+            st.caption(f"Left out of the fronts: {busy} point(s) whose latency was timed on a busy machine "
+                       "(crossed out on the chart).")
+        st.dataframe(_front_table(view, objective, runtime, split), hide_index=True, width="stretch")
     if len(available) > 1:
         with st.expander("Runtimes side by side"):
-            _runtimes_side_by_side(first, available, floor, chosen)
+            _runtimes_side_by_side(first, available, floor, chosen, split)
     model_json, data_source = cache.run_sources(runs[0])  # the model whose points are on the chart
     with st.expander(f"Per-layer pruning sensitivity of {cache.model_label(model_json)} on {data_source} "
                      "(validation accuracy, each layer pruned alone)"):

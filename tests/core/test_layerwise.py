@@ -89,9 +89,9 @@ def test_a_per_layer_search_runs_beside_the_uniform_grid_and_is_compared_with_it
     rows = layerwise.compare(df)
     assert [r["points"] for r in rows] == ["uniform grid", "per-layer search"]
     assert all(r["hypervolume"] > 0 for r in rows)
-    base = df[df["family"] == "baseline"]["accuracy"].iloc[0]
-    for r in rows:  # the best point at each floor meets it
-        assert r["accuracy at -1 pt"] >= base - 0.01 - 1e-9
+    base = df[df["family"] == "baseline"]["val_accuracy"].iloc[0]
+    for r in rows:  # the best point at each floor meets it, on validation (the test split is reported)
+        assert r["split"] == "val" and r["judged at -1 pt"] >= base - 0.01 - 1e-9
     assert cli.main(["per-layer", "mlp-layers", *db]) == 0
     assert "hypervolume" in capsys.readouterr().out
 
@@ -105,7 +105,8 @@ def test_a_per_layer_search_runs_beside_the_uniform_grid_and_is_compared_with_it
     ({"space": "per-layer", "trials": 5, "objectives": ["accuracy", "latency"]}, r"search: {prune: structured}"),
     ({"space": "per-layer", "trials": 5, "max_latency_ms": 1}, r"a latency budget needs search: {prune: structured}"),
     ({"space": "per-layer", "trials": 5, "prune": "lottery"}, "search.prune is unstructured"),
-    ({"space": "per-layer"}, "whole number of trials")])
+    ({"space": "per-layer"}, "whole number of trials"),
+    ({"trials": 5, "judge_on": "train"}, "search.judge_on is val .* or test")])
 def test_bad_search_options_are_one_sentence(search, match):
     with pytest.raises(grid.SweepError, match=match):
         grid.load_config({"model": "mlp", "search": search})
@@ -153,3 +154,24 @@ def test_a_budget_is_said_with_how_many_searched_points_meet_it():
     lines = layerwise.budget_lines(df, {"max_bytes": 25})
     assert lines == ["budget: compact archive size <= 25 bytes; 2 of 3 searched points are within it (the search "
                      "steers away from the others)."]
+
+
+def test_the_comparison_judges_its_floors_on_validation_and_reports_the_test_split():
+    rows = [("baseline", 0.98, 0.98, 100.0), ("pruning", 0.975, 0.95, 50.0),  # within 1 pt on validation only
+            ("pruning", 0.95, 0.975, 20.0), ("per-layer", 0.972, 0.97, 30.0)]  # within 1 pt on test only: 20.0
+    df = pd.DataFrame([{"family": f, "label": f"{f} {b:g}", "status": "ok", "val_accuracy": v, "accuracy": a,
+                        "archive_bytes": b} for f, v, a, b in rows])
+    grid_row, searched = layerwise.compare(df, floors=(0.01,))
+    assert (grid_row["best at -1 pt"], grid_row["judged at -1 pt"], grid_row["accuracy at -1 pt"]) == (50.0, 0.975,
+                                                                                                      0.95)
+    assert searched["best at -1 pt"] == 30.0 and searched["split"] == "val"
+    assert layerwise.compare(df, floors=(0.01,), judge="test")[0]["best at -1 pt"] == 20.0
+
+
+def test_the_comparison_keeps_a_busy_baseline_as_its_reference_and_leaves_out_other_busy_latencies():
+    df = pd.DataFrame([{"family": f, "label": f, "status": "ok", "val_accuracy": 0.98, "accuracy": 0.98,
+                        "ort_b1_ms": ms, "ort_b1_busy": busy}
+                       for f, ms, busy in (("baseline", 1.0, True), ("pruning", 0.5, True), ("per-layer", 0.7, False))])
+    grid_row, searched = layerwise.compare(df, "latency", floors=(0.01,))
+    assert (grid_row["busy"], grid_row["best at -1 pt"]) == (1, 1.0)  # the busy 0.5 ms point is left out
+    assert (searched["busy"], searched["best at -1 pt"]) == (0, 0.7)

@@ -64,3 +64,20 @@ def test_tradeoff_draws_both_rings_and_human_units():
     assert rec.marker.size > sel.marker.size and rec.marker.symbol != sel.marker.symbol  # both visible on one point
     assert "KB" in fig.layout.xaxis.title.text and max(fig.data[0].x) < 300  # KB on the axis, not bytes
     assert any(t.mode == "lines" for t in fig.data)  # the quantization front
+
+
+def test_tradeoff_plots_the_judged_split_and_crosses_out_busy_latencies():
+    df = pd.DataFrame({"run": "r", "key": ["a", "b", "c"], "label": ["baseline", "p50", "p90"],
+                       "family": ["baseline", "pruning", "pruning"], "status": "ok", "accuracy": [0.98, 0.97, 0.9],
+                       "val_accuracy": [0.985, 0.975, 0.91], "ort_b1_ms": [1.0, 0.2, 0.5],
+                       "ort_b1_busy": [False, True, False]})
+    fig = figures.tradeoff(df, "latency", 0.95, judge="val")
+    assert fig.layout.yaxis.title.text.startswith("validation accuracy")
+    assert max(fig.data[0].y) == pytest.approx(98.5) and " (test 98.00 %)" in list(fig.data[0].customdata[0])
+    crossed = next(t for t in fig.data if t.name and "busy machine" in t.name)
+    assert list(crossed.x) == [0.2]
+    pruning_front = [t for t in fig.data if t.mode == "lines"]
+    assert all(0.2 not in list(t.x) for t in pruning_front)  # the busy point is left out of the fronts
+    fronts = figures.runtime_fronts(df.assign(torch_accuracy=0.9, torch_b1_ms=2.0, torch_b1_busy=False),
+                                    ["onnxruntime", "pytorch"], 0.95)
+    assert fronts.layout.yaxis.title.text == "validation accuracy (test for PyTorch) of that runtime's file (%)"
