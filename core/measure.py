@@ -295,6 +295,45 @@ def open_runners(model: LoadedModel, deploy, runtimes, threads: int, folder: Pat
     return out
 
 
+def retime(kept: dict[str, Path], model: LoadedModel | None, deploy, runtimes, threads: int,
+           batches: tuple[int, ...] = BATCHES, budget_s: float = TIME_BUDGET_S, progress=None) -> tuple[Latency, ...]:
+    """Time a stored point again from its kept files (core.artefacts): ONNX Runtime runs the kept .onnx,
+    ExecuTorch the kept .pte, PyTorch the kept archive's module (`model`, fp32 points only); nothing is rebuilt.
+    A runtime whose file is not kept is left out. Each latency is timed as `measure` times it (busy marked)."""
+    timers = {}
+    for r in check_runtimes(runtimes):
+        if why_unavailable(r):
+            continue
+        if r.startswith("onnxruntime") and "onnx" in kept:
+            session = onnx_io.onnx_session(kept["onnx"], threads, cuda=r == "onnxruntime-cuda")
+            timers[r] = lambda b, budget, s=session, r=r: time_onnx(s, model_shape(kept, model), b, threads, budget, r)
+        elif r == "executorch" and "pte" in kept:
+            from core import executorch_io
+
+            method = executorch_io.load(kept["pte"], threads)
+            timers[r] = lambda b, budget, m=method: time_pte(m, model_shape(kept, model), b, threads, budget)
+        elif r == "pytorch" and model is not None and deploy is None:
+            timers[r] = lambda b, budget: time_pytorch(model.module.eval(), model.input_shape, b, threads, budget)
+    series = [(r, b) for r in timers for b in batches]
+    crowded = bool(series) and oversubscribed(threads)
+    out = []
+    for i, (r, b) in enumerate(series):
+        if progress:
+            progress(i, len(series), f"timing {r} at batch {b}")
+        out.append(time_honestly(timers[r], b, budget_s, crowded))
+    return tuple(out)
+
+
+def model_shape(kept: dict[str, Path], model: LoadedModel | None) -> tuple[int, ...]:
+    """The input shape of a kept point: its model's, else read from its ONNX file."""
+    if model is not None:
+        return tuple(model.input_shape)
+    import onnx
+
+    dims = onnx.load(str(kept["onnx"]), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return tuple(int(d.dim_value) for d in dims[1:])
+
+
 # ---- side by side ----------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -99,3 +99,22 @@ def test_one_content_is_kept_once(tmp_path):
     assert len(list((tmp_path / "kept").glob("*/*"))) == 1
     (tmp_path / "card.json").write_text("{}")
     assert folder.keep(tmp_path / "card.json") is None                    # only model files are kept
+
+
+def test_a_busy_latency_is_timed_again_from_the_kept_files(tmp_path, monkeypatch):
+    import dataclasses
+
+    from core.cli import main
+
+    monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
+    store = Store(tmp_path / "s.sqlite")
+    sweep.run_sweep(grid.load_config({"run": "b", "model": "lenet5", "axes": {"prune_ratio": [0.5]},
+                                      "measure": {"latency": True, "budget_s": 0.01}}), store)
+    point = next(p for p in store.points("b") if p.spec.prune is not None)
+    stale = tuple(dataclasses.replace(l, median_ms=999.0, busy=True) for l in point.metrics.latency)
+    store.put(dataclasses.replace(point, metrics=dataclasses.replace(point.metrics, latency=stale)))
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda *a, **k: pytest.fail("re-timing trained"))
+    assert main(["retime", "b", "--store", str(tmp_path / "s.sqlite")]) in (0, None)
+    again = Store(tmp_path / "s.sqlite").get(point.key).metrics.latency
+    assert {(l.runtime, l.batch) for l in again} == {(l.runtime, l.batch) for l in stale}
+    assert all(l.median_ms < 999.0 for l in again)                         # timed again, not copied
