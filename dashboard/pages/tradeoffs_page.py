@@ -340,14 +340,17 @@ def main() -> None:
         with st.expander("Runtimes side by side"):
             _runtimes_side_by_side(first, available, floor, chosen, split)
     model_json, data_source = cache.run_sources(runs[0])  # the model whose points are on the chart
-    with st.expander(f"Per-layer pruning sensitivity of {cache.model_label(model_json)} on {data_source} "
+    with st.expander(f"Per-layer pruning sensitivity of {cache.model_label(model_json)} on "
+                     f"{state.data_label(data_source)} "
                      "(validation accuracy, each layer pruned alone)"):
         if st.button("Compute sensitivity", key="sensitivity"):
             st.session_state["show_sensitivity"] = True
         if st.session_state.get("show_sensitivity"):
             try:
-                with progress.bar("Pruning each layer alone at 25 / 50 / 75 / 90 %") as report:
-                    rows = cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9), report)
+                rows = progress.run(f"sensitivity|{model_json}|{data_source}",
+                                    "Pruning each layer alone at 25 / 50 / 75 / 90 %",
+                                    lambda report: cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9),
+                                                                     report))
             except Exception as e:  # one sentence, never a traceback
                 st.error(f"The sensitivity could not be computed: {fmt.one_sentence(e)}")
                 return
@@ -390,9 +393,10 @@ def _per_layer_point(rows: list[dict], model_json: str, data_source: str) -> Non
                "(choose it under Runs to see them on the chart).")
     if st.button("Measure the per-layer point and the uniform one", key="measure_per_layer", disabled=overall == 0):
         try:
-            with progress.bar("Measuring the baseline, the per-layer point and the uniform one") as report:
-                measured = [ME.Metrics.from_dict(cache.explore_point(model_json, data_source, spec.to_json(), report))
-                            for spec in (S.Spec(), per_layer, uniform)]
+            measured = [ME.Metrics.from_dict(progress.run(
+                f"point|{model_json}|{data_source}|{spec.to_json()}", f"Measuring {spec.label}",
+                lambda report, spec=spec: cache.explore_point(model_json, data_source, spec.to_json(), report)))
+                for spec in (S.Spec(), per_layer, uniform)]
         except Exception as e:  # one sentence, never a traceback
             st.error(f"The points could not be measured: {fmt.one_sentence(e)}")
             return
