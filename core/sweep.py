@@ -153,6 +153,7 @@ def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
     if cfg.search and cfg.search.get("space") != "per-layer":
         return [], 0
     specs = expand(cfg)
+    R.preflight(model, data, specs)  # a point that cannot run is said before any estimate, as run_sweep says it
     todo = [s for s in specs if not R.covers(store.get(point_key(model.fingerprint, data.fingerprint, s,
                                                                  R.profile(cfg.measure))), model, cfg.measure)]
     runtimes = [r for r in ME.check_runtimes(cfg.measure.get("runtimes") or ME.RUNTIMES) if not ME.why_unavailable(r)]
@@ -171,8 +172,11 @@ def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
         if student not in per_image:
             from core.distill import build_student
 
-            module = model.module if spec.distill is None else build_student(model, spec.distill)
-            per_image[student] = E.step_seconds(module, model.input_shape) / E.STEP_BATCH
+            try:
+                module = model.module if spec.distill is None else build_student(model, spec.distill)
+                per_image[student] = E.step_seconds(module, model.input_shape) / E.STEP_BATCH
+            except Exception:  # a graph that cannot take a training step here: no estimate, never a failed sweep
+                per_image[student] = 0.0
         step = per_image[student]
         scored = len(data.test) + len(data.val) + len(data.test) * ((spec.deploy is None) + ("executorch" in runtimes))
         measure = MEASURE_OVERHEAD_S + scored * step / 3 + series * (budget + 0.05)  # a forward pass: ~1/3 of a step

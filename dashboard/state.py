@@ -77,3 +77,13 @@ def widget(draw: Callable, label: str, *args, key: str, default: Any, valid: Cal
         value = draw(label, *args, key=wkey, on_change=changed, **kwargs)
     ss[key] = value
     return value
+
+
+def data_label(source: str) -> str:
+    """The data in use as a person knows it, for any page: 'digits', 'MNIST', or the name of the file they
+    uploaded (kept under 'data.names' by the Model page), never the cache folder it was saved in."""
+    if source in ("digits", "mnist"):
+        return "MNIST" if source == "mnist" else source
+    from core import describe
+
+    return st.session_state.get("data.names", {}).get(source) or describe.source_name(source)

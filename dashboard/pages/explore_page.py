@@ -215,8 +215,9 @@ def _measured(model_json: str, data_source: str, spec: S.Spec, title: str, slot:
 def main() -> None:
     st.title("Explore")
     model_json, data_source = cache.current_sources()
-    st.caption(f"Model {cache.model_label(model_json)} on {data_source}; each point is computed once, then comes "
-               "from the results store. Points that train start from a button; every computation can be cancelled.")
+    st.caption(f"Model {cache.model_label(model_json)} on {state.data_label(data_source)}; each point is computed "
+               "once, then comes from the results store. Points that train start from a button; every computation "
+               "can be cancelled.")
     spec = build_spec()
     work.queue().release(work.session_id(), "explore", keep=cache.point_job_key(model_json, data_source, spec.to_json()))
     try:

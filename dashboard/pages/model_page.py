@@ -11,7 +11,8 @@ from core import models as M
 from dashboard import cache, figures, fmt, progress, state
 
 MAX_UPLOAD = 200 * 2**20
-BUNDLED_DATA = {"digits", "mnist"}  # built-in sources; an uploaded data set is never replaced
+BUNDLED_DATA = {"digits": "digits (scikit-learn's 8x8 digits, bundled)",
+                "mnist": "MNIST (official test split; fetched once, 20 MB)"}  # any model may use any of them
 
 
 def _choose_model() -> None:
@@ -24,9 +25,10 @@ def _choose_model() -> None:
                             default=current if current in samples else cache.default_sample())
         st.session_state["model_source"] = json.dumps(name)
         card = M.sample_card(name)
-        st.session_state["sample_data"] = card.get("data") if card.get("data") in BUNDLED_DATA else "digits"
-        if st.session_state.get("data_source", "digits") in BUNDLED_DATA and card.get("data") in BUNDLED_DATA:
-            st.session_state["data_source"] = card["data"]  # a sample is measured on the data it was trained on
+        if st.session_state.get("model.data_for") != name:  # a sample just chosen: the data it was trained on,
+            st.session_state["model.data_for"] = name        # then whatever built-in data the person picks
+            if st.session_state.get("data_source", "digits") in BUNDLED_DATA and card.get("data") in BUNDLED_DATA:
+                state.put("data_source", card["data"])
         st.caption(f"{card['arch']} · input {'x'.join(map(str, card['input_shape']))} · trained on {card['data']} "
                    f"with `{card['trained_with']}`")
         return
@@ -66,23 +68,36 @@ def _load_upload(file, arch: str, shape: str) -> None:
         st.error(fmt.one_sentence(e, rename))
 
 
+def _use_upload() -> None:
+    """The 'Use this data' button's callback (before the page is drawn, so the data choice can change)."""
+    file, path = st.session_state.get("data_upload"), None
+    if file is None:
+        return
+    try:
+        path = cache.save_upload(file, MAX_UPLOAD)
+        if path.suffix == ".zip":
+            path = D.safe_extract_zip(path, path.with_suffix(""))
+        cache.dataset(str(path))
+        st.session_state["data.names"] = {**st.session_state.get("data.names", {}), str(path): file.name}
+        state.put("data_source", str(path))
+    except Exception as e:  # one sentence, never a traceback
+        st.session_state["data.error"] = fmt.one_sentence(e, {str(path): file.name, path.name: file.name}
+                                                          if path else None)
+
+
 def _choose_data() -> None:
-    with st.expander("Evaluation data: bundled digits, or your own .npz / zipped ImageFolder"):
-        file = st.file_uploader("Data file", type=["npz", "zip"], key="data_upload")
-        c1, c2 = st.columns(2)
-        if c1.button("Use this data", disabled=file is None):
-            path = None
-            try:
-                path = cache.save_upload(file, MAX_UPLOAD)
-                if path.suffix == ".zip":
-                    path = D.safe_extract_zip(path, path.with_suffix(""))
-                cache.dataset(str(path))
-                st.session_state["data_source"] = str(path)
-            except Exception as e:  # one sentence, never a traceback
-                st.error(fmt.one_sentence(e, {str(path): file.name, path.name: file.name} if path else None))
-        builtin = st.session_state.get("sample_data", "digits")
-        if c2.button(f"Back to the built-in data ({builtin})"):
-            st.session_state["data_source"] = builtin
+    source = st.session_state.get("data_source", "digits")
+    with st.expander(f"Evaluation data: {state.data_label(source)} (built-in digits or MNIST, or your own .npz / "
+                     "zipped ImageFolder)"):
+        options = list(dict.fromkeys([*BUNDLED_DATA, *st.session_state.get("data.names", {}), source]))
+        state.widget(st.radio, "Data", key="data_source", default="digits", options=options,
+                     format_func=lambda s: BUNDLED_DATA.get(s) or f"{state.data_label(s)} (uploaded)",
+                     help="Any model can be measured on any of them: images are resized and converted between "
+                          "1 and 3 channels to fit the model's input.")
+        st.file_uploader("Data file", type=["npz", "zip"], key="data_upload")
+        st.button("Use this data", disabled=st.session_state.get("data_upload") is None, on_click=_use_upload)
+        if "data.error" in st.session_state:
+            st.error(st.session_state.pop("data.error"))
 
 
 def main() -> None:
@@ -94,12 +109,21 @@ def main() -> None:
         with st.spinner("Loading the model and data…"):
             lm = cache.model(model_json)
             data = cache.dataset(data_source)
+    except Exception as e:  # one sentence, never a traceback
+        st.error(f"The model or the data ({state.data_label(data_source)}) could not be loaded: {fmt.one_sentence(e)}")
+        return
+    shape = lambda s: "x".join(map(str, s))  # noqa: E731
+    same = tuple(data.input_shape) == tuple(lm.input_shape)
+    fitted = "" if same else f", fitted to the model's {shape(lm.input_shape)}"
+    st.caption(f"Data: {state.data_label(data_source)}, {len(data.train):,} train / {len(data.val):,} val / "
+               f"{len(data.test):,} test images, {data.num_classes} classes, input {shape(data.input_shape)}{fitted}. "
+               "Accuracy is on the held-out test split.")
+    try:
         with progress.bar("Measuring the baseline: accuracy, ONNX file, latency on both runtimes") as report:
             m = ME.Metrics.from_dict(cache.baseline(model_json, data_source, report))
     except Exception as e:  # one sentence, never a traceback
         st.error(f"The baseline could not be measured: {fmt.one_sentence(e)}")
         return
-    st.caption(f"Data: {data.describe()}. Accuracy is on the held-out test split.")
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{100 * m.accuracy:.2f} %", help=f"{m.test_samples} test images, ONNX Runtime")
     cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))

@@ -12,7 +12,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import deploy, describe, grid, layerwise, lottery, measure, quantize
+from core import cache_dir, deploy, describe, grid, layerwise, lottery, measure, quantize
 from dashboard import cache, fmt, jobs, state
 
 WEIGHTS_HELP = ("How the weights are rounded, one point per choice: " + "; ".join(
@@ -190,8 +190,9 @@ def _progress(run: str) -> None:
     if running and st.button("Stop after the point in flight", key="stop_sweep"):
         jobs.stop(run)
     if status == "stopped" and record is not None:
-        st.caption(f"The sweep process ended before all its points were stored; run it again to resume "
-                   f"(points already stored are kept). Its log: {jobs.folder() / (jobs.safe_name(run) + '.log')}")
+        st.caption("The sweep process ended before all its points were stored; run it again to resume "
+                   "(points already stored are kept). The end of its log:")
+        st.code(jobs.log_tail(run).replace(str(cache_dir()), "…") or "(empty)", language=None)  # no cache paths
     if df is not None and len(df):
         st.dataframe(_table(df), hide_index=True, width="stretch", height=min(360, 35 * (len(df) + 1) + 3),
                      column_config={"Point": st.column_config.TextColumn(width="large")})

@@ -498,8 +498,12 @@ def test_an_uploaded_model_pairs_with_mnist_and_an_uploaded_file_shows_its_name_
         "digits (scikit-learn's 8x8 digits, bundled)", "MNIST (official test split; fetched once, 20 MB)",
         "my digits.npz (uploaded)"]
     folders = [hashlib.sha256(b).hexdigest()[:20] for b in (blob.getvalue(), model_bytes)]  # uploads/<hash>/
-    leaked = [t for t in texts(at) if "uploads" in t or str(cache_dir()) in t or any(f in t for f in folders)]
-    assert not leaked, leaked
+    leaked = lambda at: [t for t in texts(at) if "uploads" in t or str(cache_dir()) in t  # noqa: E731
+                         or any(f in t for f in folders)]
+    assert not leaked(at), leaked(at)
+    explore = page("explore_page", **{k: at.session_state[k] for k in ("model_source", "data_source", "data.names")})
+    assert not explore.exception and any("on my digits.npz" in c.value for c in explore.caption)
+    assert not leaked(explore), leaked(explore)
 
 
 # ---- the background sweep and its record -------------------------------------------------
