@@ -1,6 +1,6 @@
 """The edgetrim command line: the same engine as the dashboard, headless.
 
-    edgetrim models                      # the bundled samples, from their cards (instant)
+    edgetrim models                      # the bundled samples, from their cards (nothing measured)
     edgetrim measure --model lenet5      # one model's metrics (a sample name or a file)
     edgetrim measure --model my.pt --arch tv:resnet18 --input-shape 3x64x64 --data my.npz
     edgetrim measure --model lenet5 --spec '{"_type": "Spec", "deploy": {"_type": "Int8"}}' --runtimes onnxruntime,executorch
@@ -662,8 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
                             " (default: onnxruntime,pytorch)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = sub.add_parser("models", help="list the bundled sample models from their cards (instant; "
-                                      "`edgetrim measure --model NAME` measures one)")
+    p = sub.add_parser("models", help="list the bundled sample models from their cards (seconds, nothing is "
+                                      "measured; `edgetrim measure --model NAME` measures one)")
     p.add_argument("--json", action="store_true", help="print the cards as JSON instead of a table")
     p.set_defaults(func=cmd_models)
 
