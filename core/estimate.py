@@ -3,8 +3,9 @@ slider, and the CLI's sweep estimate counts training).
 
 The estimate is epochs x images x the measured time of one training step of the model that
 trains (a student, or the model itself), timed here on this machine (a warm-up step, then
-two steps of 64 random images; a few seconds at most, kept per architecture). It is an
-estimate: early stopping and data loading move it; the pages say "about".
+steps of 64 random images for half a second, the fastest kept: a few seconds at most for a big
+model, once per architecture). It is an estimate: early stopping and data loading move it; the
+pages say "about".
 """
 from __future__ import annotations
 
@@ -79,14 +80,14 @@ def _time_step(module: torch.nn.Module, input_shape: tuple[int, ...], batch: int
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad] or [torch.zeros(1, requires_grad=True)])
     x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
     y = torch.zeros(batch, dtype=torch.long)
-    times = []
-    for _ in range(3):
+    times, start = [], time.perf_counter()
+    while len(times) < 3 or (len(times) < 12 and time.perf_counter() - start < 0.5):  # a small model: many steps
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(m(x), y).backward()
         opt.step()
         times.append(time.perf_counter() - t)
-    return min(times[1:])
+    return min(times[1:])  # the least: other work on the machine only ever adds to a step
 
 
 def _step_seconds(module, input_shape, batch) -> float:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import cache_dir, cache_root, describe
+from core import cache_dir, describe
 from core.artefacts import Artefact, Folder
 from core.measure import Metrics
 from core.spec import Spec
