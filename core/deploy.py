@@ -113,13 +113,18 @@ def realize_onnx(cfg, fp32_path: Path, out_path: Path, calibration=None) -> Path
     pre = fp32_path.with_name("pre.onnx")
     quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
     if cfg.mode is Int8Mode.DYNAMIC:
-        quantize_dynamic(str(pre), str(out_path), weight_type=QuantType.QInt8, per_channel=cfg.per_channel)
+        quantize_dynamic(str(pre), str(out_path), weight_type=QuantType.QInt8, per_channel=cfg.per_channel,
+                         reduce_range=True)
         return out_path
     if calibration is None:
         raise SpecError("Static int8 needs calibration data (the training split).")
     quantize_static(str(pre), str(out_path), _Calibration(calibration, cfg.calibration_samples, "input"),
                     quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    # 7-bit weights: on x86 CPUs without VNNI (AVX2 only), ORT's u8 x s8 kernels add pairs of products
+                    # in 16 bits and saturate (lenet5: 96.39 % instead of 98.06 %); 7 bits never overflow, so the file
+                    # scores the same on every CPU (the int8 kernels, and the file's size, are unchanged)
+                    reduce_range=True)
     return out_path
 
 
