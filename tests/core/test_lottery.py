@@ -25,9 +25,13 @@ def test_replaying_a_samples_recipe_gives_its_bundled_weights_again(mlp, digits)
     again = replay(mlp, digits).state_dict()
     start = replay(mlp, digits, 0.0).state_dict()
     bundled = mlp.module.state_dict()
-    same = max(float((again[k] - bundled[k]).abs().max()) for k in bundled)
-    moved = max(float((start[k] - bundled[k]).abs().max()) for k in bundled)
-    assert same < 0.02 < 0.1 < moved, (same, moved)  # float summation order only, against what training moved
+    def distance(a, b):
+        return sum(float(((a[k] - b[k]) ** 2).sum()) for k in bundled) ** 0.5
+    same, moved = distance(again, bundled), distance(start, bundled)
+    # float summation order only, against what training moved: rounding differences between CPUs grow over the
+    # run (on an AVX2 CPU without AVX-512: 0.87 against 13.8, the largest single weight 0.12 off), while a run
+    # from another initialisation ends 21.9 away
+    assert same < 0.1 * moved, (same, moved)
     torch.manual_seed(0)
     from core import models as M
 
