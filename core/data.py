@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.cancel import checkpoint
+
 # Defaults: one fixed, stratified split for everything.
 SEED = 0
 TEST_FRACTION = 0.2  # digits: 360 test images, one error = 0.28 point
@@ -69,6 +71,7 @@ class Split:
         """float32 batches of `size` images in order, over the first `stop` images (all when None)."""
         n = len(self) if stop is None else min(stop, len(self))
         for i in range(0, n, size):
+            checkpoint()  # scoring in any runtime stops here when its dashboard job is cancelled
             yield self.batch(slice(i, min(i + size, n)))
 
     @property

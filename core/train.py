@@ -56,11 +56,7 @@ def predict(model: nn.Module, x: torch.Tensor | Split, batch: int = 512) -> torc
     was_training = model.training
     model.eval()
     chunks = x.batches(batch) if isinstance(x, Split) else (x[i:i + batch] for i in range(0, len(x), batch))
-    out = []
-    for c in chunks:
-        checkpoint()
-        out.append(model(c))
-    out = torch.cat(out)
+    out = torch.cat([model(c) for c in chunks])  # a cancelled job stops in Split.batches
     model.train(was_training)
     return out
 

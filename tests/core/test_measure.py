@@ -102,7 +102,7 @@ def test_numbers_come_accuracy_first_then_sizes_then_each_latency(lenet5, digits
     assert "accuracy" in heard[0] and "archive_bytes" not in heard[0] and "latency" not in heard[0]
     assert "archive_bytes" in heard[1] and "macs" in heard[1] and "latency" not in heard[1]
     assert [len(h.get("latency", ())) for h in heard[2:]] == list(range(1, len(m.latency) + 1))
-    assert heard[0]["accuracy"] == m.accuracy and m.val_accuracy == heard[0]["val_accuracy"]
+    assert heard[0]["accuracy"] == m.accuracy and m.val_accuracy == heard[1]["val_accuracy"]
     assert 0.5 < m.val_accuracy <= 1 and m.files[0].val_accuracy == m.val_accuracy
 
 
