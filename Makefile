@@ -61,6 +61,7 @@ bench: $(STAMP) chromium mnist
 	$(BIN)/python benchmarks/sweep_time.py && \
 	$(BIN)/python benchmarks/sweep_time.py --config sweeps/mnist.yaml && \
 	$(BIN)/python benchmarks/dashboard_time.py && \
+	$(BIN)/python benchmarks/compute_once.py && \
 	$(ELAPSED)
 
 bench-heavy: $(STAMP) mnist
