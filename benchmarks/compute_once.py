@@ -208,8 +208,7 @@ def load_test(url: str, store_path: Path, sessions: int, minutes: float) -> dict
 def quiet_check(store_path: Path) -> tuple[int, int, int, int, int]:
     """Every stored latency against the same file timed again alone afterwards (from the kept files): how many
     stored unmarked are over 3x the quiet time (inflated by the load and not said), how many were marked."""
-    from core import archive
-    from core import measure as ME
+    from core import runner
     from core.store import Store
 
     store = Store(store_path)
@@ -218,12 +217,8 @@ def quiet_check(store_path: Path) -> tuple[int, int, int, int, int]:
     for p in points:
         if p.status != "ok" or not p.metrics.latency:
             continue
-        kept = store.artefacts(p.key)
-        model = archive.load_archive(kept["archive"]) if "archive" in kept else None
         old = p.metrics.latency
-        quiet = {(l.runtime, l.batch): l.median_ms for l in ME.retime(
-            kept, model, p.spec.deploy, list(dict.fromkeys(l.runtime for l in old)), old[0].threads,
-            tuple(dict.fromkeys(l.batch for l in old)), budget_s=0.05)}
+        quiet = {(l.runtime, l.batch): l.median_ms for l in runner.retime(store, p, budget_s=0.05) or ()}
         for l in old:
             n += 1
             marked += l.busy

@@ -613,7 +613,9 @@ def cmd_retime(args) -> None:
     """Time a run's points again from their kept files: those marked busy (all with --all); nothing is rebuilt."""
     import dataclasses
 
-    from core import archive
+    from tqdm import tqdm
+
+    from core import runner
 
     store = _store(args)
     points = [p for p in store.points(args.run) if p.status == "ok" and p.metrics and p.metrics.latency
@@ -622,17 +624,12 @@ def cmd_retime(args) -> None:
         print(f"no point of run {args.run!r} has a latency marked busy; --all times every point again")
         return
     done, still, gone = 0, 0, []
-    from tqdm import tqdm
-
     for p in tqdm(points, desc="re-timing", unit="point", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()):
-        kept = store.artefacts(p.key)
-        if not kept:
+        new = runner.retime(store, p)
+        if new is None:
             gone.append(p.spec.label)
             continue
         old = p.metrics.latency
-        model = archive.load_archive(kept["archive"]) if "archive" in kept else None
-        new = ME.retime(kept, model, p.spec.deploy, list(dict.fromkeys(l.runtime for l in old)), old[0].threads,
-                        tuple(dict.fromkeys(l.batch for l in old)))
         timed = {(l.runtime, l.batch) for l in new}
         latency = tuple(new) + tuple(l for l in old if (l.runtime, l.batch) not in timed)
         store.put(dataclasses.replace(p, metrics=dataclasses.replace(p.metrics, latency=latency)))

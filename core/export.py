@@ -76,6 +76,18 @@ def rebuild(point: Point, model: LoadedModel, data: DataSet, progress=None) -> L
     return S.apply(model, point.spec, data, progress)
 
 
+def compressed_model(point: Point, model: LoadedModel, data: DataSet, kept: dict[str, Path],
+                     progress=None) -> tuple[LoadedModel, str]:
+    """The point's compressed model and where it came from: its kept archive ('kept'), the model itself when the
+    Spec changes no weight, else rebuilt from the Spec ('rebuilt': trained again, said to `progress` first)."""
+    if "archive" in kept:
+        return archive.load_archive(kept["archive"]), "kept"
+    if point.spec.weight_steps() and progress:
+        progress(0, 1, "this point's kept files are gone (evicted, or measured on another machine): "
+                       "rebuilding it from its Spec")
+    return rebuild(point, model, data, progress), "rebuilt" if point.spec.weight_steps() else "kept"
+
+
 def _writable_dir(out: Path) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
@@ -170,15 +182,10 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     _writable_dir(out)
     kept = kept or {}
     same = kept_file_for(fmt, point.spec, kept)
-    if "archive" in kept:
-        compressed, source = archive.load_archive(kept["archive"]), "kept"
-    elif same is not None:
+    if same is not None and "archive" not in kept:
         compressed, source = model, "kept"  # a fixed graph (no archive): its kept file is all there is
     else:
-        if progress:
-            progress(0, 1, "this point's kept files are gone (evicted, or measured on another machine): "
-                           "rebuilding it from its Spec")
-        compressed, source = rebuild(point, model, data, progress), "rebuilt"
+        compressed, source = compressed_model(point, model, data, kept, progress)
     if progress:
         progress(0, 1, f"{'copying the measured' if same else 'writing the'} {fmt} file, reloading it from disk "
                        "and scoring it")

@@ -200,6 +200,20 @@ def run_group(store: Store, run: str, source: Any, data_source: str, specs: list
     return done
 
 
+def retime(store: Store, point: Point, budget_s: float = ME.TIME_BUDGET_S) -> tuple[ME.Latency, ...] | None:
+    """A stored point's latencies timed again from its kept files, on the runtimes, batches and threads it was timed
+    with (nothing rebuilt); None when its files are gone."""
+    from core import archive
+
+    kept = store.artefacts(point.key)
+    old = point.metrics.latency
+    if not kept or not old:
+        return None
+    model = archive.load_archive(kept["archive"]) if "archive" in kept else None
+    return ME.retime(kept, model, point.spec.deploy, list(dict.fromkeys(l.runtime for l in old)), old[0].threads,
+                     tuple(dict.fromkeys(l.batch for l in old)), budget_s)
+
+
 # ---- in worker processes (process pool, Ray) ------------------------------------------------
 
 def _resolve(context) -> tuple[M.LoadedModel, D.DataSet]:

@@ -28,7 +28,6 @@ from core import prune
 from core import spec as S
 from core import runner
 from core import cache_dir
-from core import archive
 from core import estimate
 from core.store import Store, point_key
 from dashboard import work
@@ -177,18 +176,15 @@ def _fingerprint(model_json: str) -> str:
 def kept_model(model_json: str, data_source: str, spec: S.Spec, progress=None) -> M.LoadedModel:
     """The point's compressed model from its kept archive; rebuilt from its Spec (said) only when that is gone."""
     lm, data = model(model_json), dataset(data_source)
+    key = point_key(lm.fingerprint, data.fingerprint, spec)
     store = Store()
     try:
-        kept = store.artefacts(point_key(lm.fingerprint, data.fingerprint, spec))
+        point, kept = store.get(key), store.artefacts(key)
     finally:
         store.close()
-    if "archive" in kept:
-        return archive.load_archive(kept["archive"])
-    if not spec.weight_steps():
-        return lm
-    if progress:
-        progress(0, 1, "this point's kept files are gone: rebuilding it from its Spec")
-    return S.apply(lm, spec, data, progress)
+    if point is None:
+        raise ValueError("That point is no longer in the results store; move a slider to measure it again.")
+    return export.compressed_model(point, lm, data, kept, progress)[0]
 
 
 def compare_latency(model_json: str, data_source: str, spec_json: str, progress=None) -> list[dict]:
