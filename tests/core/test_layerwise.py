@@ -112,6 +112,8 @@ def test_bad_search_options_are_one_sentence(search, match):
         grid.load_config({"model": "mlp", "search": search})
 
 
+@pytest.mark.slow  # failed in the default run of 2026-12-01 (its 5 trials found no pruned point), passed alone by
+# script: its trials depend on measured latencies; moved out of `make test` until made deterministic (issue 23 note)
 def test_a_structured_per_layer_search_under_a_latency_budget_shrinks_channels_layer_by_layer(tmp_path, lenet5,
                                                                                              digits):
     spec = layerwise.layer_spec({"features.0": 0.5, "classifier.1": 0.75}, {}, kind="structured")
