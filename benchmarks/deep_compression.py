@@ -29,15 +29,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import archive  # noqa: E402
-from core import measure as ME  # noqa: E402
-from core import models as M  # noqa: E402
-from core import spec as S  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.data import load_data  # noqa: E402
-from core.prune import UnstructuredPrune, prunable_weights  # noqa: E402
-from core.quantize import WeightShare  # noqa: E402
-from core.soft_share import SoftShare  # noqa: E402
+from core.inputs import models as M  # noqa: E402
+from core.inputs.data import load_data  # noqa: E402
+from core.methods import spec as S  # noqa: E402
+from core.methods.prune import UnstructuredPrune, prunable_weights  # noqa: E402
+from core.methods.quantize import WeightShare  # noqa: E402
+from core.methods.soft_share import SoftShare  # noqa: E402
+from core.runtimes import archive  # noqa: E402
+from core.runtimes import measure as ME  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402

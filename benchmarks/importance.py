@@ -7,7 +7,7 @@ For each sample and each sparsity in SPARSITIES, the same global unstructured pr
 (a) scores the pruned model at once, (b) after FT_EPOCHS epoch of FT_IMAGES training images (zeros kept at
 zero, early stopping on validation), and (c) pruned gradually in GRADUAL_STEPS steps of a cubic schedule with one
 such epoch after each step (importance recomputed at each step).
-Lottery tickets (core.lottery): one run of iterative magnitude pruning per model whose rounds end at the table's
+Lottery tickets (core.methods.lottery): one run of iterative magnitude pruning per model whose rounds end at the table's
 sparsities in turn (removing 50, 50, 60, 50, 60 % of what remains); each round trains with the sample's own recipe
 (its epochs over all training images, Adam, its learning rate, cosine decay; early stopping after TICKET_PATIENCE
 epochs without a better validation score), the survivors either rewound
@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import models as M  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.data import load_data  # noqa: E402
-from core.lottery import LotteryTicket, tickets  # noqa: E402
-from core.prune import UnstructuredPrune, sparsity  # noqa: E402
-from core.registry import compress  # noqa: E402
-from core.train import accuracy  # noqa: E402
+from core.inputs import models as M  # noqa: E402
+from core.inputs.data import load_data  # noqa: E402
+from core.inputs.train import accuracy  # noqa: E402
+from core.methods.lottery import LotteryTicket, tickets  # noqa: E402
+from core.methods.prune import UnstructuredPrune, sparsity  # noqa: E402
+from core.methods.registry import compress  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402

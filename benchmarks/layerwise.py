@@ -4,7 +4,7 @@
 
 For each model, one run (`edgetrim sweep sweeps/layers-<model>.yaml` does the same): the uniform grid of
 GRID_RATIOS x GRID_WEIGHTS (global magnitude pruning, then k-bit weights, no fine-tuning), then an NSGA-II search
-of TRIALS trials over a ratio and a width per layer (core.layerwise; seeded from the sensitivity scans, judged on
+of TRIALS trials over a ratio and a width per layer (core.engine.layerwise; seeded from the sensitivity scans, judged on
 the validation split, no fine-tuning). Both are scored on MNIST's 10,000 official test images; size is the compact
 archive's bytes. Printed and written to benchmarks/results/layerwise.csv: each front's hypervolume and the smallest
 archive within 0.1 / 0.5 / 1 point of the baseline, with the search's own time.
@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import grid, layerwise, sweep  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.engine import grid, layerwise, sweep  # noqa: E402
+from core.results.store import Store  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402

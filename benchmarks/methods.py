@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import data as D  # noqa: E402
-from core import measure as ME  # noqa: E402
-from core import models as M  # noqa: E402
-from core import spec as S  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.distill import Distill  # noqa: E402
-from core.prune import StructuredPrune, UnstructuredPrune  # noqa: E402
-from core.deploy import Float16, Int8  # noqa: E402
-from core.quantize import WeightQuant  # noqa: E402
+from core.inputs import data as D  # noqa: E402
+from core.inputs import models as M  # noqa: E402
+from core.methods import spec as S  # noqa: E402
+from core.methods.deploy import Float16, Int8  # noqa: E402
+from core.methods.distill import Distill  # noqa: E402
+from core.methods.prune import StructuredPrune, UnstructuredPrune  # noqa: E402
+from core.methods.quantize import WeightQuant  # noqa: E402
+from core.runtimes import measure as ME  # noqa: E402
 
 # ---- defaults -------------------------------------------------------------------------
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)

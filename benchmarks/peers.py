@@ -25,15 +25,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import archive, onnx_io  # noqa: E402
-from core import data as D  # noqa: E402
-from core import measure as ME  # noqa: E402
-from core import models as M  # noqa: E402
-from core import spec as S  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.prune import StructuredPrune, UnstructuredPrune, prunable_weights  # noqa: E402
-from core.deploy import Int8  # noqa: E402
-from core.train import accuracy  # noqa: E402
+from core.inputs import data as D  # noqa: E402
+from core.inputs import models as M  # noqa: E402
+from core.inputs.train import accuracy  # noqa: E402
+from core.methods import spec as S  # noqa: E402
+from core.methods.deploy import Int8  # noqa: E402
+from core.methods.prune import StructuredPrune, UnstructuredPrune, prunable_weights  # noqa: E402
+from core.runtimes import archive, onnx_io  # noqa: E402
+from core.runtimes import measure as ME  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402

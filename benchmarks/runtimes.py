@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import measure as ME  # noqa: E402
-from core import models as M  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.data import load_data  # noqa: E402
-from core.deploy import Int4, Int8  # noqa: E402
+from core.inputs import models as M  # noqa: E402
+from core.inputs.data import load_data  # noqa: E402
+from core.methods.deploy import Int4, Int8  # noqa: E402
+from core.runtimes import measure as ME  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import grid, runner, sweep  # noqa: E402
 from core.cli import format_table  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.engine import grid, runner, sweep  # noqa: E402
+from core.results.store import Store  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -57,11 +57,11 @@ def main() -> None:
 
 def single_point(cfg, tmp: Path) -> list[dict]:
     """What a slider move costs: an unseen spec (compress + measure + store) and the same spec again (store)."""
-    from core import measure as ME
-    from core import spec as S
-    from core.prune import UnstructuredPrune
-    from core.quantize import WeightQuant
-    from core.store import Point, point_key
+    from core.methods import spec as S
+    from core.methods.prune import UnstructuredPrune
+    from core.methods.quantize import WeightQuant
+    from core.results.store import Point, point_key
+    from core.runtimes import measure as ME
 
     model, data = runner.load_context(cfg.model, cfg.data)
     store = Store(tmp / "results.sqlite")

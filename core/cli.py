@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from core import data as D
-from core import describe
-from core import measure as ME
-from core import models as M
-from core import spec as S
+from core.inputs import data as D
+from core.inputs import models as M
+from core.methods import spec as S
+from core.results import describe
+from core.runtimes import measure as ME
 
 
 class UsageError(ValueError):
@@ -121,7 +121,7 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 def open_model(args) -> M.LoadedModel:
     """A sample name or a model file, resolved like a sweep file's `model:`."""
-    from core.runner import open_model as resolve
+    from core.engine.runner import open_model as resolve
 
     options = {"arch": args.arch, "input_shape": parse_shape(args.input_shape), "num_classes": args.num_classes}
     if not any(v is not None for v in options.values()):
@@ -219,13 +219,13 @@ def cmd_measure(args) -> None:
 
 def _store(args, read_only: bool = False):
     """The store named by --store; commands that only read open it read-only, so they never create one."""
-    from core.store import Store
+    from core.results.store import Store
 
     return Store(args.store, read_only=read_only)
 
 
 _EPOCH = re.compile(r"(?:round (\d+)/(\d+): )?.*?\bepoch \d+/\d+")  # train_'s message, a lottery round before it
-_MEASURING = ("writing", "scoring", "timing", "measured")  # core.measure's stages
+_MEASURING = ("writing", "scoring", "timing", "measured")  # core.runtimes.measure's stages
 IN_FLIGHT_EVERY_S = 30.0  # in a log (not a terminal), the point in flight is printed at most this often
 
 
@@ -380,7 +380,7 @@ class SweepProgress:
 
 
 def cmd_sweep(args) -> None:
-    from core import grid, sweep
+    from core.engine import grid, sweep
 
     if args.verbose:
         import logging
@@ -391,7 +391,7 @@ def cmd_sweep(args) -> None:
     cfg = grid.load_config(args.config)
     if args.run:
         cfg = dataclasses.replace(cfg, run=args.run)
-    from core import runner
+    from core.engine import runner
 
     warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES, runner.load_context(cfg.model, cfg.data)[0])
     store = _store(args)
@@ -419,7 +419,7 @@ def cmd_sweep(args) -> None:
     print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
     if result.search_seconds is not None:
-        from core import layerwise
+        from core.engine import layerwise
 
         print(f"the per-layer search took {result.search_seconds:.1f} s of it; against the uniform grid:")
         objectives = cfg.search.get("objectives", ["accuracy", "archive"])
@@ -438,7 +438,8 @@ def cmd_sweep(args) -> None:
 def print_layer_comparison(df, objective: str = "archive", judge: str = "val") -> None:
     """The uniform grid against the per-layer search: hypervolume and the best point at each floor, judged on
     `judge`'s split (validation by default) and reported on the test split."""
-    from core import layerwise, pareto
+    from core.engine import layerwise
+    from core.results import pareto
 
     rows = layerwise.compare(df, objective, judge=judge)
     split, note = pareto.judged_split(df, judge)
@@ -498,7 +499,7 @@ def _show(df) -> str:
 
 
 def cmd_front(args) -> None:
-    from core import pareto
+    from core.results import pareto
 
     df = pareto.on_runtime(_store(args, read_only=True).table(args.run), args.runtime)
     objectives = ["accuracy", args.objective] + ([args.also] if args.also else [])
@@ -540,7 +541,7 @@ def cmd_pick(args) -> None:
 
 def _pick(df, args):
     """The pick the floor, the budgets and the runtime of `args` ask for (shared by `pick` and `export`)."""
-    from core import pareto
+    from core.results import pareto
 
     view = pareto.on_runtime(df, args.runtime)
     measured = pareto.measured_on(view, args.runtime)  # a run that never ran there says so before any floor
@@ -559,7 +560,8 @@ def _find_point(store, run: str, prefix: str):
 
 
 def cmd_export(args) -> None:
-    from core import export, runner
+    from core.engine import runner
+    from core.results import export
 
     store = _store(args, read_only=True)
     cfg = store.run_config(args.run)
@@ -615,7 +617,7 @@ def cmd_retime(args) -> None:
 
     from tqdm import tqdm
 
-    from core import runner
+    from core.engine import runner
 
     store = _store(args)
     points = [p for p in store.points(args.run) if p.status == "ok" and p.metrics and p.metrics.latency
@@ -644,7 +646,8 @@ def cmd_retime(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core import export, pareto, sweep
+    from core.engine import sweep
+    from core.results import export, pareto
 
     ap = argparse.ArgumentParser(prog="edgetrim", description="Fit a trained classifier to its device budget.")
     sub = ap.add_subparsers(dest="command", required=True)

@@ -20,16 +20,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import data as D
-from core import export
-from core import measure as ME
-from core import models as M
-from core import prune
-from core import spec as S
-from core import runner
 from core import cache_dir
-from core import estimate
-from core.store import Store, point_key
+from core.engine import estimate, runner
+from core.inputs import data as D
+from core.inputs import models as M
+from core.methods import prune
+from core.methods import spec as S
+from core.results import export
+from core.results.store import Store, point_key
+from core.runtimes import measure as ME
 from dashboard import work
 
 EXPLORE_RUN = "explore"

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import pareto
+from core.results import pareto
 from dashboard import fmt
 
 FAMILY_COLOURS = {"baseline": "#111827", "pruning": "#2563eb", "quantization": "#16a34a",

@@ -1,13 +1,13 @@
 """Numbers in the units a person reads (KB / MB, ms, %, k / M), changes, and errors as one sentence.
 
-Values are spelled by core.describe (the CLI says them the same way); this module adds the
+Values are spelled by core.results.describe (the CLI says them the same way); this module adds the
 changes against a baseline that the pages show, and turns any error into one sentence.
 """
 from __future__ import annotations
 
 import re
 
-from core import describe
+from core.results import describe
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
 _TRACE_LINE = re.compile(r'^\s*(Traceback \(most recent call last\)|File "|~*\^+~*$|\^+$|During handling|The above)')

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from core import cache_dir
-from core.store import default_path
+from core.results.store import default_path
 
 
 def folder() -> Path:

@@ -48,7 +48,7 @@ def job_bar(job, placeholder=None) -> None:
 
 def run(key: str, title: str, fn: Callable[..., object], slot: str = "") -> object:
     """`fn(report)` as a job of the app's queue, its bar drawn until it ends; returns its result (raises its error,
-    or core.cancel.Cancelled). A page reload or another session asking for the same `key` waits on the same job."""
+    or core.inputs.cancel.Cancelled). A page reload or another session asking for the same `key` waits on the same job."""
     from dashboard import work
 
     job = work.queue().submit(key, title, lambda j: fn(j.report), owner=work.session_id(), slot=slot)

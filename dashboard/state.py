@@ -84,6 +84,6 @@ def data_label(source: str) -> str:
     uploaded (kept under 'data.names' by the Model page), never the cache folder it was saved in."""
     if source in ("digits", "mnist"):
         return "MNIST" if source == "mnist" else source
-    from core import describe
+    from core.results import describe
 
     return st.session_state.get("data.names", {}).get(source) or describe.source_name(source)

@@ -6,7 +6,7 @@ engine is the standard library's ThreadPoolExecutor with one worker (torch alrea
 core for one job, and torch.export must not run twice at once); a job records its stage, its
 progress and the numbers measured so far, so every page (and every browser session) waiting
 on it can show them. The same work asked for twice (two sessions, or a page reload) is one
-job. Cancel is cooperative (core.cancel): the job stops at its next batch, within a couple of
+job. Cancel is cooperative (core.inputs.cancel): the job stops at its next batch, within a couple of
 seconds. Slider moves are latest-wins: a session's newer request supersedes its older one in
 the same slot, which is dropped if it has not started and cancelled if it has, unless another
 session still waits on it.
@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from core import cancel, describe
+from core.inputs import cancel
+from core.results import describe
 
 FINISHED = ("done", "failed", "cancelled")
 KEEP_FINISHED = 64      # finished jobs remembered (a page reload finds its result or error)
@@ -44,7 +45,7 @@ class Job:
     step_started: float = 0.0       # when the current step (a training run, a measurement) began
     step_first: int = 0
     submitted: float = field(default_factory=time.monotonic)
-    partial: dict | None = None     # the numbers measured so far (core.measure's partial)
+    partial: dict | None = None     # the numbers measured so far (core.runtimes.measure's partial)
     result: Any = None
     error: BaseException | None = None
     estimate_s: float | None = None  # said before it started (training)

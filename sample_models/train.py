@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import data as D  # noqa: E402
-from core import models as M  # noqa: E402
-from core.train import accuracy, train_  # noqa: E402
+from core.inputs import data as D  # noqa: E402
+from core.inputs import models as M  # noqa: E402
+from core.inputs.train import accuracy, train_  # noqa: E402
 
 # ---- defaults: one entry per sample ------------------------------------------------
 SEED = 0

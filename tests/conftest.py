@@ -1,8 +1,8 @@
 """Shared fixtures: the bundled digits split and the sample models, loaded once per run."""
 import pytest
 
-from core import data as D
-from core import models as M
+from core.inputs import data as D
+from core.inputs import models as M
 
 
 @pytest.fixture(scope="session")

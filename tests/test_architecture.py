@@ -1,26 +1,61 @@
-"""The shape of core: no import circle (lazy imports inside functions count too), and the registry is a leaf."""
+"""The shape of core: folders by the flow, no import from a lower folder to a higher one, no import circle (lazy
+imports inside functions count too), and the registry is a leaf."""
 import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[1] / "core"
+# lowest first: a module may import its own folder and the folders before it, never one after it
+FOLDERS = ("inputs", "methods", "runtimes", "results", "engine")
 
 
-def core_imports(path: Path) -> set[str]:
+def modules() -> dict[str, Path]:
+    """'folder.module' (or 'module' for core's top level) -> its file."""
+    return {".".join(p.relative_to(CORE).with_suffix("").parts): p
+            for p in CORE.rglob("*.py") if p.stem != "__init__"}
+
+
+def core_imports(path: Path, known: set[str]) -> set[str]:
     """The core modules `path` imports anywhere in the file (module level or inside functions)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "core":
-                found |= {a.name for a in node.names if (CORE / f"{a.name}.py").exists()}
-            elif node.module.startswith("core."):
-                found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom) and node.module and (node.module + ".").startswith("core."):
+            base = node.module.removeprefix("core").removeprefix(".")
+            for a in node.names:  # `from core.methods import prune` names a module; `from core.methods.spec import Spec` not
+                name = f"{base}.{a.name}" if base else a.name
+                found.add(name if name in known else base)
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("core.")}
-    return found - {path.stem}
+            found |= {a.name.removeprefix("core.") for a in node.names if a.name.startswith("core.")}
+    return (found & known) - {".".join(path.relative_to(CORE).with_suffix("").parts)}
 
 
 def graph() -> dict[str, set[str]]:
-    return {p.stem: core_imports(p) for p in CORE.glob("*.py") if p.stem != "__init__"}
+    found = modules()
+    return {name: core_imports(path, set(found)) for name, path in found.items()}
+
+
+def level(module: str) -> int:
+    """A folder's place in the flow; core's top level (the CLI) sits above every folder."""
+    folder = module.split(".")[0]
+    return FOLDERS.index(folder) if folder in FOLDERS else len(FOLDERS)
+
+
+def test_core_is_in_folders_by_the_flow_each_saying_what_it_holds():
+    assert {p.name for p in CORE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(FOLDERS)
+    for folder in FOLDERS:
+        doc = ast.get_docstring(ast.parse((CORE / folder / "__init__.py").read_text()))
+        assert doc and len(doc.splitlines()) == 1, f"core/{folder}/__init__.py needs a one-line docstring"
+    assert {m for m in modules() if "." not in m} <= {"cli"} | {m for m in modules() if m.startswith("cli")}
+
+
+def test_no_folder_imports_a_folder_after_it():
+    upward = [f"{m} -> {n}" for m, deps in graph().items() for n in deps if level(n) > level(m)]
+    assert not upward, "imports from a lower folder to a higher one: " + ", ".join(sorted(upward))
+
+
+def test_the_architecture_test_sees_imports():
+    g = graph()
+    assert "inputs.data" in g["methods.prune"] and "methods.registry" in g["methods.prune"]
+    assert "results.store" in g["engine.runner"]
 
 
 def test_core_has_no_import_circle():
@@ -43,6 +78,6 @@ def test_core_has_no_import_circle():
 
 def test_the_registry_is_a_leaf_that_every_method_imports():
     g = graph()
-    assert g["registry"] == set()
+    assert g["methods.registry"] == set()
     for method in ("prune", "quantize", "distill", "deploy"):
-        assert "registry" in g[method] and "spec" not in g[method]
+        assert "methods.registry" in g[f"methods.{method}"] and "methods.spec" not in g[f"methods.{method}"]

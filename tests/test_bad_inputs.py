@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import data as D
-from core import models as M
-from core import grid, pareto
-from core.store import SCHEMA_VERSION, Store
+from core.engine import grid
+from core.inputs import data as D
+from core.inputs import models as M
+from core.results import pareto
+from core.results.store import SCHEMA_VERSION, Store
 
 
 def _state_dict(tmp, name="w.pt", **override):
@@ -52,7 +53,7 @@ def _image_folder_with_text(tmp):
 
 
 def _wrong_classes(tmp):
-    from core.measure import measure
+    from core.runtimes.measure import measure
 
     x = np.random.default_rng(0).random((120, 28, 28)).astype(np.float32)
     np.savez(tmp / "d.npz", x=x, y=np.arange(120) % 12)

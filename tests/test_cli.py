@@ -12,7 +12,7 @@ def test_models_lists_every_sample_from_its_card_in_seconds():
     """The listing reads the cards (no sample is loaded or measured): under 5 s here, 15 s allowed on a busy CI."""
     import time
 
-    from core import models as M
+    from core.inputs import models as M
 
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "core.cli", "models"], capture_output=True, text=True)
@@ -32,7 +32,7 @@ def test_models_lists_every_sample_from_its_card_in_seconds():
 
 
 def test_models_json_is_the_cards(capsys):
-    from core import models as M
+    from core.inputs import models as M
 
     assert cli.main(["models", "--json"]) == 0
     cards = json.loads(capsys.readouterr().out)
@@ -40,7 +40,7 @@ def test_models_json_is_the_cards(capsys):
 
 
 def test_measure_a_sample_on_the_data_of_its_card(capsys, monkeypatch):
-    from core import data as D
+    from core.inputs import data as D
 
     asked = []
     real = D.load_data
@@ -142,10 +142,10 @@ def test_pick_below_the_floor_offers_no_export(tmp_path, capsys, monkeypatch):
 
 def _judged_run(path, points, run="judge"):
     """A store holding `points` (prune ratio, validation accuracy or None, test accuracy, file bytes), no sweep."""
-    from core import measure as ME
-    from core import spec as S
-    from core.prune import UnstructuredPrune
-    from core.store import Point, Store
+    from core.methods import spec as S
+    from core.methods.prune import UnstructuredPrune
+    from core.results.store import Point, Store
+    from core.runtimes import measure as ME
 
     store = Store(path)
     store.add_run(run, {"model": "m", "data": "d"}, "m", "d")
@@ -219,7 +219,7 @@ def test_edgetrim_cache_moves_everything_edgetrim_writes(tmp_path):
 
 def test_mnist_fetched_before_is_read_from_the_users_cache_but_fetched_into_edgetrim_cache(tmp_path, monkeypatch):
     import core
-    from core import mnist
+    from core.inputs import mnist
 
     monkeypatch.delenv("EDGETRIM_MNIST", raising=False)
     monkeypatch.setenv(core.USER_XDG, str(tmp_path / "xdg"))
@@ -259,11 +259,11 @@ def test_sweep_says_its_training_up_front_and_the_point_in_flight_with_its_stage
 def test_sweep_line_on_a_terminal_cuts_labels_at_their_end(monkeypatch):
     import io
 
-    from core import spec as S
-    from core.estimate import Training
-    from core.prune import UnstructuredPrune
-    from core.quantize import WeightQuant
-    from core.sweep import Planned
+    from core.engine.estimate import Training
+    from core.engine.sweep import Planned
+    from core.methods import spec as S
+    from core.methods.prune import UnstructuredPrune
+    from core.methods.quantize import WeightQuant
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -293,10 +293,10 @@ def test_sweep_line_on_a_terminal_cuts_labels_at_their_end(monkeypatch):
 def test_sweep_time_left_follows_the_pace_and_the_training_in_flight():
     import io
 
-    from core import spec as S
-    from core.estimate import Training
-    from core.prune import UnstructuredPrune
-    from core.sweep import Planned
+    from core.engine.estimate import Training
+    from core.engine.sweep import Planned
+    from core.methods import spec as S
+    from core.methods.prune import UnstructuredPrune
 
     quick, slow = S.Spec(), S.Spec(prune=UnstructuredPrune(0.5, finetune_epochs=10))
     planned = [Planned(quick, (), 0.0, 2.0), Planned(slow, (Training("fine-tuning after pruning", 10, 100),), 8.0, 2.0)]

@@ -10,8 +10,9 @@ import time
 import pytest
 import yaml
 
-from core import export, grid, runner, sweep
-from core.store import Store
+from core.engine import grid, runner, sweep
+from core.results import export
+from core.results.store import Store
 
 SMALL = {"model": "mlp", "axes": {"prune_ratio": [0.0, 0.3, 0.6, 0.8], "quantize": ["fp32", "w6", "w4"]},
          "measure": {"latency": False}}

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import export, runner
-from core.store import Store
+from core.engine import runner
+from core.results import export
+from core.results.store import Store
 from dashboard import cache, fmt, progress, state
 
 FORMATS = list(export.FORMATS)

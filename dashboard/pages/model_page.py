@@ -5,9 +5,9 @@ import json
 
 import streamlit as st
 
-from core import data as D
-from core import measure as ME
-from core import models as M
+from core.inputs import data as D
+from core.inputs import models as M
+from core.runtimes import measure as ME
 from dashboard import cache, figures, fmt, progress, state
 
 MAX_UPLOAD = 200 * 2**20

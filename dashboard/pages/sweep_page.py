@@ -12,7 +12,11 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import cache_dir, deploy, describe, grid, layerwise, lottery, measure, quantize
+from core import cache_dir
+from core.engine import grid, layerwise
+from core.methods import deploy, lottery, quantize
+from core.results import describe
+from core.runtimes import measure
 from dashboard import cache, fmt, jobs, state
 
 WEIGHTS_HELP = ("How the weights are rounded, one point per choice: " + "; ".join(
@@ -26,7 +30,7 @@ THREADS = [0] + [t for t in (1, 2, 4, 8) if t <= (os.cpu_count() or 1)]  # 0: ev
 RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
 WIDTHS = [1.0, 0.75, 0.5, 0.25]
 STUDENTS = ["mlp", "mlp@0.5", "lenet5", "lenet5@0.5", "lenet5_caffe", "lenet5_caffe@0.5", "resnet18_small@0.25",
-            "tv:mobilenet_v3_small@0.5"]  # students of other architectures (core.grid.parse_student)
+            "tv:mobilenet_v3_small@0.5"]  # students of other architectures (core.engine.grid.parse_student)
 COLUMNS = {"label": "Point", "status": "Status", "accuracy": "Accuracy (%)", "onnx_bytes": "ONNX (KB)",
            "archive_bytes": "Archive (KB)", "ort_b1_ms": "ORT b1 (ms)", "torch_b1_ms": "PyTorch b1 (ms)",
            "pte_bytes": ".pte (KB)", "et_b1_ms": "ExecuTorch b1 (ms)"}  # the label

@@ -12,10 +12,11 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core import layerwise, pareto
-from core import measure as ME
-from core import spec as S
-from core.prune import UnstructuredPrune
+from core.engine import layerwise
+from core.methods import spec as S
+from core.methods.prune import UnstructuredPrune
+from core.results import pareto
+from core.runtimes import measure as ME
 from dashboard import cache, figures, fmt, progress, state
 
 # objective (core's name) -> what a person reads (size and latency are the chosen runtime's: see _x_names)

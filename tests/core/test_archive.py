@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import archive, huffman
+from core.runtimes import archive, huffman
 
 
 @pytest.mark.parametrize("symbols", [np.zeros(50, dtype=np.int64),                       # one symbol only

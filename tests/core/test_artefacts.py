@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
-from core import artefacts, export, grid, runner, sweep
-from core.artefacts import Folder
-from core.store import Store
+from core.engine import grid, runner, sweep
+from core.results import artefacts, export
+from core.results.artefacts import Folder
+from core.results.store import Store
 
 CONFIG = {"run": "a", "model": "lenet5",
           "axes": {"prune_ratio": [0.0, 0.5], "finetune_epochs": [1], "quantize": ["fp32", "w4"]},

@@ -4,10 +4,11 @@ import time
 
 import pytest
 
-from core import cancel, runner
-from core import spec as S
-from core.distill import Distill
-from core.store import Store
+from core.engine import runner
+from core.inputs import cancel
+from core.methods import spec as S
+from core.methods.distill import Distill
+from core.results.store import Store
 
 
 def test_checkpoint_is_a_no_op_outside_a_job():

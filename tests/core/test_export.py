@@ -3,9 +3,10 @@ import os
 
 import pytest
 
-from core import export, grid, pareto, runner, sweep
-from core.prune import UnstructuredPrune
-from core.store import Store
+from core.engine import grid, runner, sweep
+from core.methods.prune import UnstructuredPrune
+from core.results import export, pareto
+from core.results.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,18 @@ channels, chosen per point in sweeps."""
 import pytest
 import torch
 
-from core import grid
-from core import spec as S
-from core.prune import (StructuredPrune, UnstructuredPrune, magnitude_prune_, prunable_weights, sparsity,
-                        taylor_scores)
-from core.registry import SpecError, compress
-from core.train import accuracy
+from core.engine import grid
+from core.inputs.train import accuracy
+from core.methods import spec as S
+from core.methods.prune import (
+    StructuredPrune,
+    UnstructuredPrune,
+    magnitude_prune_,
+    prunable_weights,
+    sparsity,
+    taylor_scores,
+)
+from core.methods.registry import SpecError, compress
 
 
 def test_taylor_scores_are_weight_times_gradient_summed_over_batches(mlp, digits):

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from core import cli, grid, layerwise
-from core import spec as S
-from core.prune import UnstructuredPrune, prunable_weights
-from core.quantize import WeightQuant
-from core.registry import SpecError
-from core.store import Store
+from core import cli
+from core.engine import grid, layerwise
+from core.methods import spec as S
+from core.methods.prune import UnstructuredPrune, prunable_weights
+from core.methods.quantize import WeightQuant
+from core.methods.registry import SpecError
+from core.results.store import Store
 
 
 def test_each_layer_gets_its_own_ratio_and_width(mlp, digits):
@@ -138,7 +139,7 @@ def test_a_structured_per_layer_search_under_a_latency_budget_shrinks_channels_l
 
 
 def test_a_graph_model_s_archive_search_is_refused_before_the_grid_runs(tmp_path, mlp):
-    from core import sweep
+    from core.engine import sweep
 
     path = tmp_path / "mlp_ts.pt"
     torch.jit.script(mlp.module).save(str(path))

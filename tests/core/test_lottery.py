@@ -5,12 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from core import grid
-from core import spec as S
-from core.lottery import LotteryTicket, replay, round_targets, tickets
-from core.prune import prunable_weights, sparsity
-from core.registry import SpecError, compress, why_not
-from core.train import accuracy
+from core.engine import grid
+from core.inputs.train import accuracy
+from core.methods import spec as S
+from core.methods.lottery import LotteryTicket, replay, round_targets, tickets
+from core.methods.prune import prunable_weights, sparsity
+from core.methods.registry import SpecError, compress, why_not
 
 
 def test_each_round_removes_the_same_share_of_what_remains():
@@ -33,7 +33,7 @@ def test_replaying_a_samples_recipe_gives_its_bundled_weights_again(mlp, digits)
     # from another initialisation ends 21.9 away
     assert same < 0.1 * moved, (same, moved)
     torch.manual_seed(0)
-    from core import models as M
+    from core.inputs import models as M
 
     init = M.build(mlp.arch, mlp.num_classes, mlp.input_shape).state_dict()
     assert all(torch.equal(start[k], init[k]) for k in init), "rewind_to 0 is the initialisation"

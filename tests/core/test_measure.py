@@ -2,9 +2,9 @@ import json
 
 import torch
 
-from core import measure as ME
-from core import onnx_io
-from core import models as M
+from core.inputs import models as M
+from core.runtimes import measure as ME
+from core.runtimes import onnx_io
 
 
 def test_metrics_round_trip_json_and_onnx_agrees_with_pytorch(lenet5, digits):
@@ -55,9 +55,9 @@ def test_layer_table(lenet5):
 
 
 def test_compare_latency_times_both_models_in_alternating_rounds(lenet5, digits):
-    from core import spec as S
-    from core.deploy import Int8
-    from core.prune import StructuredPrune
+    from core.methods import spec as S
+    from core.methods.deploy import Int8
+    from core.methods.prune import StructuredPrune
 
     small = S.apply(lenet5, S.Spec(prune=StructuredPrune(0.5)), digits)
     rows = ME.compare_latency(lenet5, small, digits, rounds=3, budget_s=0.01, threads=1)
@@ -72,7 +72,7 @@ def test_measure_leaves_the_callers_module_as_it_was(lenet5, digits):
     """Numbers only, and no side effect: the module's mode and weights are what they were."""
     import copy
 
-    from core.deploy import Int8
+    from core.methods.deploy import Int8
 
     model = lenet5.derive(copy.deepcopy(lenet5.module))
     model.module.train()
@@ -86,7 +86,7 @@ def test_measure_leaves_the_callers_module_as_it_was(lenet5, digits):
 def test_a_busy_machine_while_timing_is_said(monkeypatch):
     import dataclasses
 
-    from core import describe
+    from core.results import describe
 
     monkeypatch.setattr(describe.os, "cpu_count", lambda: 2)
     calm = ME.Latency("pytorch", 1, 0.1, 0.12, 50, 2, load=0.9)

@@ -4,13 +4,16 @@ import dataclasses
 import pytest
 import torch
 
-from core import archive, describe, measure as ME, onnx_io, spec as S
-from core.distill import Distill
-from core.prune import StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
-from core.deploy import Float16, Int8
-from core.quantize import WeightQuant, WeightShare, fake_quantize
-from core.soft_share import SoftShare
-from core.train import accuracy
+from core.inputs.train import accuracy
+from core.methods import spec as S
+from core.methods.deploy import Float16, Int8
+from core.methods.distill import Distill
+from core.methods.prune import StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
+from core.methods.quantize import WeightQuant, WeightShare, fake_quantize
+from core.methods.soft_share import SoftShare
+from core.results import describe
+from core.runtimes import archive, onnx_io
+from core.runtimes import measure as ME
 
 ALL_CONFIGS = [UnstructuredPrune(0.5), UnstructuredPrune(0.3, scope="layer", finetune_epochs=1, steps=2),
                StructuredPrune(0.25, importance="l1"), WeightQuant(4, granularity="per_tensor", scheme="affine"),
@@ -93,7 +96,7 @@ def test_gradual_pruning_with_finetuning_keeps_zeros_and_reaches_target(mlp, dig
 
 
 def test_structured_pruning_shrinks_the_torchvision_sample_which_still_runs_and_exports(digits, tmp_path):
-    from core.models import load_sample
+    from core.inputs.models import load_sample
 
     mb = load_sample("mobilenet_v3_small")
     out = S.compress(mb, StructuredPrune(0.5), digits)

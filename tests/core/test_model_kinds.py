@@ -8,15 +8,15 @@ shared values per layer after weight sharing.
 import pytest
 import torch
 
-from core import describe
-from core import measure as ME
-from core import models as M
-from core import spec as S
-from core.deploy import Int8
-from core.distill import Distill
-from core.prune import StructuredPrune, UnstructuredPrune, prunable_weights
-from core.quantize import WeightQuant, WeightShare
-from core.soft_share import SoftShare
+from core.inputs import models as M
+from core.methods import spec as S
+from core.methods.deploy import Int8
+from core.methods.distill import Distill
+from core.methods.prune import StructuredPrune, UnstructuredPrune, prunable_weights
+from core.methods.quantize import WeightQuant, WeightShare
+from core.methods.soft_share import SoftShare
+from core.results import describe
+from core.runtimes import measure as ME
 
 KINDS = ["state_dict", "torchscript", "export"]
 

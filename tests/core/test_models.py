@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
-from core import measure as ME
-from core import models as M
-from core.train import accuracy
+from core.inputs import models as M
+from core.inputs.train import accuracy
+from core.runtimes import measure as ME
 from tests.hostile import RunsShell
 
 
@@ -15,7 +15,7 @@ def test_sample_accuracy_matches_its_card(name):
     MNIST samples), the card's weights hash and parameter count checked too."""
     import hashlib
 
-    from core import data as D
+    from core.inputs import data as D
 
     model = M.load_sample(name)
     data = D.load_data(model.card["data"])
@@ -42,7 +42,7 @@ def test_samples_meet_their_accuracy_bars():
 def test_the_teacher_is_big_enough_that_compute_dominates(tmp_path):
     """ResNet-18 at 28x28: at least 0.3 G MACs and 1 ms per image in ONNX Runtime here, where per-call overhead
     (tens of microseconds) no longer hides a speed-up."""
-    from core import onnx_io
+    from core.runtimes import onnx_io
 
     teacher = M.load_sample("resnet18_mnist")
     assert ME.count_macs(teacher.module, teacher.input_shape) >= 0.3e9

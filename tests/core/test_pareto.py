@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from core import pareto
+from core.results import pareto
 
 ROWS = [  # key, family, accuracy, onnx_bytes, ort_b1_ms
     ("base", "baseline", 0.98, 1000, 1.0),
@@ -70,7 +70,7 @@ def test_bad_floors(kwargs, message):
 def test_a_pick_says_which_points_it_left_out_and_why():
     import pandas as pd
 
-    from core import pareto
+    from core.results import pareto
 
     df = pd.DataFrame([
         {"key": "b", "family": "baseline", "label": "baseline", "status": "ok", "accuracy": 0.98, "ort_b1_ms": 1.0},
@@ -178,9 +178,9 @@ def test_busy_latencies_are_left_out_of_latency_fronts_picks_and_budgets_and_cou
 
 
 def test_points_frame_has_validation_accuracies_and_busy_flags():
-    from core import measure as ME
-    from core import spec as S
-    from core.store import Point, points_frame
+    from core.methods import spec as S
+    from core.results.store import Point, points_frame
+    from core.runtimes import measure as ME
 
     lat = (ME.Latency("onnxruntime", 1, 1.0, 1.1, 10, 1), ME.Latency("pytorch", 1, 2.0, 2.1, 10, 1, busy=True),
            ME.Latency("onnxruntime", 32, 9.0, 9.1, 10, 1, busy=True))

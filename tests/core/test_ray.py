@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core import grid, sweep
-from core.store import Store
+from core.engine import grid, sweep
+from core.results.store import Store
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edgetrim[ray]')")
 

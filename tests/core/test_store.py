@@ -4,10 +4,10 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from core import spec as S
-from core.measure import Latency, Metrics
-from core.prune import UnstructuredPrune
-from core.store import SCHEMA_VERSION, Point, Store, StoreError, point_key
+from core.methods import spec as S
+from core.methods.prune import UnstructuredPrune
+from core.results.store import SCHEMA_VERSION, Point, Store, StoreError, point_key
+from core.runtimes.measure import Latency, Metrics
 
 
 def metrics(acc=0.9, size=1000):
@@ -118,7 +118,7 @@ def test_a_sweep_logs_in_to_a_password_protected_postgresql_store(pg_url, tmp_pa
     """The runner writes through the open store; nothing reopens it from its printed (redacted) URL."""
     import psycopg
 
-    from core import grid, sweep
+    from core.engine import grid, sweep
     from tests.pg_server import PASSWORD_ROLE
 
     if "EDGETRIM_TEST_PG_URL" in os.environ:

@@ -3,15 +3,15 @@ builds, the teacher's logits computed once, the student rebuilt from its archive
 import pytest
 import torch
 
-from core import archive
-from core import grid
-from core import measure as ME
-from core import models as M
-from core import spec as S
-from core.distill import Distill
-from core.quantize import WeightQuant
-from core.registry import SpecError
-from core.train import accuracy
+from core.engine import grid
+from core.inputs import models as M
+from core.inputs.train import accuracy
+from core.methods import spec as S
+from core.methods.distill import Distill
+from core.methods.quantize import WeightQuant
+from core.methods.registry import SpecError
+from core.runtimes import archive
+from core.runtimes import measure as ME
 
 
 @pytest.fixture(autouse=True)
@@ -84,8 +84,8 @@ def test_the_student_axis_crosses_architectures_with_training_and_the_other_axes
 
 
 def test_a_search_picks_one_student_per_trial(tmp_path):
-    from core import sweep
-    from core.store import Store
+    from core.engine import sweep
+    from core.results.store import Store
 
     store = Store(tmp_path / "s.sqlite")
     cfg = grid.load_config({"run": "s", "model": "mlp", "axes": {"student_width": [1.0], "student": ["mlp@0.25"],

@@ -9,12 +9,12 @@ import time
 import pytest
 import yaml
 
-from core import spec as S
-from core import grid, sweep
-from core.prune import StructuredPrune, UnstructuredPrune
-from core.deploy import Int8
-from core.quantize import WeightQuant
-from core.store import Store
+from core.engine import grid, sweep
+from core.methods import spec as S
+from core.methods.deploy import Int8
+from core.methods.prune import StructuredPrune, UnstructuredPrune
+from core.methods.quantize import WeightQuant
+from core.results.store import Store
 
 FAST = {"latency": False}
 
@@ -81,7 +81,7 @@ def test_sweep_stores_every_point_and_reruns_from_the_store(tmp_path):
 
 
 def test_a_failing_point_is_stored_as_failed_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    from core import registry
+    from core.methods import registry
 
     def broken(*a, **k):
         raise RuntimeError("kernel exploded")
@@ -161,7 +161,8 @@ def test_data_with_more_classes_than_the_model_is_refused_before_any_work(tmp_pa
 def test_a_sweep_with_failed_points_exits_non_zero_with_one_line_per_cause(tmp_path, monkeypatch, capsys):
     import logging
 
-    from core import cli, registry
+    from core import cli
+    from core.methods import registry
 
     def broken(*a, **k):
         raise RuntimeError("kernel exploded\n  at a deep frame")

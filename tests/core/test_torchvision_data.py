@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import data as D
+from core.inputs import data as D
 from tests.hostile import RunsShell
 
 

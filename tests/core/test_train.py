@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from core import grid
-from core import models as M
-from core.prune import UnstructuredPrune
-from core.train import train_
+from core.engine import grid
+from core.inputs import models as M
+from core.inputs.train import train_
+from core.methods.prune import UnstructuredPrune
 
 
 def test_samples_per_epoch_bounds_the_steps_and_patience_stops_early(digits):

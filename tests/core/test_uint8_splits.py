@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from core import data as D
-from core import onnx_io
-from core.train import accuracy, predict, recalibrate_bn_, train_
+from core.inputs import data as D
+from core.inputs.train import accuracy, predict, recalibrate_bn_, train_
+from core.runtimes import onnx_io
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_float_sources_stay_float32(digits):
 
 
 def test_int8_calibration_reads_batches_of_32_up_to_n(pair):
-    from core.deploy import _Calibration
+    from core.methods.deploy import _Calibration
 
     u8, _ = pair
     reader = _Calibration(u8.train, 70, "input")

@@ -1,8 +1,8 @@
 """A private results store and cache for the dashboard tests, with one small run in it."""
 import pytest
 
-from core import grid, sweep
-from core.store import Store
+from core.engine import grid, sweep
+from core.results.store import Store
 
 RUN = {"run": "ui", "model": "lenet5", "axes": {"prune": ["unstructured", "structured"], "prune_ratio": [0.0, 0.5, 0.9],
                                                "quantize": ["fp32", "int8", "w4", "w2"]}, "measure": {"latency": True, "budget_s": 0.01}}
@@ -26,7 +26,7 @@ def ui_env(tmp_path_factory):
     mp.setenv("EDGETRIM_CACHE", str(tmp / "cache"))
     store = Store()
     with pytest.MonkeyPatch.context() as quiet:  # timed as on a quiet machine: no latency here is marked busy
-        from core import measure as ME          # (the pages' tests are about the pages; busy marks have their own)
+        from core.runtimes import measure as ME  # (the pages' tests are about the pages; busy marks have their own)
 
         quiet.setattr(ME, "oversubscribed", lambda threads: False)
         quiet.setattr(ME, "looks_busy", lambda latency: False)

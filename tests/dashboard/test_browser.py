@@ -114,9 +114,9 @@ def wait_metric_change(page, label: str, before: str, timeout_ms: int = 180_000)
 def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from core import data as D
-    from core import executorch_io, onnx_io
-    from core import models as M
+    from core.inputs import data as D
+    from core.inputs import models as M
+    from core.runtimes import executorch_io, onnx_io
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

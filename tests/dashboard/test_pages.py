@@ -4,8 +4,8 @@
 switches pages inside ONE session, as a person does (Streamlit then drops the state of
 widgets that are not drawn, which is what the app-owned keys in dashboard/state.py survive).
 """
-import re
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -77,7 +77,7 @@ def assert_clean(at: AppTest, where: str) -> None:
 # ---- pages one by one --------------------------------------------------------------------
 
 def test_the_app_starts_on_the_model_page_and_switches_samples(ui_env):
-    from core import models as M
+    from core.inputs import models as M
 
     at = app()
     assert not at.exception
@@ -208,7 +208,7 @@ def test_tradeoffs_reads_like_a_person_wrote_it(ui_env):
 
 
 def test_tradeoffs_picks_under_a_floor_and_a_latency_budget_on_a_runtime(ui_env):
-    from core import executorch_io
+    from core.runtimes import executorch_io
 
     at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui-runtimes"], "tradeoffs.x": "latency",
                                    "tradeoffs.pick_by": "size"})
@@ -363,9 +363,8 @@ def test_an_error_from_core_is_one_sentence_without_colour_codes(ui_env, monkeyp
 
 def test_model_and_data_work_runs_one_at_a_time(ui_env, monkeypatch):
     """Overlapping reruns (threads of one process) never build or export models at once."""
+    from core.results.store import Store
     from dashboard import cache
-
-    from core.store import Store
 
     store = Store()
     point = store.get(cache.run_table("ui")["key"].iloc[0])
@@ -388,7 +387,7 @@ def test_model_and_data_work_runs_one_at_a_time(ui_env, monkeypatch):
     cache.model(model_json), cache.dataset("digits")
     threads = [threading.Thread(target=cache.explore_point, args=(model_json, "digits", f'{{"x": {i}}}'))
                for i in range(3)]
-    from core.prune import UnstructuredPrune
+    from core.methods.prune import UnstructuredPrune
 
     unseen = lambda s: cache.S.Spec(prune=UnstructuredPrune(0.31 + json.loads(s)["x"] / 100))  # noqa: E731
     monkeypatch.setattr(cache.S.Spec, "from_json", staticmethod(unseen))  # points not in the store: computed
@@ -432,8 +431,8 @@ def test_a_stopped_sweep_shows_the_end_of_its_log_not_where_the_log_is(ui_env):
 
 
 def _mnist_or_skip():
-    from core import data as D
-    from core import mnist
+    from core.inputs import data as D
+    from core.inputs import mnist
 
     try:
         D.load_data("mnist")
@@ -471,7 +470,7 @@ def test_an_uploaded_model_pairs_with_mnist_and_an_uploaded_file_shows_its_name_
     import numpy as np
 
     from core import cache_dir
-    from core import models as M
+    from core.inputs import models as M
 
     _mnist_or_skip()
     at = page("model_page")
@@ -509,7 +508,7 @@ def test_an_uploaded_model_pairs_with_mnist_and_an_uploaded_file_shows_its_name_
 # ---- the background sweep and its record -------------------------------------------------
 
 def test_sweep_page_runs_a_sweep_in_the_background_into_the_store(ui_env):
-    from core.store import Store
+    from core.results.store import Store
     from dashboard import jobs
 
     at = page("sweep_page")
@@ -547,9 +546,9 @@ def test_tradeoffs_opens_on_the_file_size_for_a_run_of_graphs_with_no_archive(ui
     """A TorchScript model has no compact archive: the page opens on its file's size, with a chart."""
     import torch
 
-    from core import grid, sweep
-    from core import models as M
-    from core.store import Store
+    from core.engine import grid, sweep
+    from core.inputs import models as M
+    from core.results.store import Store
 
     path = tmp_path / "lenet5_ts.pt"
     module = M.load_sample("lenet5").copy_module().eval()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from core import cancel
+from core.inputs import cancel
 from dashboard.work import Queue, wait
 
 
@@ -76,6 +76,6 @@ def test_a_failed_job_says_its_error_and_can_be_asked_for_again():
 
 
 def test_time_left_is_written_for_people():
-    from core.describe import duration
+    from core.results.describe import duration
 
     assert duration(3968) == "about 1 h 6 min" and duration(40) == "about 40 s" and duration(600) == "about 10 min"

@@ -14,11 +14,11 @@ import time
 
 import pandas as pd
 
-from core import pareto
-from core import runner as R
-from core import spec as S
-from core.grid import expand
-from core.store import Store, point_key, points_frame
+from core.engine import runner as R
+from core.engine.grid import expand
+from core.methods import spec as S
+from core.results import pareto
+from core.results.store import Store, point_key, points_frame
 
 SEED = 0
 

@@ -12,16 +12,15 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import torch
 
 from core import cache_dir
-from core.data import DataSet
-from core.models import ARCHITECTURES, LoadedModel, build, is_architecture
-from core.registry import SpecError, config_to_dict, register
-from core.train import Progress, check_budget, predict, train_
+from core.inputs.data import DataSet
+from core.inputs.models import ARCHITECTURES, LoadedModel, build, is_architecture
+from core.inputs.train import Progress, predict, train_
+from core.methods.registry import SpecError, check_budget, config_to_dict, register
 
 
 @dataclass(frozen=True)

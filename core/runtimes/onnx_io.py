@@ -1,7 +1,7 @@
 """ONNX files: export, ONNX Runtime sessions, accuracy in the runtime, and what the graph runs in int8.
 
 `write_deployable` writes the file a Point is measured and shipped as: the fp32
-export, or that file turned into the Spec's deploy format (int8, fp16) by core.deploy.
+export, or that file turned into the Spec's deploy format (int8, fp16) by core.methods.deploy.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core.data import Split
+from core.inputs.data import Split
 
 OPSET = 17
 INT8_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear",
@@ -54,7 +54,7 @@ def write_deployable(model, deploy, path: str | Path, calibration: Split | None 
     path = Path(path)
     if deploy is None:
         return write_onnx(model.module, model.input_shape, path)
-    from core import deploy as formats
+    from core.methods import deploy as formats
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = write_onnx(model.module, model.input_shape, Path(tmp) / "fp32.onnx")

@@ -1,4 +1,4 @@
-"""The grid: a small sweep file of axes becomes a list of Specs (core.runner measures them).
+"""The grid: a small sweep file of axes becomes a list of Specs (core.engine.runner measures them).
 
 A sweep file (YAML or JSON, or the same as a dict):
 
@@ -9,7 +9,7 @@ A sweep file (YAML or JSON, or the same as a dict):
       student_width: [1.0, 0.5]   # 1.0 = the teacher itself (no distillation)
       student: [lenet5, lenet5@0.5, mlp-800-800]   # students of other architectures, at a width (@0.5)
       student_training: [distilled, alone]         # alone: the same student on hard labels, the baseline
-      prune: [unstructured, structured, lottery]   # lottery: iterative pruning with rewinding (core.lottery)
+      prune: [unstructured, structured, lottery]   # lottery: iterative pruning with rewinding (core.methods.lottery)
       prune_ratio: [0.0, 0.5, 0.9]
       prune_importance: [magnitude, taylor]   # what is removed first: small |w| (L2 norms), or small |w * dL/dw|;
                                               # hessian (structured only): Torch-Pruning's second-order score
@@ -29,7 +29,7 @@ A sweep file (YAML or JSON, or the same as a dict):
               runtimes: [onnxruntime, pytorch]}              # + executorch (.pte, XNNPACK), onnxruntime-cuda (a GPU)
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
     # (accuracy is judged on the validation split; judge_on: test searches on the test split instead)
-    # or a ratio and a width per layer, searched beside the grid of the axes (core.layerwise):
+    # or a ratio and a width per layer, searched beside the grid of the axes (core.engine.layerwise):
     # search: {space: per-layer, trials: 60, objectives: [accuracy, archive], max_bytes: 30000}
 
 The grid is in the canonical order distill -> prune -> quantize -> deploy, baseline first.
@@ -43,13 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import deploy, quantize
-from core import spec as S
-from core.distill import Distill
-from core.lottery import LotteryTicket
-from core.prune import StructuredPrune, UnstructuredPrune
-from core.registry import SpecError, check_kinds, make
-from core.soft_share import SoftShare
+from core.methods import deploy, quantize
+from core.methods import spec as S
+from core.methods.distill import Distill
+from core.methods.lottery import LotteryTicket
+from core.methods.prune import StructuredPrune, UnstructuredPrune
+from core.methods.registry import SpecError, check_kinds, make
+from core.methods.soft_share import SoftShare
 
 AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"], "prune": ["unstructured"],
         "prune_ratio": [0.0], "prune_importance": ["magnitude"], "finetune_epochs": [0], "quantize": ["fp32"],
@@ -143,7 +143,7 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise SweepError(f"measure.threads must be a whole number of at least 1 (or null for all), not {threads!r}.")
     if "runtimes" in measure:
-        from core.measure import check_runtimes
+        from core.runtimes.measure import check_runtimes
 
         try:
             measure = {**measure, "runtimes": list(check_runtimes(measure["runtimes"]))}
@@ -164,7 +164,7 @@ def load_config(source: str | Path | dict) -> SweepConfig:
 
 
 def _check_search(search, measure: dict) -> None:
-    from core.layerwise import SEARCH_KEYS, why_not_search
+    from core.engine.layerwise import SEARCH_KEYS, why_not_search
 
     trials = search.get("trials", 0) if isinstance(search, dict) else 0
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -233,7 +233,7 @@ def _check_axes(axes: dict) -> None:
 
 def parse_student(token: Any) -> tuple[str, float]:
     """'lenet5' -> ('lenet5', 1.0); 'lenet5@0.5' -> ('lenet5', 0.5): a student architecture at a width."""
-    from core.models import is_architecture
+    from core.inputs.models import is_architecture
 
     arch, at, width = str(token).partition("@")
     try:

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core import huffman
-from core.models import LoadedModel, ModelLoadError, build
+from core.inputs.models import LoadedModel, ModelLoadError, build
+from core.runtimes import huffman
 
 # above this many raw bytes LZMA's default preset: on the ResNet-18 (42.6 MB of weights) preset 9e took 137.5 s for
 # 20,606,676 bytes, preset 6 88.1 s for 20,604,688; small models keep 9e, so their archives are unchanged

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from core.data import DataSet
-from core.models import LoadedModel
-from core.prune import prunable_weights
-from core.registry import SpecError, needs_architecture, register
-from core.shared import codes_of, tune_shared_
-from core.train import Progress, check_budget, recalibrate_bn_, train_
+from core.inputs.data import DataSet
+from core.inputs.models import LoadedModel
+from core.inputs.train import Progress, recalibrate_bn_, train_
+from core.methods.prune import prunable_weights
+from core.methods.registry import SpecError, check_budget, needs_architecture, register
+from core.methods.shared import codes_of, tune_shared_
 
 # The paper's settings (Sec. 6.1): learning rates per parameter kind, Gamma(alpha, beta) hyperpriors on precisions
 MEAN_LR, PRECISION_LR, SHARE_LR = 1e-4, 3e-3, 3e-3

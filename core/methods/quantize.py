@@ -6,8 +6,8 @@ straight-through estimator) and `WeightShare` clusters each layer's weights into
 shared values (k-means, linear init, as in Deep Compression). Both work on every model
 kind edgetrim loads (nn.Module, TorchScript, torch.export), because they change the
 parameters themselves. Accuracy is that of the rounded weights; the compact archive
-(core.archive) stores them as packed k-bit codes. The file formats a point ships as
-(int8, fp16 ONNX) are core.deploy's, a separate step of the Spec.
+(core.runtimes.archive) stores them as packed k-bit codes. The file formats a point ships as
+(int8, fp16 ONNX) are core.methods.deploy's, a separate step of the Spec.
 """
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ import torch
 import torch.nn as nn
 import torch.nn.utils.parametrize as parametrize
 
-from core.data import DataSet
-from core.models import LoadedModel
-from core.prune import check_layers, per_layer, per_layer_label, prunable_weights
-from core.registry import SpecError, needs_architecture, register
-from core.shared import tune_shared_
-from core.train import Progress, check_budget, recalibrate_bn_, train_
-
+from core.inputs.data import DataSet
+from core.inputs.models import LoadedModel
+from core.inputs.train import Progress, recalibrate_bn_, train_
+from core.methods.prune import check_layers, per_layer, per_layer_label, prunable_weights
+from core.methods.registry import SpecError, check_budget, needs_architecture, register
+from core.methods.shared import tune_shared_
 
 Granularity = enum.Enum("Granularity", [("PER_CHANNEL", "per_channel"), ("PER_TENSOR", "per_tensor")], type=str)
 Scheme = enum.Enum("Scheme", [("SYMMETRIC", "symmetric"), ("AFFINE", "affine")], type=str)
@@ -251,7 +250,7 @@ def token_name(token: str) -> str:
 def from_token(token: str, epochs: int = 3):
     """'w4' -> WeightQuant(4), 'qat3' -> WeightQuant(3, qat_epochs=epochs), 'share4' -> WeightShare(4),
     'dc5' -> WeightShare(5, finetune_epochs=epochs), 'soft4' -> SoftShare(15 components + zero, epochs); 'fp32' -> None."""
-    from core.soft_share import SoftShare
+    from core.methods.soft_share import SoftShare
 
     if token == "fp32":
         return None

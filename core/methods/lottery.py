@@ -25,12 +25,12 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-from core import models as M
-from core.data import DataSet
-from core.models import LoadedModel
-from core.prune import Scope, keep_zeros, magnitude_prune_, prunable_weights
-from core.registry import SpecError, register
-from core.train import Progress, check_budget, train_
+from core.inputs import models as M
+from core.inputs.data import DataSet
+from core.inputs.models import LoadedModel
+from core.inputs.train import Progress, train_
+from core.methods.prune import Scope, keep_zeros, magnitude_prune_, prunable_weights
+from core.methods.registry import SpecError, check_budget, register
 
 Rewind = enum.Enum("Rewind", [("WEIGHTS", "weights"), ("LR", "lr")], type=str)
 DEFAULT_LR = 1e-3  # a model without a recipe (a user's) retrains at this rate unless told

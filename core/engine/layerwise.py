@@ -23,14 +23,20 @@ import time
 
 import pandas as pd
 
-from core import describe, pareto
-from core import runner as R
-from core import spec as S
-from core.prune import (StructuredPrune, UnstructuredPrune, classifier_layer_names, prunable_names,
-                        prunable_weights, sensitivity)
-from core.quantize import WeightQuant, fake_quantize
-from core.store import Store, point_key, points_frame
-from core.train import accuracy
+from core.engine import runner as R
+from core.inputs.train import accuracy
+from core.methods import spec as S
+from core.methods.prune import (
+    StructuredPrune,
+    UnstructuredPrune,
+    classifier_layer_names,
+    prunable_names,
+    prunable_weights,
+    sensitivity,
+)
+from core.methods.quantize import WeightQuant, fake_quantize
+from core.results import describe, pareto
+from core.results.store import Store, point_key, points_frame
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98)  # what the sensitivity scan tries; the search, any in 1 % steps
 MAX_RATIO = 0.98
@@ -66,7 +72,7 @@ def why_not_search(search: dict, measure: dict) -> str | None:
 
 def why_not_model(model, search: dict) -> str | None:
     """One sentence on a model this per-layer search cannot run on (said before the grid runs), or None."""
-    from core.registry import why_not
+    from core.methods.registry import why_not
 
     objective = search.get("objectives", ["accuracy", "archive"])[1]
     if objective == "archive" and model.arch is None:

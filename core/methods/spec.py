@@ -4,7 +4,7 @@ A `Spec` holds one config per step (frozen dataclasses from the method modules).
 canonical JSON (every config wrapped as {"_type": ..., fields...} inside a
 {"_type": "Spec", "_version": ...} envelope) is what gets stored, and the hash of that
 JSON is its identity in the results store and in file names. `apply` runs the weight
-steps; the deploy step is applied when the file is written (core.onnx_io).
+steps; the deploy step is applied when the file is written (core.runtimes.onnx_io).
 """
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from core.inputs.data import DataSet, class_mismatch
+from core.inputs.models import LoadedModel
+from core.inputs.train import Progress
+
 # the methods register themselves on import; the registry is a leaf they all import
-from core import deploy, distill, lottery, prune, quantize, soft_share  # noqa: F401
-from core.data import DataSet, class_mismatch
-from core.models import LoadedModel
-from core.registry import SpecError, compress, config_from_dict, config_to_dict, why_not  # noqa: F401
-from core.train import Progress
+from core.methods import deploy, distill, lottery, prune, quantize, soft_share  # noqa: F401
+from core.methods.registry import SpecError, compress, config_from_dict, config_to_dict, why_not  # noqa: F401
 
 SPEC_VERSION = 2  # 2: int8 / fp16 moved from `quantize` to their own `deploy` step
 
@@ -29,7 +30,7 @@ class Spec:
     distill: Any = None
     prune: Any = None
     quantize: Any = None
-    deploy: Any = None  # the file format (core.deploy); None: fp32 ONNX
+    deploy: Any = None  # the file format (core.methods.deploy); None: fp32 ONNX
 
     STEPS = ("distill", "prune", "quantize", "deploy")
 
@@ -78,7 +79,7 @@ class Spec:
         """'baseline', 'pruning', 'quantization', 'combined' (pruned and quantized; int8 / fp16 files count as
         quantization), or for any student, whatever is done to it after: 'distillation' (distilled) or
         'student alone' (the same student on hard labels). Students are their own family, so their front stands
-        beside the teacher's pruned and quantized fronts. A ratio or width set layer by layer (core.layerwise) is
+        beside the teacher's pruned and quantized fronts. A ratio or width set layer by layer (core.engine.layerwise) is
         'per-layer', so searched settings have their own front beside the uniform ones."""
         if self.distill is not None:
             return "student alone" if self.distill.alone else "distillation"

@@ -6,7 +6,7 @@ provider, ExecuTorch with XNNPACK) after a
 warm-up, as the median, 10th and 90th percentiles of many single calls, with the
 thread count and the number of outlying calls recorded. Results are frozen records of
 numbers that serialize to JSON; the sentences a person reads about them are written
-where they are shown (core.describe). Measuring leaves the caller's module as it was.
+where they are shown (core.results.describe). Measuring leaves the caller's module as it was.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core import onnx_io
-from core.data import DataError, DataSet, class_mismatch
-from core.models import LoadedModel
-from core.train import accuracy as torch_accuracy
+from core.inputs.data import DataError, DataSet, class_mismatch
+from core.inputs.models import LoadedModel
+from core.inputs.train import accuracy as torch_accuracy
+from core.runtimes import onnx_io
 
 # ---- defaults ------------------------------------------------------------------
 BATCHES = (1, 32)        # latency is reported at batch 1 (a camera frame) and batch 32 (throughput)
@@ -205,7 +205,7 @@ def time_onnx(session, input_shape: tuple[int, ...], batch: int, threads: int,
 
 def time_pte(method, input_shape: tuple[int, ...], batch: int, threads: int,
              budget_s: float = TIME_BUDGET_S) -> Latency:
-    from core import executorch_io
+    from core.runtimes import executorch_io
 
     x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
     executorch_io.set_threads(threads)
@@ -220,7 +220,7 @@ def why_unavailable(runtime: str) -> str | None:
     if runtime not in ALL_RUNTIMES:
         return f"{runtime!r} is not a runtime edgetrim knows; runtimes are {', '.join(ALL_RUNTIMES)}."
     if runtime == "executorch":
-        from core import executorch_io
+        from core.runtimes import executorch_io
 
         return executorch_io.why_unavailable()
     return onnx_io.why_no_cuda() if runtime == "onnxruntime-cuda" else None
@@ -231,7 +231,7 @@ def why_not_on(runtime: str, model: LoadedModel, deploy) -> str | None:
     if runtime == "pytorch" and deploy is not None:
         return f"the {deploy.label} runs in its runtime only; PyTorch runs the fp32 model"
     if runtime == "executorch":
-        from core import executorch_io
+        from core.runtimes import executorch_io
 
         return executorch_io.why_not_model(model) or executorch_io.supports(deploy)
     return None
@@ -282,7 +282,7 @@ def open_runners(model: LoadedModel, deploy, runtimes, threads: int, folder: Pat
                              lambda b, budget, s=session, r=r: time_onnx(s, shape, b, threads, budget, r),
                              onnxruntime.__version__)
         elif r == "executorch":
-            from core import executorch_io
+            from core.runtimes import executorch_io
 
             pte = executorch_io.write_pte(model, deploy, folder / f"{model.name}.pte", calibration)
             method = executorch_io.load(pte, threads)
@@ -297,7 +297,7 @@ def open_runners(model: LoadedModel, deploy, runtimes, threads: int, folder: Pat
 
 def retime(kept: dict[str, Path], model: LoadedModel | None, deploy, runtimes, threads: int,
            batches: tuple[int, ...] = BATCHES, budget_s: float = TIME_BUDGET_S, progress=None) -> tuple[Latency, ...]:
-    """Time a stored point again from its kept files (core.artefacts): ONNX Runtime runs the kept .onnx,
+    """Time a stored point again from its kept files (core.results.artefacts): ONNX Runtime runs the kept .onnx,
     ExecuTorch the kept .pte, PyTorch the kept archive's module (`model`, fp32 points only); nothing is rebuilt.
     A runtime whose file is not kept is left out. Each latency is timed as `measure` times it (busy marked)."""
     timers = {}
@@ -308,7 +308,7 @@ def retime(kept: dict[str, Path], model: LoadedModel | None, deploy, runtimes, t
             session = onnx_io.onnx_session(kept["onnx"], threads, cuda=r == "onnxruntime-cuda")
             timers[r] = lambda b, budget, s=session, r=r: time_onnx(s, model_shape(kept, model), b, threads, budget, r)
         elif r == "executorch" and "pte" in kept:
-            from core import executorch_io
+            from core.runtimes import executorch_io
 
             method = executorch_io.load(kept["pte"], threads)
             timers[r] = lambda b, budget, m=method: time_pte(m, model_shape(kept, model), b, threads, budget)
@@ -445,7 +445,7 @@ def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True
             batches: tuple[int, ...] = BATCHES, runtimes: tuple[str, ...] = RUNTIMES, threads: int | None = None,
             budget_s: float = TIME_BUDGET_S, keep_dir: str | Path | None = None, progress=None,
             partial=None) -> Metrics:
-    """Every metric of one model shipped as `deploy` (None: fp32 ONNX; else a core.deploy format) on
+    """Every metric of one model shipped as `deploy` (None: fp32 ONNX; else a core.methods.deploy format) on
     `data`'s test split (data adapted to the model's input shape).
 
     ONNX Runtime's file is always written and scored (the point's `accuracy` and `onnx_bytes`); each other
@@ -478,7 +478,7 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
              progress, partial) -> Metrics:
     """See `measure`. The numbers come in the order a person wants them: the deployed file's accuracy, then the
     sizes, then each latency, each told to `partial(fields)` (every field known so far) as soon as it is known."""
-    from core import archive
+    from core.runtimes import archive
 
     params, nonzero = count_params(module)
     runtimes = check_runtimes(runtimes)

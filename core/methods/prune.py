@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from core.data import DataSet
-from core.models import LoadedModel
-from core.registry import SpecError, needs_architecture, register
-from core.train import Progress, accuracy, check_budget as _check_budget, recalibrate_bn_, train_
-
+from core.inputs.data import DataSet
+from core.inputs.models import LoadedModel
+from core.inputs.train import Progress, accuracy, recalibrate_bn_, train_
+from core.methods.registry import SpecError, check_budget, needs_architecture, register
 
 # str enums in one line each: the values are what sweep files and the JSON of a Spec spell
 Scope = enum.Enum("Scope", [("GLOBAL", "global"), ("LAYER", "layer"), ("STD", "std")], type=str)
@@ -49,7 +48,7 @@ class _Pruning:
     augment_shift: int = 0                # fine-tune on images shifted by up to this many pixels (as samples train)
 
     def __post_init__(self):
-        _check_budget(self.samples_per_epoch, self.patience)
+        check_budget(self.samples_per_epoch, self.patience)
         if not 0 <= self.weight_decay < 1:
             raise SpecError(f"weight_decay must be in [0, 1), got {self.weight_decay}.")
         if self.augment_shift not in range(0, 9):

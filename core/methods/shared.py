@@ -3,7 +3,7 @@
 Each weight matrix / kernel becomes a parametrization that looks its values up in the
 layer's centroids by fixed codes (pruned zeros keep a code that always reads 0), so autograd
 gives each centroid the sum of its weights' gradients. Used by k-means weight sharing
-(core.quantize.WeightShare) and after soft weight-sharing's snap (core.soft_share).
+(core.methods.quantize.WeightShare) and after soft weight-sharing's snap (core.methods.soft_share).
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.utils.parametrize as parametrize
 
-from core.data import DataSet
-from core.train import train_
+from core.inputs.data import DataSet
+from core.inputs.train import train_
 
 
 class SharedWeight(nn.Module):

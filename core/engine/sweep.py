@@ -1,8 +1,8 @@
-"""Run a sweep: its points (a grid from core.grid, or an Optuna search) measured into the store.
+"""Run a sweep: its points (a grid from core.engine.grid, or an Optuna search) measured into the store.
 
     result = run_sweep(load_config("sweeps/default.yaml"), Store(), workers=2)
 
-Executors only decide where core.runner's work happens: "local" runs the groups in
+Executors only decide where core.engine.runner's work happens: "local" runs the groups in
 this process (workers=1) or in a process pool, "ray" sends them to a Ray cluster, and a
 sweep file with `search:` lets Optuna choose the points. Whatever the executor, the
 driver writes every point to the open store, points already stored are reused (so a
@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from core import runner as R
-from core import spec as S
-from core.grid import SweepConfig, SweepError, expand
-from core.store import Point, Store, point_key
-from core.train import Progress
+from core.engine import runner as R
+from core.engine.grid import SweepConfig, SweepError, expand
+from core.inputs.train import Progress
+from core.methods import spec as S
+from core.results.store import Point, Store, point_key
 
 EXECUTORS = ("local", "ray")
 InFlight = Callable[[S.Spec, int, int, str], None]  # (the point being computed, done, total, message)
@@ -48,14 +48,14 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     R.preflight(model, data, specs)
     per_layer = bool(cfg.search) and cfg.search.get("space") == "per-layer"
     if per_layer:
-        from core.layerwise import why_not_model
+        from core.engine.layerwise import why_not_model
 
         reason = why_not_model(model, cfg.search)
         if reason:
             raise SweepError(reason)
     store.add_run(cfg.run, cfg.to_dict(), R.model_name(cfg.model), data.name)
     if cfg.search and not per_layer:
-        from core.search import run_search
+        from core.engine.search import run_search
 
         return run_search(cfg, store, progress, t0)
     keys = [point_key(model.fingerprint, data.fingerprint, s, R.profile(cfg.measure)) for s in specs]
@@ -77,7 +77,7 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     report(msg=f"{reused} of {len(specs)} points already stored")
     todo_specs, positions = [specs[i] for i in todo], todo
     if executor == "ray" and todo:
-        from core.ray_executor import run_ray
+        from core.engine.ray_executor import run_ray
 
         run_ray(cfg, store, todo_specs, positions, report, address, cpus_per_point, gpus_per_point)
     elif workers <= 1 or len(todo) <= 1:
@@ -93,7 +93,7 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     grid = R.SweepResult(cfg.run, len(specs), len(todo), reused, len(failed), time.perf_counter() - t0, errors)
     if not per_layer:
         return grid
-    from core.layerwise import run_layerwise  # the uniform grid above, then the per-layer search beside it
+    from core.engine.layerwise import run_layerwise  # the uniform grid above, then the per-layer search beside it
 
     found = run_layerwise(cfg, store, progress, time.perf_counter())
     return R.SweepResult(cfg.run, grid.total + found.total, grid.computed + found.computed,
@@ -133,7 +133,7 @@ class Planned:
     """A point still to compute: what it trains here, in order (a shared distill -> prune prefix, and a student,
     train once: for the first point that needs them), and about how long its training and measuring take."""
     spec: S.Spec
-    trainings: tuple  # core.estimate.Training, each (what, epochs, images per epoch)
+    trainings: tuple  # core.engine.estimate.Training, each (what, epochs, images per epoch)
     train_seconds: float
     measure_seconds: float
 
@@ -144,10 +144,10 @@ class Planned:
 
 def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
     """The grid's points not yet stored, in the order run_sweep computes them in this process, and how many are
-    stored already. Times come from one training step of each model that trains, timed here (core.estimate); a
+    stored already. Times come from one training step of each model that trains, timed here (core.engine.estimate); a
     search's own trials are not known before it runs (only a per-layer search's uniform grid is planned)."""
-    from core import estimate as E
-    from core import measure as ME
+    from core.engine import estimate as E
+    from core.runtimes import measure as ME
 
     model, data = R.load_context(cfg.model, cfg.data)
     if cfg.search and cfg.search.get("space") != "per-layer":
@@ -170,7 +170,7 @@ def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
         prefixes.add(spec.prefix.hash)
         students.add(student)
         if student not in per_image:
-            from core.distill import build_student
+            from core.methods.distill import build_student
 
             try:
                 module = model.module if spec.distill is None else build_student(model, spec.distill)

@@ -2,7 +2,7 @@
 
 Formats: ONNX (fp32, fp16, int8 QDQ, int4 MatMulNBits), ExecuTorch `.pte` (fp32, int8,
 int4; XNNPACK), a torch.export `.pt2`, and the compact archive (`.etz`). The file comes from
-the point's kept files (core.artefacts): the measured file itself when the format is the one
+the point's kept files (core.results.artefacts): the measured file itself when the format is the one
 it was measured in, else written from its kept archive; only when those are gone is the
 model rebuilt from the stored Spec (every step is seeded, students come from the cache).
 It is put in a temporary file beside the target, reloaded from disk and scored in its own runtime. If that accuracy differs from the stored point
@@ -24,14 +24,14 @@ from pathlib import Path
 import torch
 
 import core
-from core import archive, onnx_io
-from core import spec as S
-from core.data import DataSet
-from core.measure import Metrics
-from core.models import GraphModel, LoadedModel
-from core.deploy import Float16, Int4, Int8
-from core.store import Point
-from core.train import accuracy
+from core.inputs.data import DataSet
+from core.inputs.models import GraphModel, LoadedModel
+from core.inputs.train import accuracy
+from core.methods import spec as S
+from core.methods.deploy import Float16, Int4, Int8
+from core.results.store import Point
+from core.runtimes import archive, onnx_io
+from core.runtimes.measure import Metrics
 
 TOLERANCE = 0.003        # 0.3 accuracy point, against the stored accuracy of the same runtime's file
 CROSS_TOLERANCE = 0.005  # 0.5 point, against the ONNX file's when the point never ran in this runtime
@@ -108,7 +108,7 @@ def _write(model: LoadedModel, spec: S.Spec, fmt: str, tmp: Path, data: DataSet)
     if fmt.startswith("onnx"):
         onnx_io.write_deployable(model, _deploy_for(fmt, spec), tmp, calibration=test.train)
     elif fmt.startswith("pte"):
-        from core import executorch_io
+        from core.runtimes import executorch_io
 
         try:
             executorch_io.write_pte(model, _deploy_for(fmt, spec), tmp, calibration=test.train)
@@ -133,7 +133,7 @@ def _score(fmt: str, path: Path, input_shape: tuple[int, ...], data: DataSet) ->
 
         return onnx_io.onnx_accuracy(path, test), f"onnxruntime {onnxruntime.__version__}"
     if fmt.startswith("pte"):
-        from core import executorch_io
+        from core.runtimes import executorch_io
 
         return executorch_io.accuracy(path, test), f"executorch {executorch_io.version()}"
     if fmt == "pt2":
@@ -156,7 +156,7 @@ HOW_TO_LOAD = {
     "pte": "from executorch.runtime import Runtime; m = Runtime.get().load_program(PATH).load_method('forward'); "
            "logits = m.execute([x])[0]  # x: float32, batch 1 to 64",
     "pt2": "import torch; m = torch.export.load(PATH).module(); logits = m(x)",
-    "archive": "from core.archive import load_archive; m = load_archive(PATH).module; logits = m(x)",
+    "archive": "from core.runtimes.archive import load_archive; m = load_archive(PATH).module; logits = m(x)",
 }
 
 

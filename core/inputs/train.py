@@ -14,21 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.cancel import checkpoint
-from core.data import Split
+from core.inputs.cancel import checkpoint
+from core.inputs.data import Split
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
-
-
-def check_budget(samples_per_epoch: int | None, patience: int | None) -> None:
-    """The training-budget fields every training config shares, checked in its __post_init__."""
-    from core.registry import SpecError
-
-    if samples_per_epoch is not None and (not isinstance(samples_per_epoch, int) or samples_per_epoch < 1):
-        raise SpecError(f"samples_per_epoch must be a whole number of at least 1 (or null for all), "
-                        f"got {samples_per_epoch!r}.")
-    if patience is not None and (not isinstance(patience, int) or patience < 1):
-        raise SpecError(f"patience must be a whole number of epochs, at least 1 (or null), got {patience!r}.")
 
 
 def seed_everything(seed: int) -> torch.Generator:

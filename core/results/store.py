@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import cache_dir, describe
-from core.artefacts import Artefact, Folder
-from core.measure import Metrics
-from core.spec import Spec
+from core import cache_dir
+from core.methods.spec import Spec
+from core.results import describe
+from core.results.artefacts import Artefact, Folder
+from core.runtimes.measure import Metrics
 
 SCHEMA_VERSION = 1
 POSTGRES_PREFIXES = ("postgresql://", "postgresql+psycopg://", "postgres://")

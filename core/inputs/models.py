@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "sample_models"
 MAX_MODEL_BYTES = 500 * 2**20  # files bigger than this are refused before reading
 TORCHVISION_PREFIX = "tv:"
 

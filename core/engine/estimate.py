@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core import spec as S
-from core.data import DataSet
-from core.models import LoadedModel
+from core.inputs.data import DataSet
+from core.inputs.models import LoadedModel
+from core.methods import spec as S
 
 STEP_BATCH = 64
 
@@ -32,7 +32,7 @@ class Training:
 def trainings(model: LoadedModel, data: DataSet, spec: S.Spec) -> list[Training]:
     """Every training a Spec runs, in order (empty: it only measures). A student already trained and kept on
     disk costs nothing."""
-    from core.distill import student_path
+    from core.methods.distill import student_path
 
     n, out = len(data.train), []
 
@@ -46,7 +46,7 @@ def trainings(model: LoadedModel, data: DataSet, spec: S.Spec) -> list[Training]
     p = spec.prune
     if p is not None:
         if type(p).__name__ == "LotteryTicket":
-            from core.lottery import recipe
+            from core.methods.lottery import recipe
 
             per_round = p.epochs or int((recipe(model) or {}).get("epochs", 0))
             add(f"lottery tickets ({p.rounds} rounds)", p.rounds * per_round, p.samples_per_epoch)
@@ -105,7 +105,7 @@ def seconds(model: LoadedModel, data: DataSet, spec: S.Spec) -> float:
         return 0.0
     trained = model.module
     if spec.distill is not None:
-        from core.distill import build_student
+        from core.methods.distill import build_student
 
         trained = build_student(model, spec.distill)
     per_image = step_seconds(trained, model.input_shape) / STEP_BATCH

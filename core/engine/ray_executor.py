@@ -1,6 +1,6 @@
 """Run a sweep's points as Ray tasks, for sweeps that outgrow one machine.
 
-The model and data go into Ray's object store once; each task runs core.runner's
+The model and data go into Ray's object store once; each task runs core.engine.runner's
 `measure_task` on one group of points that share their distill -> prune prefix and
 returns plain outcomes; the driver records every point in the results store as its task
 finishes, so progress and resume work exactly as with the local executor. A worker lost
@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from core import runner as R
-from core.store import Point, Store
+from core.engine import runner as R
+from core.results.store import Point, Store
 
 MAX_RETRIES = 3
 

@@ -2,7 +2,7 @@
 
 Every objective states its direction. Accuracy is maximised; size (bytes of the
 deployable file, or of the compact archive) and latency (batch 1) are minimised.
-Tables come from `core.store.points_frame`, in ONNX Runtime's terms; `on_runtime`
+Tables come from `core.results.store.points_frame`, in ONNX Runtime's terms; `on_runtime`
 gives the same table as another runtime sees it (its file's accuracy, bytes and
 latency in those columns), so every front and pick below works for any runtime.
 
@@ -72,7 +72,7 @@ FAMILIES = ("baseline", "pruning", "quantization", "combined", "per-layer", "dis
 
 def value_text(objective: str, value) -> str:
     """`value` of `objective` in its unit: '76.7 KB', '0.041 ms', '1.23 M MACs', '98.06 %'."""
-    from core import describe
+    from core.results import describe
 
     if objective == "macs":
         return "n/a" if value is None or value != value else f"{describe.count(value)} MACs"

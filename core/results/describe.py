@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.measure import Metrics
+from core.runtimes.measure import Metrics
 
 
 def notes(m: Metrics) -> list[str]:

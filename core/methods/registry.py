@@ -4,7 +4,7 @@ Each compression method is a frozen config dataclass plus one function registere
 it with `@register(ConfigType)`; `compress(model, config, data)` dispatches on the
 config's type (torchao's `quantize_(model, config)` pattern). A method may also
 register a `check(model, config)` that returns why it cannot run on a model, so a
-sweep refuses an impossible point before any work. Deploy formats (core.deploy) are
+sweep refuses an impossible point before any work. Deploy formats (core.methods.deploy) are
 registered as configs only: they are applied when a file is written, not to weights.
 """
 from __future__ import annotations
@@ -20,6 +20,15 @@ _CONFIGS: dict[str, type] = {}
 
 class SpecError(ValueError):
     """A recipe that cannot be built or run; the message says which field and why."""
+
+
+def check_budget(samples_per_epoch: int | None, patience: int | None) -> None:
+    """The training-budget fields every training config shares, checked in its __post_init__."""
+    if samples_per_epoch is not None and (not isinstance(samples_per_epoch, int) or samples_per_epoch < 1):
+        raise SpecError(f"samples_per_epoch must be a whole number of at least 1 (or null for all), "
+                        f"got {samples_per_epoch!r}.")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise SpecError(f"patience must be a whole number of epochs, at least 1 (or null), got {patience!r}.")
 
 
 def register_config(config_type: type) -> type:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from core.data import Split
+from core.inputs.data import Split
 
 MAX_BATCH = 64          # the largest batch a .pte accepts (memory is planned for it)
 RUNTIME = "executorch"
@@ -110,8 +110,10 @@ def _exported(module: torch.nn.Module, input_shape: tuple[int, ...]):
 
 
 def _int8(module: torch.nn.Module, input_shape, calibration: Split, samples: int) -> torch.nn.Module:
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -158,7 +160,7 @@ def _int4(module: torch.nn.Module, block_size: int) -> torch.nn.Module:
 
 def write_pte(model, deploy, path: str | Path, calibration: Split | None = None) -> Path:
     """The .pte file `model` (a LoadedModel) ships as in `deploy`'s format, lowered to XNNPACK."""
-    from core.onnx_io import EXPORT_LOCK
+    from core.runtimes.onnx_io import EXPORT_LOCK
 
     reason = why_unavailable() or supports(deploy)
     if reason:

@@ -4,7 +4,7 @@
 dynamic int8), `Float16` halves the weights, `Int4` stores Linear layers' weights in
 4 bits, block-wise, for kernels that run them as such. A format never changes the
 PyTorch weights: `realize_onnx` turns the fp32 ONNX export into the format (and
-core.executorch_io writes the same format as an ExecuTorch .pte), and the point's
+core.runtimes.executorch_io writes the same format as an ExecuTorch .pte), and the point's
 accuracy and latency come from running those files in their runtimes. So
 "prune -> 4-bit weights -> int4 file" is one Spec.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.registry import SpecError, register_config
+from core.methods.registry import SpecError, register_config
 
 
 class Int8Mode(str, enum.Enum):
@@ -97,8 +97,14 @@ class _Calibration:
 def realize_onnx(cfg, fp32_path: Path, out_path: Path, calibration=None) -> Path:
     """Turn an fp32 ONNX file into the deployment format `cfg` describes."""
     import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_dynamic, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     out_path = Path(out_path)
     if isinstance(cfg, Int4):

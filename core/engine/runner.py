@@ -17,15 +17,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from core import data as D
-from core import describe
-from core import measure as ME
-from core import models as M
-from core import spec as S
-from core.artefacts import Artefact, Folder
-from core.cancel import Cancelled
-from core.store import Point, Store, point_key
-from core.train import Progress
+from core.inputs import data as D
+from core.inputs import models as M
+from core.inputs.cancel import Cancelled
+from core.inputs.train import Progress
+from core.methods import spec as S
+from core.results import describe
+from core.results.artefacts import Artefact, Folder
+from core.results.store import Point, Store, point_key
+from core.runtimes import measure as ME
 
 log = logging.getLogger("edgetrim")
 
@@ -41,7 +41,7 @@ class Outcome:
     metrics: ME.Metrics | None
     error: str | None
     seconds: float
-    artefacts: tuple[Artefact, ...] = ()  # the files it was measured on, kept (core.artefacts)
+    artefacts: tuple[Artefact, ...] = ()  # the files it was measured on, kept (core.results.artefacts)
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], me
                   progress: Progress | None = None, partial=None) -> Iterator[Outcome]:
     """One Outcome per spec, computing each shared distill -> prune prefix once. A spec that raises
     gives its error as one line (the traceback goes to the 'edgetrim' logger at debug level); a cancelled job
-    (core.cancel) stops the group. `measure_opts['keep']`, a folder, keeps each point's files there
-    (core.artefacts); `partial` hears each point's numbers as they come (core.measure.measure)."""
+    (core.inputs.cancel) stops the group. `measure_opts['keep']`, a folder, keeps each point's files there
+    (core.results.artefacts); `partial` hears each point's numbers as they come (core.runtimes.measure.measure)."""
     opts = dict(measure_opts)
     keep = Folder(opts.pop("keep")) if opts.get("keep") else None
     prefixes: dict[str, M.LoadedModel] = {}
@@ -203,7 +203,7 @@ def run_group(store: Store, run: str, source: Any, data_source: str, specs: list
 def retime(store: Store, point: Point, budget_s: float = ME.TIME_BUDGET_S) -> tuple[ME.Latency, ...] | None:
     """A stored point's latencies timed again from its kept files, on the runtimes, batches and threads it was timed
     with (nothing rebuilt); None when its files are gone."""
-    from core import archive
+    from core.runtimes import archive
 
     kept = store.artefacts(point.key)
     old = point.metrics.latency

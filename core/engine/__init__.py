@@ -1,0 +1,1 @@
+"""Engine: sweep files become Specs; one runner measures a group; executors (in process, Ray, Optuna) decide where."""

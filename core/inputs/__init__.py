@@ -1,0 +1,1 @@
+"""Inputs: data sets and their splits, MNIST, sample and users' model files, the one training loop."""
