@@ -187,7 +187,6 @@ def session(url: str, minutes: float, seed: int, out: list, errors: list) -> Non
 
 
 def load_test(url: str, store_path: Path, sessions: int, minutes: float) -> dict:
-    from core.results.store import Store
 
     times, errors = [], []
     threads = [threading.Thread(target=session, args=(url, minutes, i, times, errors)) for i in range(sessions)]

@@ -32,7 +32,7 @@ from core.inputs.train import accuracy  # noqa: E402
 from core.methods import spec as S  # noqa: E402
 from core.methods.deploy import Int8  # noqa: E402
 from core.methods.prune import StructuredPrune, UnstructuredPrune, prunable_weights  # noqa: E402
-from core.runtimes import archive, onnx_io  # noqa: E402
+from core.runtimes import archive, onnx_io, pytorch_io  # noqa: E402
 from core.runtimes import measure as ME  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,11 +51,11 @@ def saved_bytes(module: torch.nn.Module) -> int:
 
 
 def torch_ms(module, shape) -> float:
-    return ME.time_pytorch(module, shape, 1, torch.get_num_threads(), BUDGET_S).median_ms
+    return pytorch_io.time_module(module, shape, 1, torch.get_num_threads(), BUDGET_S).median_ms
 
 
 def ort_ms(path, shape) -> float:
-    return ME.time_onnx(onnx_io.onnx_session(path), shape, 1, torch.get_num_threads(), BUDGET_S).median_ms
+    return onnx_io.time_session(onnx_io.onnx_session(path), shape, 1, torch.get_num_threads(), BUDGET_S).median_ms
 
 
 def alternate(fns: dict) -> dict:

@@ -21,22 +21,21 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 import core
 from core.inputs.data import DataSet
-from core.inputs.models import GraphModel, LoadedModel
-from core.inputs.train import accuracy
+from core.inputs.models import LoadedModel
 from core.methods import spec as S
 from core.methods.deploy import Float16, Int4, Int8
 from core.results.store import Point
-from core.runtimes import archive, onnx_io
+from core.runtimes import archive, runtime
 from core.runtimes.measure import Metrics
 
 TOLERANCE = 0.003        # 0.3 accuracy point, against the stored accuracy of the same runtime's file
 CROSS_TOLERANCE = 0.005  # 0.5 point, against the ONNX file's when the point never ran in this runtime
-FORMATS = {"onnx": ".onnx", "onnx-fp16": ".onnx", "onnx-int8": ".onnx", "onnx-int4": ".onnx",
-           "pte": ".pte", "pte-int8": ".pte", "pte-int4": ".pte", "pt2": ".pt2", "archive": ".etz"}
+FORMATS = {  # format -> (the runtime that writes and reloads it, the kind of deploy format it ships)
+    "onnx": ("onnxruntime", None), "onnx-fp16": ("onnxruntime", Float16), "onnx-int8": ("onnxruntime", Int8),
+    "onnx-int4": ("onnxruntime", Int4), "pte": ("executorch", None), "pte-int8": ("executorch", Int8),
+    "pte-int4": ("executorch", Int4), "pt2": ("pytorch", None), "archive": ("archive", None)}
 
 
 class ExportError(RuntimeError):
@@ -54,15 +53,19 @@ class ExportResult:
 
 def default_format(spec: S.Spec, runtime: str = "onnxruntime") -> str:
     """The format the point was measured as, in `runtime`'s file (onnxruntime or executorch)."""
-    kind = {Int8: "-int8", Float16: "-fp16", Int4: "-int4"}.get(type(spec.deploy), "")
-    return ("pte" if runtime == "executorch" else "onnx") + kind
+    kind = type(spec.deploy) if spec.deploy is not None else None
+    return next(f for f, (r, k) in FORMATS.items() if r == _file_runtime(runtime) and k is kind)
+
+
+def _file_runtime(runtime: str) -> str:
+    """The runtime whose file `runtime` runs: ONNX Runtime's for its CUDA provider and for PyTorch's timings."""
+    return "executorch" if runtime == "executorch" else "onnxruntime"
 
 
 def _deploy_for(fmt: str, spec: S.Spec):
     """The deploy format a file format writes: the point's own when it is of that kind (its calibration, block
     size), else the default of that kind."""
-    kind = fmt.partition("-")[2]
-    cls = {"int8": Int8, "fp16": Float16, "int4": Int4}.get(kind)
+    cls = FORMATS[fmt][1]
     return None if cls is None else spec.deploy if isinstance(spec.deploy, cls) else cls()
 
 
@@ -103,52 +106,24 @@ def _writable_dir(out: Path) -> None:
 
 
 def _write(model: LoadedModel, spec: S.Spec, fmt: str, tmp: Path, data: DataSet) -> None:
-    """Write `model` as `fmt` to `tmp`."""
-    test = data.adapted(model.input_shape)
-    if fmt.startswith("onnx"):
-        onnx_io.write_deployable(model, _deploy_for(fmt, spec), tmp, calibration=test.train)
-    elif fmt.startswith("pte"):
-        from core.runtimes import executorch_io
-
-        try:
-            executorch_io.write_pte(model, _deploy_for(fmt, spec), tmp, calibration=test.train)
-        except executorch_io.ExecuTorchError as e:
-            raise ExportError(str(e)) from None
-    elif fmt == "pt2":
-        with onnx_io.EXPORT_LOCK:
-            program = torch.export.export(model.module.eval(), (model.example_input(2),),
-                                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
-        torch.export.save(program, tmp)
-    elif fmt == "archive":
-        archive.write_archive(model, tmp)
-    else:
-        raise ExportError(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
+    """Write `model` as `fmt` to `tmp`, with the runtime that runs it."""
+    try:
+        runtime.get(FORMATS[fmt][0]).write(model, _deploy_for(fmt, spec), tmp, data.adapted(model.input_shape).train)
+    except runtime.CannotRun as e:
+        raise ExportError(str(e)) from None
 
 
 def _score(fmt: str, path: Path, input_shape: tuple[int, ...], data: DataSet) -> tuple[float, str]:
     """Reload the file at `path` from disk and score it on the test split in its own runtime."""
-    test = data.adapted(input_shape).test
-    if fmt.startswith("onnx"):
-        import onnxruntime
-
-        return onnx_io.onnx_accuracy(path, test), f"onnxruntime {onnxruntime.__version__}"
-    if fmt.startswith("pte"):
-        from core.runtimes import executorch_io
-
-        return executorch_io.accuracy(path, test), f"executorch {executorch_io.version()}"
-    if fmt == "pt2":
-        return accuracy(GraphModel(torch.export.load(path).module()), test), f"torch {torch.__version__}"
-    return accuracy(archive.load_archive(path).module, test), f"torch {torch.__version__} (edgetrim archive)"
+    rt = runtime.get(FORMATS[fmt][0])
+    return rt.score(rt.load(path, None), data.adapted(input_shape).test), f"{rt.package} {rt.version()}"
 
 
 def kept_file_for(fmt: str, spec: S.Spec, kept: dict[str, Path]) -> Path | None:
     """The kept file that IS the `fmt` file: the one measured in that format (ONNX, .pte) or the archive."""
-    if fmt == "archive":
-        return kept.get("archive")
-    for runtime, kind in (("onnxruntime", "onnx"), ("executorch", "pte")):
-        if fmt == default_format(spec, runtime) and kind in kept:
-            return kept[kind]
-    return None
+    rt = runtime.get(FORMATS[fmt][0])
+    measured_as = fmt == "archive" or fmt == default_format(spec, rt.name)
+    return kept.get(rt.kept_as) if measured_as and rt.kept_as else None
 
 
 HOW_TO_LOAD = {
@@ -190,10 +165,11 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         progress(0, 1, f"{'copying the measured' if same else 'writing the'} {fmt} file, reloading it from disk "
                        "and scoring it")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")  # torch.export wants the .pt2 suffix
-    runtime_name = "executorch" if fmt.startswith("pte") else "onnxruntime"
-    measured_there = point.metrics.file("executorch") if fmt.startswith("pte") else None
+    runtime_name = FORMATS[fmt][0]
+    measured_there = point.metrics.file(runtime_name)
     stored = measured_there.accuracy if measured_there else point.metrics.accuracy  # ONNX Runtime's file
-    tolerance = TOLERANCE if measured_there or not fmt.startswith("pte") else CROSS_TOLERANCE
+    # ExecuTorch's kernels are not ONNX Runtime's: a .pte the point never ran is checked within CROSS_TOLERANCE
+    tolerance = CROSS_TOLERANCE if runtime_name == "executorch" and not measured_there else TOLERANCE
     try:
         if same is not None:
             shutil.copyfile(same, tmp)
@@ -222,7 +198,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         "spec": point.spec.to_dict(full=True), "spec_hash": point.spec.hash, "label": point.spec.label,
         "family": point.spec.family, "point_key": point.key, "made_from": source,
         "accuracy": {"reloaded_from_file": score, "stored_point": stored, "tolerance": tolerance,
-                     "checked_against": f"the stored {runtime_name} file" if measured_there or fmt.startswith("onnx")
+                     "checked_against": f"the stored {runtime_name} file" if measured_there or runtime_name == "onnxruntime"
                      else "the stored point's ONNX file (it was not measured in this runtime)"},
         "metrics": point.metrics.to_dict(),
         "baseline": baseline.to_dict() if baseline else None,

@@ -25,7 +25,10 @@ import torch
 import torch.nn as nn
 
 from core.inputs.models import LoadedModel, ModelLoadError, build
+from core.inputs.train import accuracy
 from core.runtimes import huffman
+from core.runtimes.pytorch_io import time_module
+from core.runtimes.runtime import Runtime
 
 # above this many raw bytes LZMA's default preset: on the ResNet-18 (42.6 MB of weights) preset 9e took 137.5 s for
 # 20,606,676 bytes, preset 6 88.1 s for 20,604,688; small models keep 9e, so their archives are unchanged
@@ -301,3 +304,15 @@ def resize_like_(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
             mod.out_features, mod.in_features = mod.weight.shape
         elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
             mod.num_features = mod.running_mean.shape[0]
+
+
+def _load_module(path: str | Path, threads: int | None = None) -> nn.Module:
+    return load_archive(path).module.eval()
+
+
+# edgetrim's own transport file, run by PyTorch after decoding (the deploy step is not stored: weights only)
+RUNTIME = Runtime(name="archive", package="torch", suffix=".etz", kept_as="archive", measures_file=False,
+                  version=lambda: f"{torch.__version__} (edgetrim archive)", why_unavailable=lambda: None,
+                  why_not=lambda model, deploy: None if model.arch else "the archive needs an architecture edgetrim builds",
+                  write=lambda model, deploy, path, calibration=None: write_archive(model, path),
+                  load=_load_module, score=accuracy, time=time_module)

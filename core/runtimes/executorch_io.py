@@ -27,14 +27,16 @@ from pathlib import Path
 import torch
 
 from core.inputs.data import Split
+from core.runtimes import timing
+from core.runtimes.runtime import CannotRun, Runtime
 
 MAX_BATCH = 64          # the largest batch a .pte accepts (memory is planned for it)
-RUNTIME = "executorch"
+RUNTIME_NAME = "executorch"
 RUN_LINE = ("from executorch.runtime import Runtime; "
             "m = Runtime.get().load_program(PATH).load_method('forward'); logits = m.execute([x])[0]")
 
 
-class ExecuTorchError(RuntimeError):
+class ExecuTorchError(CannotRun):
     """A model or format ExecuTorch cannot take; one sentence on why."""
 
 
@@ -213,3 +215,16 @@ def predict(method, split: Split) -> torch.Tensor:
 def accuracy(method_or_path, split: Split) -> float:
     method = load(method_or_path) if isinstance(method_or_path, (str, Path)) else method_or_path
     return float((predict(method, split).argmax(1) == split.y).float().mean())
+
+
+def time_method(method, input_shape: tuple[int, ...], batch: int, threads: int,
+                budget_s: float = timing.TIME_BUDGET_S) -> timing.Latency:
+    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
+    set_threads(threads)
+    return timing.latency(RUNTIME_NAME, lambda: method.execute([x]), batch, threads, budget_s)
+
+
+RUNTIME = Runtime(name="executorch", package="executorch", suffix=".pte", kept_as="pte", measures_file=True,
+                  version=version, why_unavailable=why_unavailable,
+                  why_not=lambda model, deploy: why_not_model(model) or supports(deploy),
+                  write=write_pte, load=load, score=accuracy, time=time_method)

@@ -20,7 +20,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -28,30 +27,13 @@ from core.inputs.data import DataError, DataSet, class_mismatch
 from core.inputs.models import LoadedModel
 from core.inputs.train import accuracy as torch_accuracy
 from core.runtimes import onnx_io
+from core.runtimes import runtime as runtime_
+from core.runtimes.timing import MIN_REPEATS, OUTLIER_FACTOR, TIME_BUDGET_S, Latency  # noqa: F401 (names of this module)
 
 # ---- defaults ------------------------------------------------------------------
 BATCHES = (1, 32)        # latency is reported at batch 1 (a camera frame) and batch 32 (throughput)
-WARMUP = 5               # untimed calls first: allocators, caches, lazy init
-MIN_REPEATS = 15
-MAX_REPEATS = 300
-TIME_BUDGET_S = 0.25     # per (runtime, batch): repeat until this much time has passed
 RUNTIMES = ("onnxruntime", "pytorch")   # timed by default; "executorch" and "onnxruntime-cuda" when asked
-ALL_RUNTIMES = ("onnxruntime", "executorch", "pytorch", "onnxruntime-cuda")
-OUTLIER_FACTOR = 3.0     # a call slower than 3x the median is counted as an outlier (a preemption, not the model)
-
-
-@dataclass(frozen=True)
-class Latency:
-    runtime: str
-    batch: int
-    median_ms: float
-    p90_ms: float
-    repeats: int
-    threads: int
-    p10_ms: float | None = None  # None in points stored before it was recorded
-    outliers: int = 0            # calls slower than OUTLIER_FACTOR x the median
-    load: float | None = None    # the machine's 1-minute load average when timing began (others' work competes)
-    busy: bool = False           # timed on an oversubscribed machine even after a re-time: kept out of latency fronts
+ALL_RUNTIMES = runtime_.MEASURED
 
 
 @dataclass(frozen=True)
@@ -165,76 +147,18 @@ def state_dict_bytes(model: nn.Module) -> int:
     return buf.getbuffer().nbytes
 
 
-# ---- timing ------------------------------------------------------------------------
-
-def time_calls(fn, warmup: int = WARMUP, budget_s: float = TIME_BUDGET_S) -> dict:
-    """Median, p10 and p90 (ms), repeats and outliers of `fn()` after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < MAX_REPEATS and (len(times) < MIN_REPEATS or time.perf_counter() - start < budget_s):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    median = float(np.median(times))
-    return {"load": round(os.getloadavg()[0], 2), "median_ms": median, "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)),
-            "repeats": len(times), "outliers": int(sum(t > OUTLIER_FACTOR * median for t in times))}
-
-
-def time_pytorch(model: nn.Module, input_shape: tuple[int, ...], batch: int, threads: int,
-                 budget_s: float = TIME_BUDGET_S) -> Latency:
-    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            timed = time_calls(lambda: model(x), budget_s=budget_s)
-    finally:
-        torch.set_num_threads(before)
-    return Latency("pytorch", batch, threads=threads, **timed)
-
-
-def time_onnx(session, input_shape: tuple[int, ...], batch: int, threads: int,
-              budget_s: float = TIME_BUDGET_S, runtime: str = "onnxruntime") -> Latency:
-    x = np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)
-    name = session.get_inputs()[0].name
-    timed = time_calls(lambda: session.run(None, {name: x}), budget_s=budget_s)
-    return Latency(runtime, batch, threads=threads, **timed)
-
-
-def time_pte(method, input_shape: tuple[int, ...], batch: int, threads: int,
-             budget_s: float = TIME_BUDGET_S) -> Latency:
-    from core.runtimes import executorch_io
-
-    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
-    executorch_io.set_threads(threads)
-    timed = time_calls(lambda: method.execute([x]), budget_s=budget_s)
-    return Latency("executorch", batch, threads=threads, **timed)
-
-
 # ---- runtimes ------------------------------------------------------------------------------
 
 def why_unavailable(runtime: str) -> str | None:
     """None when `runtime` runs on this machine, else one sentence on why not (said loudly by the caller)."""
     if runtime not in ALL_RUNTIMES:
         return f"{runtime!r} is not a runtime edgetrim knows; runtimes are {', '.join(ALL_RUNTIMES)}."
-    if runtime == "executorch":
-        from core.runtimes import executorch_io
-
-        return executorch_io.why_unavailable()
-    return onnx_io.why_no_cuda() if runtime == "onnxruntime-cuda" else None
+    return runtime_.get(runtime).why_unavailable()
 
 
 def why_not_on(runtime: str, model: LoadedModel, deploy) -> str | None:
     """None when this model in this format runs on `runtime`, else why not (a phrase: 'int8 files run in ...')."""
-    if runtime == "pytorch" and deploy is not None:
-        return f"the {deploy.label} runs in its runtime only; PyTorch runs the fp32 model"
-    if runtime == "executorch":
-        from core.runtimes import executorch_io
-
-        return executorch_io.why_not_model(model) or executorch_io.supports(deploy)
-    return None
+    return runtime_.get(runtime).why_not(model, deploy)
 
 
 def check_runtimes(runtimes) -> tuple[str, ...]:
@@ -256,7 +180,8 @@ def skipped_runtimes(runtimes) -> list[str]:
 
 @dataclass
 class _Runner:
-    """One runtime's handle on one model: its file (None for PyTorch), and how to score and time it."""
+    """One runtime's handle on one model: its file (None when it runs the model in memory), and how to score and
+    time it."""
     runtime: str
     path: Path | None
     score: object      # split -> accuracy
@@ -264,56 +189,48 @@ class _Runner:
     version: str = ""
 
 
+def _runner(rt: runtime_.Runtime, loaded, path: Path | None, shape: tuple[int, ...], threads: int) -> _Runner:
+    return _Runner(rt.name, path, functools.partial(rt.score, loaded),
+                   lambda b, budget: rt.time(loaded, shape, b, threads, budget), rt.version())
+
+
 def open_runners(model: LoadedModel, deploy, runtimes, threads: int, folder: Path, calibration,
                  onnx_path: Path | None = None) -> dict[str, _Runner]:
     """A runner for each runtime in `runtimes` that runs this model in this format here (the others are left out:
-    see `why_unavailable` and `why_not_on`). ONNX Runtime's file is written to `folder` (or `onnx_path` reused)."""
-    import onnxruntime
-
+    see `why_unavailable` and `why_not_on`). Each file is written to `folder` once per suffix (ONNX Runtime's CPU
+    and CUDA providers share one; `onnx_path` is reused when given)."""
     out: dict[str, _Runner] = {}
-    shape, module = model.input_shape, model.module
-    wanted = [r for r in runtimes if not why_unavailable(r) and not why_not_on(r, model, deploy)]
-    if onnx_path is None and any(r.startswith("onnxruntime") for r in wanted):
-        onnx_path = onnx_io.write_deployable(model, deploy, folder / f"{model.name}.onnx", calibration=calibration)
-    for r in wanted:
-        if r.startswith("onnxruntime"):
-            session = onnx_io.onnx_session(onnx_path, threads, cuda=r == "onnxruntime-cuda")
-            out[r] = _Runner(r, onnx_path, functools.partial(onnx_io.onnx_accuracy, session),
-                             lambda b, budget, s=session, r=r: time_onnx(s, shape, b, threads, budget, r),
-                             onnxruntime.__version__)
-        elif r == "executorch":
-            from core.runtimes import executorch_io
-
-            pte = executorch_io.write_pte(model, deploy, folder / f"{model.name}.pte", calibration)
-            method = executorch_io.load(pte, threads)
-            out[r] = _Runner(r, pte, functools.partial(executorch_io.accuracy, method),
-                             lambda b, budget, m=method: time_pte(m, shape, b, threads, budget),
-                             executorch_io.version())
-        else:
-            out[r] = _Runner(r, None, functools.partial(torch_accuracy, module),
-                             lambda b, budget: time_pytorch(module, shape, b, threads, budget), torch.__version__)
+    written = {".onnx": onnx_path} if onnx_path else {}
+    for r in runtimes:
+        rt = runtime_.get(r)
+        if rt.runs(model, deploy):
+            continue
+        path = None
+        if rt.measures_file:
+            if rt.suffix not in written:
+                written[rt.suffix] = rt.write(model, deploy, folder / f"{model.name}{rt.suffix}", calibration)
+            path = written[rt.suffix]
+        out[r] = _runner(rt, rt.load(path if rt.measures_file else model, threads), path, model.input_shape, threads)
     return out
 
 
 def retime(kept: dict[str, Path], model: LoadedModel | None, deploy, runtimes, threads: int,
            batches: tuple[int, ...] = BATCHES, budget_s: float = TIME_BUDGET_S, progress=None) -> tuple[Latency, ...]:
-    """Time a stored point again from its kept files (core.results.artefacts): ONNX Runtime runs the kept .onnx,
-    ExecuTorch the kept .pte, PyTorch the kept archive's module (`model`, fp32 points only); nothing is rebuilt.
-    A runtime whose file is not kept is left out. Each latency is timed as `measure` times it (busy marked)."""
+    """Time a stored point again from its kept files (core.results.artefacts): each runtime runs its kept file
+    (ONNX Runtime the .onnx, ExecuTorch the .pte), PyTorch the kept archive's module (`model`, fp32 points only);
+    nothing is rebuilt. A runtime whose file is not kept is left out. Timed as `measure` times (busy marked)."""
     timers = {}
     for r in check_runtimes(runtimes):
-        if why_unavailable(r):
+        rt = runtime_.get(r)
+        if rt.why_unavailable():
             continue
-        if r.startswith("onnxruntime") and "onnx" in kept:
-            session = onnx_io.onnx_session(kept["onnx"], threads, cuda=r == "onnxruntime-cuda")
-            timers[r] = lambda b, budget, s=session, r=r: time_onnx(s, model_shape(kept, model), b, threads, budget, r)
-        elif r == "executorch" and "pte" in kept:
-            from core.runtimes import executorch_io
-
-            method = executorch_io.load(kept["pte"], threads)
-            timers[r] = lambda b, budget, m=method: time_pte(m, model_shape(kept, model), b, threads, budget)
-        elif r == "pytorch" and model is not None and deploy is None:
-            timers[r] = lambda b, budget: time_pytorch(model.module.eval(), model.input_shape, b, threads, budget)
+        if rt.measures_file and rt.kept_as in kept:
+            loaded = rt.load(kept[rt.kept_as], threads)
+        elif not rt.measures_file and model is not None and not rt.why_not(model, deploy):
+            loaded = rt.load(model, threads)
+        else:
+            continue
+        timers[r] = _runner(rt, loaded, None, model_shape(kept, model), threads).time
     series = [(r, b) for r in timers for b in batches]
     crowded = bool(series) and oversubscribed(threads)
     out = []
@@ -499,7 +416,7 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
         runners.update(open_runners(model, deploy, runtimes, threads, folder, data.train, onnx_path))
         timed = [r for r in runtimes if r in runners]
         series = [(r, b) for r in timed for b in batches] if latency else []
-        others = [r for r in runners if r not in ("pytorch", "onnxruntime", "onnxruntime-cuda")]  # CUDA: same file
+        others = [r for r in runners if runners[r].path not in (None, onnx_path)]  # CUDA runs the same ONNX file
         total = 3 + len(others) + len(series)
         progress(2, total, "writing the compact archive")
         if model.arch is not None:

@@ -6,6 +6,7 @@ export, or that file turned into the Spec's deploy format (int8, fp16) by core.m
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import tempfile
 import threading
@@ -18,6 +19,8 @@ import torch
 import torch.nn as nn
 
 from core.inputs.data import Split
+from core.runtimes import timing
+from core.runtimes.runtime import Runtime
 
 OPSET = 17
 INT8_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear",
@@ -117,3 +120,27 @@ def op_census(path: str | Path) -> dict[str, int]:
     float_compute = sum(c for op, c in ops.items() if op in COMPUTE_OPS)
     qdq = ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0)
     return {"int8_nodes": int8, "float_compute_nodes": float_compute, "qdq_nodes": qdq, "nodes": sum(ops.values())}
+
+
+def time_session(session, input_shape: tuple[int, ...], batch: int, threads: int,
+                 budget_s: float = timing.TIME_BUDGET_S, runtime: str = "onnxruntime") -> timing.Latency:
+    x = np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)
+    name = session.get_inputs()[0].name
+    return timing.latency(runtime, lambda: session.run(None, {name: x}), batch, threads, budget_s)
+
+
+def version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+RUNTIME = Runtime(name="onnxruntime", package="onnxruntime", suffix=".onnx", kept_as="onnx", measures_file=True,
+                  version=version, why_unavailable=lambda: None, why_not=lambda model, deploy: None,
+                  write=write_deployable, load=onnx_session, score=onnx_accuracy, time=time_session)
+# the same file on ONNX Runtime's CUDA provider (CPU kernels for the ops CUDA lacks)
+CUDA_RUNTIME = dataclasses.replace(
+    RUNTIME, name="onnxruntime-cuda", why_unavailable=why_no_cuda,
+    load=lambda path, threads=None: onnx_session(path, threads, cuda=True),
+    time=lambda s, shape, batch, threads, budget_s=timing.TIME_BUDGET_S:
+        time_session(s, shape, batch, threads, budget_s, "onnxruntime-cuda"))

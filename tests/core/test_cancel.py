@@ -2,8 +2,6 @@
 import threading
 import time
 
-import pytest
-
 from core.engine import runner
 from core.inputs import cancel
 from core.methods import spec as S

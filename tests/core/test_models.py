@@ -9,8 +9,14 @@ from core.runtimes import measure as ME
 from tests.hostile import RunsShell
 
 
-@pytest.mark.parametrize("name", M.sample_names())
-def test_sample_accuracy_matches_its_card(name):
+# a ResNet-18 scores MNIST's 10,000 test images in two minutes here: by default on the first 1,000 (within a
+# point of its card; its weights' hash below pins them), on all of them with `make test-all`
+CASES = [pytest.param(n, None, id=n, marks=[pytest.mark.slow] if n == "resnet18_mnist" else [])
+         for n in M.sample_names()] + [pytest.param("resnet18_mnist", 1000, id="resnet18_mnist-first-1000")]
+
+
+@pytest.mark.parametrize("name,first", CASES)
+def test_sample_accuracy_matches_its_card(name, first):
     """Each sample scored on the test split of the data its card names (MNIST's official test set for the
     MNIST samples), the card's weights hash and parameter count checked too."""
     import hashlib
@@ -20,8 +26,9 @@ def test_sample_accuracy_matches_its_card(name):
     model = M.load_sample(name)
     data = D.load_data(model.card["data"])
     assert data.fingerprint == model.card["data_fingerprint"]
-    acc = accuracy(model.module, data.adapted(model.input_shape).test)
-    assert abs(acc - model.card["test_accuracy"]) <= 0.005
+    test = data.adapted(model.input_shape).test
+    acc = accuracy(model.module, D.Split(test.raw[:first], test.y[:first], test.size) if first else test)
+    assert abs(acc - model.card["test_accuracy"]) <= (0.01 if first else 0.005)
     assert model.card["params"] == ME.count_params(model.module)[0]
     weights = M.SAMPLES_DIR / model.card["weights"]
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == model.card["weights_sha256"]
@@ -47,7 +54,7 @@ def test_the_teacher_is_big_enough_that_compute_dominates(tmp_path):
     teacher = M.load_sample("resnet18_mnist")
     assert ME.count_macs(teacher.module, teacher.input_shape) >= 0.3e9
     session = onnx_io.onnx_session(onnx_io.write_deployable(teacher, None, tmp_path / "t.onnx"), 2)
-    assert ME.time_onnx(session, teacher.input_shape, 1, 2, budget_s=0.2).median_ms >= 1.0
+    assert onnx_io.time_session(session, teacher.input_shape, 1, 2, budget_s=0.2).median_ms >= 1.0
 
 
 def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):

@@ -1,6 +1,5 @@
 """The dashboard's job queue: one worker, the same work is one job, latest-wins per session slot, Cancel frees
 the worker at the next checkpoint and the next job starts."""
-import threading
 import time
 
 import pytest

@@ -1,0 +1,4 @@
+"""`python -m core.cli`: the edgetrim command."""
+from core.cli.main import main
+
+raise SystemExit(main())

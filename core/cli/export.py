@@ -1,0 +1,52 @@
+"""`edgetrim export`: a point (named, or the pick above a floor) to a file, reloaded and re-scored."""
+from __future__ import annotations
+
+import sys
+
+from core.cli.common import UsageError, _epoch_progress, _find_point, _store, with_floor, with_store
+from core.cli.runs import _pick
+
+
+def add(sub) -> None:
+    from core.results import export
+
+    p = with_store(sub.add_parser("export", help="export a point, reloaded and re-scored"))
+    p.add_argument("run")
+    p.add_argument("point", nargs="?", help="point key (prefix); omit to export the pick above --floor/--max-drop")
+    p.add_argument("--format", choices=list(export.FORMATS),
+                   help="default: the format the point was measured as, for --runtime (pte for executorch)")
+    p.add_argument("-o", "--output", required=True, help="file, or folder to write <model>-<spec hash>-<format> into")
+    with_floor(p)
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> None:
+    from core.engine import runner
+    from core.results import export
+
+    store = _store(args, read_only=True)
+    cfg = store.run_config(args.run)
+    if args.point:
+        point = _find_point(store, args.run, args.point)
+    else:
+        df = store.table(args.run)
+        if args.floor is None and args.max_drop is None:
+            raise UsageError("Name a POINT key, or give --floor / --max-drop to export the best point above it.")
+        choice = _pick(df, args)
+        print(choice.message)
+        if not choice.met_floor:
+            raise UsageError("Nothing meets the floor, so nothing was exported; lower the floor or name a point.")
+        if not choice.met_budget:
+            raise UsageError("Nothing at the floor meets the budget, so nothing was exported; raise the budget, "
+                             "lower the floor, or name a point.")
+        point = store.get(choice.row["key"])
+    model, data = runner.load_context(cfg["model"], cfg["data"])
+    base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
+    kept = store.artefacts(point.key)
+    print(f"exporting {point.spec.label} from its kept files ..." if kept else
+          f"{point.spec.label}: its kept files are gone (evicted, or measured on another machine); rebuilding it "
+          "from its Spec ...", file=sys.stderr)
+    result = export.export_point(point, model, data, args.format, args.output, baseline=base, runtime=args.runtime,
+                                 kept=kept, progress=None if kept else _epoch_progress())
+    print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path}; reloaded from disk "
+          f"it scores {100 * result.reloaded_accuracy:.2f} % (stored point: {100 * result.stored_accuracy:.2f} %)")
