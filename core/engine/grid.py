@@ -111,17 +111,26 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     axes = raw.get("axes") or {}
     if not isinstance(axes, dict):
         raise SweepError("'axes' must be a mapping of axis name to a list of values.")
+    axes = dict(axes)
     for name, values in axes.items():
         if name not in AXES:
             raise SweepError(f"Unknown axis {name!r}; the axes are {', '.join(AXES)}.")
-        if not isinstance(values, list) or (not values and name != "student"):
+        if isinstance(values, (str, int, float)):  # `prune_ratio: 0.5`: an axis of one value
+            values = axes[name] = [values]
+        if values is not None and not isinstance(values, list):
+            raise SweepError(f"Axis {name!r} must be a list of values (or one value), e.g. {name}: "
+                             f"{AXES[name] or ['lenet5']}; got {values!r}.")
+        if not values and name != "student":  # (None too: `prune_ratio:` with nothing after it)
             raise SweepError(f"Axis {name!r} is empty; give it a list of at least one value.")
     axes = {**AXES, **axes}
     _check_axes(axes)
     settings = raw.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise SweepError("'settings' must be a mapping, e.g. {prune: {scope: layer}, qat_epochs: 3}.")
     bad = sorted(set(settings) - SETTINGS)
     if bad:
         raise SweepError(f"Unknown setting {bad[0]!r}; settings are {', '.join(sorted(SETTINGS))}.")
+    _check_setting_keys(settings)
     bad = sorted(set(settings.get("budget") or {}) - BUDGET_KEYS)
     if bad:
         raise SweepError(f"Unknown budget setting {bad[0]!r}; a budget may have {', '.join(sorted(BUDGET_KEYS))}.")
@@ -161,6 +170,21 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     if len(specs) > MAX_POINTS:
         raise SweepError(f"The grid has {len(specs)} points, more than {MAX_POINTS}; use 'search' with a trial budget.")
     return cfg
+
+
+def _check_setting_keys(settings: dict) -> None:
+    """Each method's settings, checked as its config checks them even when no point of the grid uses them (a
+    misspelt `prune: {scoope: layer}` under a grid without pruning is refused, not ignored)."""
+    for name, cls in (("distill", Distill), ("prune", UnstructuredPrune), ("lottery", LotteryTicket),
+                      ("budget", None), ("quantize", None)):
+        value = settings.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise SweepError(f"settings.{name} must be a mapping of field names to values, not {value!r}.")
+        if cls is not None and value:  # (prune's importance is checked per kind when the grid is built)
+            try:
+                check_kinds(cls, {k: v for k, v in value.items() if not (name == "prune" and k == "importance")})
+            except SpecError as e:
+                raise SweepError(str(e)) from None
 
 
 def _check_search(search, measure: dict) -> None:

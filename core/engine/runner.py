@@ -22,6 +22,7 @@ from core.inputs import models as M
 from core.inputs.cancel import Cancelled
 from core.inputs.train import Progress
 from core.methods import spec as S
+from core.methods.registry import check_keys
 from core.results import describe
 from core.results.artefacts import Artefact, Folder
 from core.results.store import Point, Store, point_key
@@ -69,9 +70,12 @@ def open_model(source: Any) -> M.LoadedModel:
         return M.load_model(source)
     if isinstance(source, dict):
         known = {"path", "arch", "input_shape", "num_classes", "arch_kwargs"}
-        bad = sorted(set(source) - known)
-        if bad or "path" not in source:
-            raise RunError(f"A model mapping needs 'path' and may have {', '.join(sorted(known))}.")
+        try:
+            check_keys("The model mapping", source, known)  # a misspelt `archh:` is named, never ignored
+        except S.SpecError as e:
+            raise RunError(str(e)) from None
+        if "path" not in source:
+            raise RunError(f"A model mapping needs 'path' (the model file) and may have {', '.join(sorted(known))}.")
         return M.load_model(source["path"], arch=source.get("arch"), input_shape=source.get("input_shape"),
                             num_classes=source.get("num_classes"), arch_kwargs=source.get("arch_kwargs"))
     raise RunError("'model' must be a sample name, a path, or a mapping with 'path'.")

@@ -75,15 +75,25 @@ def needs_architecture(what: str, when: Callable[[Any], bool] = lambda cfg: True
     return check
 
 
+def check_keys(what: str, given, known, noun: str = "key") -> None:
+    """One sentence naming a key `what` does not have (and the nearest known one), and the keys it has: a
+    misspelt key is refused, never ignored."""
+    import difflib
+
+    bad = sorted(str(k) for k in set(given) - set(known))
+    if bad:
+        near = difflib.get_close_matches(bad[0], [str(k) for k in known], n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise SpecError(f"{what} has no {noun} {bad[0]!r}{hint}; its {noun}s are {', '.join(sorted(map(str, known)))}.")
+
+
 def check_kinds(cls: type, values: dict) -> None:
     """One sentence for a field `cls` does not have, a number given as text, or a choice not offered,
     before the config is built (its own __post_init__ then checks ranges)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    check_keys(cls.__name__, values, fields, "field")
     for name, v in values.items():
-        f = fields.get(name)
-        if f is None:
-            raise SpecError(f"{cls.__name__} has no field {name!r}; its fields are {', '.join(sorted(fields))}.")
-        default = f.default
+        default = fields[name].default
         if isinstance(default, enum.Enum):
             choices = [c.value for c in type(default)]
             if (v.value if isinstance(v, enum.Enum) else v) not in choices:

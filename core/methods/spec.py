@@ -19,7 +19,8 @@ from core.inputs.train import Progress
 
 # the methods register themselves on import; the registry is a leaf they all import
 from core.methods import deploy, distill, lottery, prune, quantize, soft_share  # noqa: F401
-from core.methods.registry import SpecError, compress, config_from_dict, config_to_dict, why_not  # noqa: F401
+from core.methods.registry import (SpecError, check_keys, compress, config_from_dict, config_to_dict,  # noqa: F401
+                                   why_not)
 
 SPEC_VERSION = 2  # 2: int8 / fp16 moved from `quantize` to their own `deploy` step
 
@@ -52,10 +53,15 @@ class Spec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Spec":
-        if d.get("_type") != "Spec":
+        if not isinstance(d, dict) or d.get("_type") != "Spec":
             raise SpecError("Not a Spec: the JSON lacks '_type': 'Spec'.")
         if d.get("_version", 0) > SPEC_VERSION:
             raise SpecError(f"This Spec was written by a newer edgetrim (version {d['_version']}); upgrade to read it.")
+        check_keys("The Spec", d, {"_type", "_version", *cls.STEPS})  # a misspelt step would be skipped unseen
+        for s in cls.STEPS:
+            if d.get(s) and not isinstance(d[s], dict):
+                raise SpecError(f"The Spec's {s!r} must be a method config such as {{\"_type\": \"WeightQuant\", "
+                                f"\"bits\": 4}}, not {d[s]!r}.")
         steps = {s: config_from_dict(d[s]) if d.get(s) else None for s in cls.STEPS}
         if isinstance(steps["quantize"], (deploy.Int8, deploy.Float16)):  # version 1 kept formats under quantize
             steps["deploy"], steps["quantize"] = steps["quantize"], None
