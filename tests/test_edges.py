@@ -93,3 +93,75 @@ def test_a_misspelt_model_mapping_key_is_named(tmp_path, capsys):
         "The model mapping has no key 'archh' (did you mean 'arch'?); its keys are arch, arch_kwargs, input_shape, "
         "num_classes, path.")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+# ---- 3. a label too rare to split by class ---------------------------------------------------------------------
+
+def test_a_label_of_one_image_is_named_with_its_split(tmp_path, capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 12
+    y[5] = 12  # label 12 in one row
+    np.savez(tmp_path / "d.npz", x=rng.random((120, 8, 8), dtype=np.float32), y=y)
+    assert cli.main(["measure", "--model", "mlp", "--no-latency", "--data", str(tmp_path / "d.npz")]) == 2
+    assert one_error(capsys.readouterr().err) == (
+        "Label 12 has only 1 image in d, too few to cut its train / validation / test splits by class: each label "
+        "needs at least 3; add images of label 12, or drop them and number the labels 0..K-1 without it.")
+    y_train = np.arange(100) % 10
+    y_train[7] = 11  # the data's own train split: a validation part is cut from it by class
+    np.savez(tmp_path / "own.npz", x_train=rng.random((100, 8, 8), dtype=np.float32), y_train=y_train,
+             x_test=rng.random((20, 8, 8), dtype=np.float32), y_test=np.arange(20) % 10)
+    assert cli.main(["measure", "--model", "mlp", "--no-latency", "--data", str(tmp_path / "own.npz")]) == 2
+    assert one_error(capsys.readouterr().err).startswith(
+        "Label 11 has only 1 image in own's train split, too few to keep a validation part of it by class: each "
+        "label needs at least 2; add images of label 11")
+
+
+# ---- 4. a plain pickle given as a model ----------------------------------------------------------------------------
+
+def test_a_plain_pickle_is_named_and_never_unpickled(tmp_path, capsys, monkeypatch):
+    import pickle
+
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "ran"), "w"))
+
+    (tmp_path / "model.pt").write_bytes(pickle.dumps(Payload(), protocol=4))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a plain pickle reached torch.load"))
+    assert cli.main(["measure", "--model", str(tmp_path / "model.pt"), "--arch", "mlp", "--no-latency"]) == 2
+    assert one_error(capsys.readouterr().err) == (
+        "model.pt is a plain Python pickle, not a PyTorch file: edgetrim does not unpickle it (unpickling can run "
+        "any code); save model.state_dict() with torch.save, or export the model with torch.export.")
+    assert not (tmp_path / "ran").exists()
+
+
+# ---- 9. a state_dict of another architecture: the names it should have ----------------------------------------
+
+def test_a_state_dict_that_does_not_fit_lists_the_expected_names(tmp_path, capsys):
+    import torch
+
+    torch.save(M.build("lenet5", 10, (1, 28, 28)).state_dict(), tmp_path / "l5.pt")
+    assert cli.main(["measure", "--model", str(tmp_path / "l5.pt"), "--arch", "mlp-300-100", "--no-latency"]) == 2
+    assert one_error(capsys.readouterr().err) == (
+        "l5.pt does not fit mlp-300-100: it has a tensor 'features.0.weight' that mlp-300-100 does not have; "
+        "mlp-300-100 expects 1.weight, 1.bias, 3.weight, 3.bias, 5.weight, 5.bias.")
+    wrapped = {f"module.{k}": v for k, v in M.build("mlp", 10, (1, 28, 28)).state_dict().items()}  # DataParallel's
+    torch.save(wrapped, tmp_path / "dp.pt")
+    assert cli.main(["measure", "--model", str(tmp_path / "dp.pt"), "--arch", "mlp", "--no-latency"]) == 2
+    assert "(every name in it starts with 'module.', which mlp's names lack: save the inner module's state_dict); " \
+           "mlp expects 1.weight" in one_error(capsys.readouterr().err)
+
+
+def test_the_key_names_the_docstring_lists_are_the_architectures_own():
+    import re
+
+    doc = M.__doc__
+    for arch, kwargs in (("mlp", {}), ("lenet5", {}), ("lenet5_caffe", {})):
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{arch}`"))
+        layers = {k.rsplit(".", 1)[0] for k in M.build(arch, 10, (1, 28, 28), **kwargs).state_dict()}
+        assert layers <= set(re.findall(r"`([\w.]+)`", row)), (arch, layers)
+    assert len(M.build("resnet18_small", 10, (1, 28, 28)).state_dict()) == 122
+    assert list(M.build("mlp", 10, (1, 28, 28), dropout=0.5).state_dict())[::2] == ["1.weight", "4.weight", "7.weight"]

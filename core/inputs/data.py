@@ -149,7 +149,8 @@ def split(x: np.ndarray, y: np.ndarray, name: str, seed: int = SEED,
         train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
                                       stratify=y[rest], random_state=seed)
     except ValueError as e:
-        raise DataError(f"{name} is too small to split by class ({e}); give at least 5 examples of every class.") from e
+        raise DataError(_too_few(y, 3, name, "to cut its train / validation / test splits by class")
+                        or f"{name} is too small to split by class ({e}); give at least 5 examples of every class.") from e
     num_classes = int(y.max()) + 1
     splits = [Split(torch.from_numpy(x[i]), torch.from_numpy(y[i])) for i in (np.sort(train), np.sort(val), np.sort(test))]
     fp = _fingerprint(b"", splits)
@@ -168,7 +169,8 @@ def given(parts: dict[str, tuple[np.ndarray, np.ndarray]], name: str, seed: int 
             tr, va = train_test_split(np.arange(len(y)), test_size=VAL_FRACTION / (1 - TEST_FRACTION), stratify=y,
                                       random_state=seed)
         except ValueError as e:
-            raise DataError(f"{name}'s train split is too small to keep a validation part by class ({e}).") from e
+            raise DataError(_too_few(y, 2, f"{name}'s train split", "to keep a validation part of it by class")
+                            or f"{name}'s train split is too small to keep a validation part by class ({e}).") from e
         tr, va = np.sort(tr), np.sort(va)
         checked["train"], checked["val"] = (x[tr], y[tr]), (x[va], y[va])
     shapes = {k: v[0].shape[1:] for k, v in checked.items()}
@@ -178,6 +180,20 @@ def given(parts: dict[str, tuple[np.ndarray, np.ndarray]], name: str, seed: int 
     splits = [Split(torch.from_numpy(checked[k][0]), torch.from_numpy(checked[k][1])) for k in ("train", "val", "test")]
     fp = _fingerprint(b"given", splits)
     return DataSet(name, *splits, num_classes, fp)
+
+
+def _too_few(y: np.ndarray, least: int, where: str, why: str) -> str | None:
+    """The sentence for labels too rare to split by class (scikit-learn's own message names neither label nor
+    split), or None when every label has at least `least` images."""
+    labels, counts = np.unique(y, return_counts=True)
+    rare = [(int(label), int(n)) for label, n in zip(labels, counts) if n < least]
+    if not rare:
+        return None
+    (label, n), more = rare[0], len(rare) - 1
+    others = f" (and {more} other label{'s' * (more > 1)} too: {', '.join(str(r[0]) for r in rare[1:4])}" \
+             f"{', ...' if more > 3 else ''})" if more else ""
+    return (f"Label {label} has only {n} image{'s' * (n != 1)} in {where}{others}, too few {why}: each label needs "
+            f"at least {least}; add images of label {label}, or drop them and number the labels 0..K-1 without it.")
 
 
 def _check(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:

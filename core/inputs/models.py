@@ -5,6 +5,20 @@ edgetrim needs to know about it (input shape, class count, how to rebuild it at
 another width, and a fingerprint of its weights). All loading of files goes
 through `load_model`; state_dicts are read with `weights_only=True`, so a file
 that asks to run code is refused, never executed.
+
+The tensor names a state_dict must have for each architecture (`--arch`, a sweep file's `arch:`), as
+`torch.save(model.state_dict())` of the same class writes them; every layer has `.weight` and, unless said,
+`.bias`; a BatchNorm layer also has `.running_mean`, `.running_var` and `.num_batches_tracked`:
+
+| architecture | tensor names |
+| --- | --- |
+| `mlp` (= `mlp-300-100`), `mlp-<h1>-<h2>-...` | an `nn.Sequential` (Flatten, then Linear and ReLU per hidden layer): Linear layers `1`, `3`, `5`, ... (`1.weight`, `1.bias`, `3.weight`, ...), the last one the classes; with `arch_kwargs: {dropout: p}` a Dropout follows each ReLU: `1`, `4`, `7`, ... |
+| `lenet5` | `features.0` (conv, 6), `features.3` (conv, 16), `classifier.1` (fc, 120), `classifier.3` (fc, 84), `classifier.5` (fc, classes) |
+| `lenet5_caffe` | `features.0` (conv, 20), `features.2` (conv, 50), `classifier.1` (fc, 500), `classifier.3` (fc, classes) |
+| `resnet18_small` | torchvision's ResNet-18 names (122 tensors): `conv1` (no bias), `bn1`, `layer1.0.conv1`, `layer1.0.bn1`, `layer1.0.conv2`, `layer1.0.bn2`, ... `layer4.1.bn2` (convs without bias), `layer2.0.downsample.0` (conv) and `.1` (BatchNorm) in layers 2 to 4, `fc` |
+| `tv:<name>` | torchvision's own names for that model: `torchvision.models.get_model(name, num_classes=K).state_dict().keys()` |
+
+A file saved from `nn.DataParallel` has every name prefixed `module.`: save `model.module.state_dict()` instead.
 """
 from __future__ import annotations
 
@@ -253,6 +267,15 @@ def _kind_of(names: list[str]) -> str:
     return "state_dict"
 
 
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # what torch.save's pre-zip format starts with
+
+
+def _plain_pickle(head: bytes) -> bool:
+    """A pickle of protocol 2 or later (b'\\x80' and the protocol) that is not torch.save's legacy format: told
+    from its first bytes, so it is never handed to an unpickler."""
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 and not head.startswith(TORCH_LEGACY_MAGIC)
+
+
 def _archive_kind(path: Path) -> str:
     """The kind of a model file; a zip archive cut short (no directory at its end) is refused, naming its kind."""
     try:
@@ -260,6 +283,10 @@ def _archive_kind(path: Path) -> str:
             return _kind_of(z.namelist())
     except zipfile.BadZipFile:
         raw = path.read_bytes()
+    if _plain_pickle(raw[:32]):
+        raise ModelLoadError(f"{path.name} is a plain Python pickle, not a PyTorch file: edgetrim does not "
+                             "unpickle it (unpickling can run any code); save model.state_dict() with torch.save, or "
+                             "export the model with torch.export.")
     if not raw.startswith(b"PK\x03\x04"):
         return "state_dict"  # legacy torch.save format; weights_only still guards it
     # the names in the local headers that survive; torch.save writes data.pkl first, TorchScript its tensors
@@ -371,12 +398,24 @@ def _guess_classes(state: dict[str, torch.Tensor]) -> int:
     return int(last[-1].shape[0])
 
 
+def _keys_brief(keys: list[str], shown: int = 6) -> str:
+    """'1.weight, 1.bias, 3.weight, ...' and how many in all: the tensor names an architecture expects, briefly
+    (BatchNorm's running statistics left out of the few shown)."""
+    named = [k for k in keys if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    return ", ".join(named[:shown]) + (f", ... ({len(keys)} in all)" if len(keys) > shown else "")
+
+
 def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], fname: str, arch: str) -> None:
-    """Load `state` strictly, naming the first tensor that does not fit."""
+    """Load `state` strictly, naming the first tensor that does not fit and the names the architecture expects
+    (the module docstring lists every architecture's)."""
     own = module.state_dict()
     for k, v in state.items():
         if k not in own:
-            raise ModelLoadError(f"{fname} does not fit {arch}: it has a tensor {k!r} that {arch} does not have.")
+            prefix = k.split(".", 1)[0] + "."
+            extra = (f" (every name in it starts with {prefix!r}, which {arch}'s names lack: save the inner module's "
+                     "state_dict)") if all(n.startswith(prefix) and n[len(prefix):] in own for n in state) else ""
+            raise ModelLoadError(f"{fname} does not fit {arch}: it has a tensor {k!r} that {arch} does not have{extra}; "
+                                 f"{arch} expects {_keys_brief(list(own))}.")
         if tuple(own[k].shape) != tuple(v.shape):
             raise ModelLoadError(f"{fname} does not fit {arch}: tensor {k!r} has shape {tuple(v.shape)}, "
                                  f"{arch} expects {tuple(own[k].shape)}.")
