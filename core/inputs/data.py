@@ -149,8 +149,8 @@ def split(x: np.ndarray, y: np.ndarray, name: str, seed: int = SEED,
         train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
                                       stratify=y[rest], random_state=seed)
     except ValueError as e:
-        raise DataError(_too_few(y, 3, name, "to cut its train / validation / test splits by class")
-                        or f"{name} is too small to split by class ({e}); give at least 5 examples of every class.") from e
+        raise DataError(_too_few(y, 3, name, "to cut its train / validation / test splits by class") or
+                        f"{name} is too small to split by class ({e}); give at least 5 examples of every class.") from e
     num_classes = int(y.max()) + 1
     splits = [Split(torch.from_numpy(x[i]), torch.from_numpy(y[i])) for i in (np.sort(train), np.sort(val), np.sort(test))]
     fp = _fingerprint(b"", splits)

@@ -414,8 +414,8 @@ def _load_weights(module: nn.Module, state: dict[str, torch.Tensor], fname: str,
             prefix = k.split(".", 1)[0] + "."
             extra = (f" (every name in it starts with {prefix!r}, which {arch}'s names lack: save the inner module's "
                      "state_dict)") if all(n.startswith(prefix) and n[len(prefix):] in own for n in state) else ""
-            raise ModelLoadError(f"{fname} does not fit {arch}: it has a tensor {k!r} that {arch} does not have{extra}; "
-                                 f"{arch} expects {_keys_brief(list(own))}.")
+            raise ModelLoadError(f"{fname} does not fit {arch}: it has a tensor {k!r} that {arch} does not "
+                                 f"have{extra}; {arch} expects {_keys_brief(list(own))}.")
         if tuple(own[k].shape) != tuple(v.shape):
             raise ModelLoadError(f"{fname} does not fit {arch}: tensor {k!r} has shape {tuple(v.shape)}, "
                                  f"{arch} expects {tuple(own[k].shape)}.")
