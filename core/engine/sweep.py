@@ -27,6 +27,21 @@ EXECUTORS = ("local", "ray")
 InFlight = Callable[[S.Spec, int, int, str], None]  # (the point being computed, done, total, message)
 
 
+def check(cfg: SweepConfig) -> tuple:
+    """(model, data, the grid's Specs), or the one sentence on why the sweep cannot run, before any work and before
+    a store is opened: a refused sweep leaves nothing behind."""
+    model, data = R.load_context(cfg.model, cfg.data)
+    specs = expand(cfg)
+    R.preflight(model, data, specs)
+    if cfg.search and cfg.search.get("space") == "per-layer":
+        from core.engine.layerwise import why_not_model
+
+        reason = why_not_model(model, cfg.search)
+        if reason:
+            raise SweepError(reason)
+    return model, data, specs
+
+
 def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progress | None = None,
               executor: str = "local", address: str | None = None, cpus_per_point: float = 1,
               gpus_per_point: float = 0, in_flight: InFlight | None = None) -> R.SweepResult:
@@ -43,16 +58,8 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     if workers < 1:
         raise SweepError(f"workers must be at least 1, not {workers}.")
     t0 = time.perf_counter()
-    model, data = R.load_context(cfg.model, cfg.data)
-    specs = expand(cfg)
-    R.preflight(model, data, specs)
+    model, data, specs = check(cfg)
     per_layer = bool(cfg.search) and cfg.search.get("space") == "per-layer"
-    if per_layer:
-        from core.engine.layerwise import why_not_model
-
-        reason = why_not_model(model, cfg.search)
-        if reason:
-            raise SweepError(reason)
     store.add_run(cfg.run, cfg.to_dict(), R.model_name(cfg.model), data.name)
     if cfg.search and not per_layer:
         from core.engine.search import run_search

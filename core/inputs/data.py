@@ -6,7 +6,7 @@ content and split) so stored results can say exactly what they were measured on.
 
 Sources: scikit-learn's bundled digits (no download), MNIST (``mnist``, fetched once
 through the package registry: core.inputs.mnist), an ImageFolder directory, an ``.npz`` with
-``x`` and ``y``, MNIST-style IDX files, or a root laid out as torchvision's MNIST,
+``x`` and ``y``, MNIST-style IDX files, a .zip of a folder of those, or a root laid out as torchvision's MNIST,
 FashionMNIST, KMNIST or CIFAR10 keep it. Where the data comes with its own splits (an
 ``.npz`` with ``x_train``/``x_test``, an IDX folder with the ``t10k`` files, an
 ImageFolder with ``train/`` and ``test/``, torchvision's folders) those are kept and the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -534,17 +535,37 @@ def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
                             f"{total // max(packed, 1)}x); refusing to extract it.")
         if total > MAX_ZIP_BYTES:
             raise DataError(f"{archive.name} expands to {total >> 20} MB, more than the {MAX_ZIP_BYTES >> 20} MB allowed.")
+        made = not dest.exists()
         dest.mkdir(parents=True, exist_ok=True)
-        z.extractall(dest)
+        try:
+            z.extractall(dest)
+        except Exception as e:  # a member that cannot be written (disk full, a bad name): nothing half-extracted stays
+            if made:
+                shutil.rmtree(dest, ignore_errors=True)
+            raise DataError(f"{archive.name} could not be extracted ({type(e).__name__}: {e}).") from e
     entries = [p for p in dest.iterdir() if not p.name.startswith((".", "__MACOSX"))]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
+def load_zip(path: str | Path, seed: int = SEED) -> DataSet:
+    """A zipped data folder (an ImageFolder, IDX files: what the dashboard's upload takes), checked and extracted by
+    `safe_extract_zip` into a temporary folder that is removed once the images are in memory, refused or not."""
+    import tempfile
+
+    path = Path(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise DataError(f"{path.name} is larger than the {MAX_FILE_BYTES >> 20} MB edgetrim reads.")
+    with tempfile.TemporaryDirectory(prefix="edgetrim-zip-") as tmp:
+        root = safe_extract_zip(path, Path(tmp) / path.stem)  # named as the zip, or as the one folder in it
+        return load_data(str(root), seed)
 
 
 BUILT_IN = ("digits", "mnist")
 
 
 def load_data(source: str = "digits", seed: int = SEED, download: bool = False) -> DataSet:
-    """Resolve a data source: 'digits', 'mnist', an .npz, an ImageFolder directory, a directory of IDX files, or
+    """Resolve a data source: 'digits', 'mnist', an .npz, an ImageFolder directory, a directory of IDX files (or a
+    .zip of one of those folders), or
     a root laid out as torchvision keeps MNIST, FashionMNIST, KMNIST or CIFAR10 (recognised; never downloaded).
     'torchvision:<Name>:<root>' names one; only that spelling with `download=True` fetches it when missing."""
     if source == "digits":
@@ -564,7 +585,10 @@ def load_data(source: str = "digits", seed: int = SEED, download: bool = False) 
     if path.is_file():
         if path.suffix == ".npz":
             return load_npz(path, seed)
-        raise DataError(f"{path.name} is not a data set edgetrim reads; use an .npz with x and y.")
+        if path.suffix.lower() == ".zip":
+            return load_zip(path, seed)
+        raise DataError(f"{path.name} is not a data set edgetrim reads; use an .npz with x and y, or a zipped "
+                        "ImageFolder.")
     found = torchvision_layouts(path)
     if len(found) > 1:
         raise DataError(f"{path.name} holds several torchvision data sets ({', '.join(found)}); name one as "

@@ -56,7 +56,7 @@ def _load_upload(file, arch: str, shape: str) -> None:
     try:
         path = cache.save_upload(file, MAX_UPLOAD)
         rename = {str(path): file.name, path.name: file.name}
-        from core.cli import parse_shape
+        from core.cli.common import parse_shape
 
         dims = parse_shape(shape.strip()) if shape.strip() else None
         source = {"path": str(path), "arch": arch.strip() or None, **({"input_shape": list(dims)} if dims else {})}
@@ -70,11 +70,11 @@ def _load_upload(file, arch: str, shape: str) -> None:
 
 def _use_upload() -> None:
     """The 'Use this data' button's callback (before the page is drawn, so the data choice can change)."""
-    file, path = st.session_state.get("data_upload"), None
+    file, path, saved = st.session_state.get("data_upload"), None, None
     if file is None:
         return
     try:
-        path = cache.save_upload(file, MAX_UPLOAD)
+        path = saved = cache.save_upload(file, MAX_UPLOAD)
         if path.suffix == ".zip":
             path = D.safe_extract_zip(path, path.with_suffix(""))
         cache.dataset(str(path))
@@ -83,6 +83,8 @@ def _use_upload() -> None:
     except Exception as e:  # one sentence, never a traceback
         st.session_state["data.error"] = fmt.one_sentence(e, {str(path): file.name, path.name: file.name}
                                                           if path else None)
+        if saved is not None and str(path) not in st.session_state.get("data.names", {}):
+            cache.drop_upload(saved)  # a refused upload leaves nothing in the cache: neither the zip nor what it held
 
 
 def _choose_data() -> None:
