@@ -5,6 +5,7 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -241,3 +242,66 @@ def test_a_sweep_refused_before_any_work_creates_no_store(tmp_path, capsys):
     assert cli.main(["sweep", str(tmp_path / "s.yaml"), "--store", str(tmp_path / "out" / "s.sqlite")]) == 2
     assert one_error(capsys.readouterr().err).startswith("Nothing was run: d has 12 classes but mlp scores only 10")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "s.yaml"]
+
+
+# ---- 6. the read-only commands on a store in a read-only place ---------------------------------------------------
+
+@pytest.fixture
+def read_only_store(swept, tmp_path):
+    """The swept store (and its kept files) copied into a folder of mode 0555, the file 0444. Root is not stopped
+    by modes, so as root the folder is also made immutable (chattr +i), which stops root too."""
+    import shutil
+    import sqlite3
+
+    src, _ = swept
+    with contextlib.closing(sqlite3.connect(src)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    shutil.copy(src, folder / "s.sqlite")
+    shutil.copytree(src.parent / "s.artefacts", folder / "s.artefacts")
+    assert (folder / "s.sqlite").read_bytes()[18:20] == b"\x02\x02"  # a WAL store: its readers need <store>-shm,
+    assert sorted(p.name for p in folder.iterdir()) == ["s.artefacts", "s.sqlite"]  # which is not there yet
+    for p in [*folder.rglob("*"), folder]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    before = sorted(str(p) for p in folder.rglob("*"))
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("SKIPPED LOUDLY: as root, a read-only folder needs chattr +i, which failed here")
+    try:
+        if immutable:
+            with pytest.raises(OSError):
+                (folder / "probe").touch()  # the folder is read-only even for root
+        yield folder / "s.sqlite", tmp_path / "out"
+        assert sorted(str(p) for p in folder.rglob("*")) == before  # nothing was written beside the store
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        for p in [folder, *folder.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+@pytest.mark.parametrize("command", [["runs"], ["table", "edges"], ["front", "edges"], ["per-layer", "edges"],
+                                     ["pick", "edges", "--max-drop", "5"], ["export", "edges", "--max-drop", "5"]])
+def test_read_only_commands_read_a_store_in_a_read_only_folder(command, read_only_store, capsys, monkeypatch):
+    store, out = read_only_store
+    monkeypatch.setenv("EDGETRIM_CACHE", str(out / "cache"))
+    assert cli.main([*command, "--store", str(store), *(["-o", str(out)] if command[0] == "export" else [])]) == 0
+    done = capsys.readouterr()
+    assert "readonly" not in done.err and "unable to open" not in done.err
+    assert {"runs": "edges", "table": "prune 50 %", "front": "on the (accuracy, size) front", "per-layer": "uniform",
+            "pick": "export it: edgetrim export edges", "export": "reloaded from disk"}[command[0]] in done.out
+
+
+# ---- 10. a reader that leaves early (`| head -1`) ----------------------------------------------------------------
+
+def test_a_reader_that_leaves_early_is_not_an_error(swept):
+    store, _ = swept
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone, as `head -1` goes after its line
+    try:
+        done = subprocess.run([*CLI, "pick", "edges", "--max-drop", "5", "--store", str(store)], stdout=write,
+                              stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")

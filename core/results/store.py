@@ -8,7 +8,8 @@ fingerprint, Spec): a point already stored is never recomputed, whichever run as
 Runs are named lists of point keys, so runs can share points and be compared and
 deleted. The schema has a version; a store written by a newer edgetrim is refused.
 A SQLite store opened `read_only` (for commands that only read) is never created,
-migrated or written: a missing file or one that is not an edgetrim store is refused.
+migrated or written (and is read from a folder this user may only read): a missing file or
+one that is not an edgetrim store is refused.
 """
 from __future__ import annotations
 
@@ -133,8 +134,7 @@ class Store:
             if not self.path.is_file():
                 raise StoreError(f"No edgetrim store at {self.path}; run `edgetrim sweep` to make one, or give the "
                                  "--store a sweep wrote to.")
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60,
-                                 isolation_level=None, check_same_thread=False)
+            db = self._connect_read_only()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
@@ -143,6 +143,27 @@ class Store:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=60000")
         return db
+
+    def _connect_read_only(self):
+        """The store opened for reading only. A store in WAL mode needs its index file (<store>-shm) to be read,
+        which SQLite cannot make in a folder this user may only read: there, with no <store>-wal of changes not yet
+        merged beside it, the file holds every point and nobody can be writing it, so it is read as immutable."""
+        uri = self.path.resolve().as_uri()
+        connect = lambda query: sqlite3.connect(f"{uri}?{query}", uri=True, timeout=60,  # noqa: E731
+                                                isolation_level=None, check_same_thread=False)
+        db = connect("mode=ro")
+        try:
+            db.execute("SELECT 1 FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as e:
+            db.close()
+            if not re.search(r"readonly|unable to open", str(e)):
+                raise
+        if Path(f"{self.path}-wal").exists():
+            raise StoreError(f"{self.path} sits in a folder this user cannot write and has changes not yet merged "
+                             f"into it ({self.path.name}-wal); copy both files to a folder you can write and give "
+                             "that --store.")
+        return connect("mode=ro&immutable=1")
 
     def _connect_postgres(self, url: str):
         try:
