@@ -87,7 +87,7 @@ def baseline(model_json: str, data_source: str = "digits", progress=None) -> dic
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def layers(model_json: str) -> list[dict]:
-    return ME.layer_table(model(model_json).module)
+    return ME.layer_table(M.unwrap(model(model_json).module))  # a .pt2's layers named as its TorchScript's
 
 
 def stored(model_json: str, data_source: str, spec_json: str) -> dict | None:
@@ -253,6 +253,16 @@ def run_table(run: str):
     store = Store()
     try:
         return store.table(run)
+    finally:
+        store.close()
+
+
+def retime_run(run: str, progress=None):
+    """A run's points whose latency was timed on a busy machine, timed again from their kept files (a job of the
+    app's queue: nothing else times while it does)."""
+    store = Store()
+    try:
+        return runner.retime_run(store, run, progress=progress)
     finally:
         store.close()
 

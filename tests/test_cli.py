@@ -239,7 +239,7 @@ def test_sweep_says_its_training_up_front_and_the_point_in_flight_with_its_stage
     import yaml
 
     monkeypatch.setenv("EDGETRIM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(cli, "IN_FLIGHT_EVERY_S", 0.0)
+    monkeypatch.setattr(cli.sweep, "IN_FLIGHT_EVERY_S", 0.0)
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({
         "run": "shown", "model": "mlp", "measure": {"latency": False},
         "axes": {"student_width": [1.0, 0.5], "prune_ratio": [0.0, 0.5], "finetune_epochs": [2],

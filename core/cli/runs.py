@@ -162,33 +162,23 @@ def cmd_delete(args) -> None:
 
 def cmd_retime(args) -> None:
     """Time a run's points again from their kept files: those marked busy (all with --all); nothing is rebuilt."""
-    import dataclasses
-
     from tqdm import tqdm
 
     from core.engine import runner
 
     store = _store(args)
-    points = [p for p in store.points(args.run) if p.status == "ok" and p.metrics and p.metrics.latency
-              and (args.all or any(l.busy for l in p.metrics.latency))]
-    if not points:
+    if not runner.busy_points(store, args.run, args.all):
         print(f"no point of run {args.run!r} has a latency marked busy; --all times every point again")
         return
-    done, still, gone = 0, 0, []
-    for p in tqdm(points, desc="re-timing", unit="point", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()):
-        new = runner.retime(store, p)
-        if new is None:
-            gone.append(p.spec.label)
-            continue
-        old = p.metrics.latency
-        timed = {(l.runtime, l.batch) for l in new}
-        latency = tuple(new) + tuple(l for l in old if (l.runtime, l.batch) not in timed)
-        store.put(dataclasses.replace(p, metrics=dataclasses.replace(p.metrics, latency=latency)))
-        done += 1
-        still += any(l.busy for l in new)
-    print(f"re-timed {done} point(s) of run {args.run!r} from their kept files"
-          + (f"; {still} still timed on a crowded machine (marked busy): run it again when the machine is quiet"
-             if still else "; none is marked busy now"))
-    if gone:
-        print(f"{len(gone)} point(s) have no kept files (evicted or measured elsewhere), so were not re-timed, e.g. "
-              f"{gone[0]}; delete the run and sweep it again to measure them anew", file=sys.stderr)
+    with tqdm(desc="re-timing", unit="point", file=sys.stderr, leave=False, disable=not sys.stderr.isatty()) as bar:
+        def shown(done: int, total: int, message: str) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        r = runner.retime_run(store, args.run, args.all, shown)
+    print(f"re-timed {r.done} point(s) of run {args.run!r} from their kept files"
+          + (f"; {r.still_busy} still timed on a crowded machine (marked busy): run it again when the machine is "
+             "quiet" if r.still_busy else "; none is marked busy now"))
+    if r.gone:
+        print(f"{len(r.gone)} point(s) have no kept files (evicted or measured elsewhere), so were not re-timed, e.g. "
+              f"{r.gone[0]}; delete the run and sweep it again to measure them anew", file=sys.stderr)

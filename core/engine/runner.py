@@ -218,6 +218,42 @@ def retime(store: Store, point: Point, budget_s: float = ME.TIME_BUDGET_S) -> tu
                      tuple(dict.fromkeys(l.batch for l in old)), budget_s)
 
 
+@dataclass(frozen=True)
+class Retimed:
+    """What re-timing a run did: points timed again, of them still busy, and the labels of those with no kept files."""
+    done: int
+    still_busy: int
+    gone: tuple[str, ...]
+
+
+def busy_points(store: Store, run: str, every: bool = False) -> list[Point]:
+    """The run's measured points with a latency marked busy (every timed point with `every`)."""
+    return [p for p in store.points(run) if p.status == "ok" and p.metrics and p.metrics.latency
+            and (every or any(l.busy for l in p.metrics.latency))]
+
+
+def retime_run(store: Store, run: str, every: bool = False, progress: Progress | None = None) -> Retimed:
+    """Time a run's busy points (every point with `every`) again from their kept files and store the new
+    latencies in place of the old (nothing is rebuilt; a point without kept files is left as it was)."""
+    import dataclasses
+
+    points = busy_points(store, run, every)
+    done, still, gone = 0, 0, []
+    for i, p in enumerate(points):
+        if progress:
+            progress(i, len(points), f"re-timing {p.spec.label}")
+        new = retime(store, p)
+        if new is None:
+            gone.append(p.spec.label)
+            continue
+        timed = {(l.runtime, l.batch) for l in new}
+        latency = tuple(new) + tuple(l for l in p.metrics.latency if (l.runtime, l.batch) not in timed)
+        store.put(dataclasses.replace(p, metrics=dataclasses.replace(p.metrics, latency=latency)))
+        done += 1
+        still += any(l.busy for l in new)
+    return Retimed(done, still, tuple(gone))
+
+
 # ---- in worker processes (process pool, Ray) ------------------------------------------------
 
 def _resolve(context) -> tuple[M.LoadedModel, D.DataSet]:

@@ -51,6 +51,11 @@ class ExportResult:
     source: str = "rebuilt"  # 'kept': from the point's kept files, nothing trained; 'rebuilt': from its Spec
 
 
+def suffix(fmt: str) -> str:
+    """The file suffix of an export format: its runtime's ('.onnx', '.pte', '.pt2', '.etz')."""
+    return runtime.get(FORMATS[fmt][0]).suffix
+
+
 def default_format(spec: S.Spec, runtime: str = "onnxruntime") -> str:
     """The format the point was measured as, in `runtime`'s file (onnxruntime or executorch)."""
     kind = type(spec.deploy) if spec.deploy is not None else None
@@ -153,7 +158,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         Path(out).mkdir(parents=True, exist_ok=True)
     out = Path(out)
     if out.is_dir():
-        out = out / f"{point.model}-{point.spec.hash}-{fmt}{FORMATS[fmt]}"  # formats sharing a suffix never collide
+        out = out / f"{point.model}-{point.spec.hash}-{fmt}{suffix(fmt)}"  # formats sharing a suffix never collide
     _writable_dir(out)
     kept = kept or {}
     same = kept_file_for(fmt, point.spec, kept)
@@ -166,8 +171,9 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
                        "and scoring it")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")  # torch.export wants the .pt2 suffix
     runtime_name = FORMATS[fmt][0]
-    measured_there = point.metrics.file(runtime_name)
-    stored = measured_there.accuracy if measured_there else point.metrics.accuracy  # ONNX Runtime's file
+    # the accuracy the file is checked against: the point's headline (its ONNX file's), or the other runtime's own
+    measured_there = point.metrics.file(runtime_name) if runtime_name != "onnxruntime" else None
+    stored = measured_there.accuracy if measured_there else point.metrics.accuracy
     # ExecuTorch's kernels are not ONNX Runtime's: a .pte the point never ran is checked within CROSS_TOLERANCE
     tolerance = CROSS_TOLERANCE if runtime_name == "executorch" and not measured_there else TOLERANCE
     try:

@@ -84,6 +84,31 @@ def _chart_selected() -> None:
         _person_chose()
 
 
+def _retime_button(run: str, busy: int) -> None:
+    """Latencies timed on a busy machine are left out of latency fronts and budgets: offer to time them again (from
+    the points' kept files, nothing rebuilt), best while the machine is quiet."""
+    if not busy:
+        return
+    left, right = st.columns([1, 3])
+    right.caption(f"{busy} point(s) of {run_name(run)} were timed while other work crowded the cores, so their "
+                  "latency is left out of latency fronts and budgets until timed again.")
+    if not left.button(f"Time the {busy} busy point(s) again", key="tradeoffs.retime",
+                       help="Times each from the files kept when it was measured (nothing is rebuilt); on a quiet "
+                            "machine the marks go."):
+        return
+    try:
+        r = progress.run(f"retime|{run}", f"Timing the busy points of {run_name(run)} again",
+                         lambda report: cache.retime_run(run, report))
+    except Exception as e:  # one sentence, never a traceback
+        st.error(f"The timing did not complete: {fmt.one_sentence(e)}")
+        return
+    st.session_state["tradeoffs.retimed"] = (
+        f"Timed {r.done} point(s) again" + (f"; {r.still_busy} still on a crowded machine (still marked)"
+                                            if r.still_busy else "; none is marked busy now")
+        + (f"; {len(r.gone)} have no kept files and were left as they were" if r.gone else "") + ".")
+    st.rerun()
+
+
 def _person_chose() -> None:
     """The selected point is the person's own choice: it stays while the floor and the budget move."""
     st.session_state["tradeoffs.person_chose"] = state.get("chosen_point")
@@ -220,6 +245,9 @@ def _runtimes_side_by_side(df: pd.DataFrame, runtimes: list[str], floor: float, 
 
 def main() -> None:
     st.title("Trade-offs")
+    retimed = st.session_state.pop("tradeoffs.retimed", None)
+    if retimed:
+        st.success(retimed)
     all_runs = cache.runs()
     if all_runs.empty:
         st.info("No runs yet: start one on the Sweep page (or `edgetrim sweep sweeps/default.yaml`).")
@@ -296,6 +324,7 @@ def main() -> None:
                                 "fastest by this measure. It follows the x axis unless you choose another here.")
     floor = floor_pct / 100
     first = ok[ok["run"] == runs[0]]
+    _retime_button(runs[0], pareto.busy_count(pareto.on_runtime(first, runtime), ["latency"]))
     try:
         choice = pareto.pick(first, floor, pick_by, max_latency_ms=budget, runtime=runtime, judge=split)
     except ValueError as e:

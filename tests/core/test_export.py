@@ -43,7 +43,7 @@ def test_every_format_reloads(swept, tmp_path, fmt):
     store, model, data = swept
     point = next(p for p in store.points("e") if p.spec.prune == UnstructuredPrune(0.6))
     result = export.export_point(point, model, data, fmt, tmp_path)
-    assert result.path.suffix == export.FORMATS[fmt] and result.path.exists()
+    assert result.path.suffix == export.suffix(fmt) and result.path.exists()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")], "no temporary file left behind"
 
 

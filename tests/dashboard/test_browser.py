@@ -5,6 +5,7 @@ Screenshots for the README are written only by `make screenshots` (EDGETRIM_SCRE
 so `make test` leaves the checkout clean.
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -227,6 +228,11 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
             page.get_by_role("option", name="ExecuTorch (.pte, XNNPACK)").click()
             page.keyboard.press("Escape")
             settle(page)
+        # one thread per point, as a small board has: the browser and the app share this machine's two cores,
+        # and a timing that shares its cores is marked busy (left out of latency budgets)
+        page.locator("[data-testid=stSelectbox]", has_text="Threads").click()
+        page.get_by_role("option", name="1 thread", exact=True).click()
+        settle(page)
         assert "4 points" in page.locator("[data-testid=stMarkdownContainer]", has_text="points").first.inner_text()
         page.get_by_role("button", name="Run sweep").click()
         page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
@@ -252,6 +258,12 @@ def test_the_whole_job_choose_explore_sweep_pick_export_download(server, tmp_pat
             page.locator("[data-testid=stSelectbox]", has_text="Runtime").first.click()
             page.get_by_role("option", name="ExecuTorch", exact=True).click()
             settle(page)
+        retime = page.get_by_role("button", name=re.compile(r"Time the \d+ busy point"))
+        for _ in range(3):  # timed while the machine was crowded: time them again, as a person would
+            if not retime.count():
+                break
+            retime.click()
+            settle(page, 240_000)
         budget = page.get_by_role("slider", name=f"Latency budget on {runtime} (batch 1)")
         budget.focus()
         page.keyboard.press("Home")  # below the fastest point

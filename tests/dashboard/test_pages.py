@@ -658,3 +658,27 @@ def test_tradeoffs_judges_on_validation_and_reports_the_test_split(ui_env):
     assert "% on the test split (floor" in message and "validation" not in message, message
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["yaxis"]["title"]["text"].startswith("test accuracy")
+
+
+def test_busy_latencies_are_timed_again_from_a_button_on_trade_offs(ui_env, monkeypatch):
+    """A point timed on a crowded machine is left out of latency fronts; the button times it again from its kept
+    files and the mark goes (here the machine counts as quiet)."""
+    import dataclasses
+
+    from core.results.store import Store
+    from core.runtimes import measure as ME
+
+    monkeypatch.setattr(ME, "oversubscribed", lambda threads: False)
+    monkeypatch.setattr(ME, "looks_busy", lambda latency: False)
+    store = Store()
+    point = next(p for p in store.points("ui") if p.spec.family != "baseline" and p.status == "ok")
+    marked = tuple(dataclasses.replace(l, busy=True) for l in point.metrics.latency)
+    store.put(dataclasses.replace(point, metrics=dataclasses.replace(point.metrics, latency=marked)))
+    at = page("tradeoffs_page", **{"tradeoffs.runs": ["ui"]})
+    assert_clean(at, "busy point")
+    at.button(key="tradeoffs.retime").click().run()
+    assert_clean(at, "re-timed")
+    assert any("Timed 1 point(s) again; none is marked busy now" in m.value for m in at.success)
+    assert not any(l.busy for l in store.get(point.key).metrics.latency)
+    assert not any(b.key == "tradeoffs.retime" for b in at.button)
+    store.close()
