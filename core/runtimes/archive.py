@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from core.inputs import etz
 from core.inputs.models import LoadedModel, ModelLoadError, build
 from core.inputs.train import accuracy
 from core.runtimes import huffman
@@ -33,7 +34,7 @@ from core.runtimes.runtime import Runtime
 # above this many raw bytes LZMA's default preset: on the ResNet-18 (42.6 MB of weights) preset 9e took 137.5 s for
 # 20,606,676 bytes, preset 6 88.1 s for 20,604,688; small models keep 9e, so their archives are unchanged
 BIG_PAYLOAD = 16 * 2**20
-MAGIC = b"EDGETRIM-ARCHIVE-1\n"
+MAGIC = etz.MAGIC
 MAX_CODEBOOK = 256
 
 
@@ -42,11 +43,6 @@ MAX_CODEBOOK = 256
 def pack_codes(codes: np.ndarray, bits: int) -> bytes:
     bitplanes = np.unpackbits(codes.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
     return np.packbits(bitplanes.reshape(-1)).tobytes()
-
-
-def unpack_codes(blob: bytes, bits: int, n: int) -> np.ndarray:
-    planes = np.unpackbits(np.frombuffer(blob, dtype=np.uint8))[: n * bits].reshape(n, bits)
-    return np.packbits(np.pad(planes, ((0, 0), (8 - bits, 0))), axis=1).reshape(n)
 
 
 def _bits(levels: int) -> int:
@@ -194,40 +190,7 @@ def encode(t: torch.Tensor) -> tuple[dict, list[bytes]]:
 
 
 def decode(meta: dict, blobs: list[bytes]) -> torch.Tensor:
-    shape, dtype, enc = tuple(meta["shape"]), np.dtype(meta["dtype"]), meta["enc"]
-    n = math.prod(shape)
-    if enc == "raw":
-        return torch.from_numpy(np.frombuffer(blobs[0], dtype=dtype).reshape(shape).copy())
-    if enc == "codebook":
-        book = np.frombuffer(blobs[0], dtype=np.float32)
-        flat = book[unpack_codes(blobs[1], meta["bits"], n)]
-    elif enc == "huffman_codebook":
-        book = np.frombuffer(blobs[0], dtype=np.float32)
-        flat = book[huffman.decode(np.array(meta["lengths"]), blobs[1], n)]
-    elif enc == "sparse_relative":
-        book = np.append(np.frombuffer(blobs[0], dtype=np.float32), np.float32(0))  # the last code: a filler zero
-        gaps = huffman.decode(np.array(meta["gap_lengths"]), blobs[1], meta["entries"])
-        symbols = huffman.decode(np.array(meta["code_lengths"]), blobs[2], meta["entries"])
-        flat = np.zeros(n, dtype=np.float32)
-        flat[np.cumsum(gaps + 1) - 1] = book[symbols]
-    elif enc == "row_grid":
-        scales = np.frombuffer(blobs[0], dtype=np.float32)
-        low = np.frombuffer(blobs[1], dtype=np.int16).astype(np.int32)
-        codes = unpack_codes(blobs[2], meta["bits"], n).reshape(shape[0], -1).astype(np.int32)
-        flat = ((codes + low[:, None]).astype(np.float32) * scales[:, None]).astype(np.float32).reshape(-1)
-    elif enc == "row_codebook":
-        books = np.frombuffer(blobs[0], dtype=np.float32).reshape(shape[0], meta["levels"])
-        codes = unpack_codes(blobs[1], meta["bits"], n).reshape(shape[0], -1)
-        flat = np.take_along_axis(books, codes.astype(np.int64), axis=1).reshape(-1)
-    else:
-        nz = np.unpackbits(np.frombuffer(blobs[0], dtype=np.uint8))[:n].astype(bool)
-        flat = np.zeros(n, dtype=np.float32)
-        if enc == "sparse_raw":
-            flat[nz] = np.frombuffer(blobs[1], dtype=np.float32)
-        else:
-            book = np.frombuffer(blobs[1], dtype=np.float32)
-            flat[nz] = book[unpack_codes(blobs[2], meta["bits"], int(nz.sum()))]
-    return torch.from_numpy(flat.reshape(shape).copy())
+    return torch.from_numpy(etz.decode_tensor(meta, blobs))
 
 
 # ---- files ------------------------------------------------------------------------------
@@ -251,23 +214,12 @@ def write_archive(model: LoadedModel, path: str | Path) -> Path:
 
 
 def read_archive(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    blob = Path(path).read_bytes()
-    if not blob.startswith(MAGIC):
-        raise ModelLoadError(f"{Path(path).name} is not an edgetrim archive.")
+    """(header, state_dict) of an archive: the numpy reader (core.inputs.etz), as torch tensors."""
     try:
-        raw = lzma.decompress(blob[len(MAGIC):])
-    except lzma.LZMAError as e:
-        raise ModelLoadError(f"{Path(path).name} is a truncated or corrupt edgetrim archive.") from e
-    (hlen,) = struct.unpack(">I", raw[:4])
-    header = json.loads(raw[4:4 + hlen])
-    offset, state = 4 + hlen, {}
-    for t in header["tensors"]:
-        blobs = []
-        for size in t["blobs"]:
-            blobs.append(raw[offset:offset + size])
-            offset += size
-        state[t["name"]] = decode(t, blobs)
-    return header, state
+        header, weights = etz.read(path)
+    except etz.ArchiveError as e:
+        raise ModelLoadError(str(e)) from e
+    return header, {name: torch.from_numpy(w) for name, w in weights.items()}
 
 
 def load_archive(path: str | Path) -> LoadedModel:

@@ -11,6 +11,8 @@ import heapq
 
 import numpy as np
 
+from core.inputs.etz import canonical_codes, huffman_decode as decode  # noqa: F401 (the decoder lives with the reader)
+
 MAX_CODE_BITS = 20  # beyond this the decoding table would be too large; the caller picks another encoding
 
 
@@ -33,17 +35,6 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     return lengths
 
 
-def canonical_codes(lengths: np.ndarray) -> np.ndarray:
-    """The canonical code of each symbol, given its length (symbols sorted by (length, symbol))."""
-    codes = np.zeros(len(lengths), dtype=np.int64)
-    code, prev = 0, 0
-    for s in sorted((s for s in range(len(lengths)) if lengths[s] > 0), key=lambda s: (lengths[s], s)):
-        code <<= int(lengths[s]) - prev
-        codes[s], prev = code, int(lengths[s])
-        code += 1
-    return codes
-
-
 def encode(symbols: np.ndarray, alphabet: int) -> tuple[np.ndarray, bytes] | None:
     """(code lengths, packed bits) of `symbols` (ints in [0, alphabet)); None if a code would be too long."""
     lengths = code_lengths(np.bincount(symbols, minlength=alphabet))
@@ -56,28 +47,3 @@ def encode(symbols: np.ndarray, alphabet: int) -> tuple[np.ndarray, bytes] | Non
     within = np.arange(int(lens.sum())) - starts[owner]
     bits = (codes[symbols][owner] >> (lens[owner] - 1 - within)) & 1
     return lengths, np.packbits(bits.astype(np.uint8)).tobytes()
-
-
-def decode(lengths: np.ndarray, blob: bytes, n: int) -> np.ndarray:
-    """The `n` symbols coded in `blob` under the canonical code of `lengths`."""
-    width = int(lengths.max())
-    codes = canonical_codes(lengths)
-    table_sym = np.zeros(1 << width, dtype=np.int64)
-    table_len = np.zeros(1 << width, dtype=np.int64)
-    for s in np.flatnonzero(lengths):
-        shift = width - int(lengths[s])
-        lo = int(codes[s]) << shift
-        table_sym[lo:lo + (1 << shift)], table_len[lo:lo + (1 << shift)] = s, lengths[s]
-    bits = np.unpackbits(np.frombuffer(blob, dtype=np.uint8)).astype(np.int64)
-    bits = np.concatenate([bits, np.zeros(width, dtype=np.int64)])
-    # window[i] = the `width` bits starting at bit i, as an integer
-    window = np.zeros(len(bits) - width + 1, dtype=np.int64)
-    for j in range(width):
-        window = (window << 1) | bits[j:j + len(window)]
-    sym, size, win = table_sym.tolist(), table_len.tolist(), window.tolist()
-    out, pos = [0] * n, 0
-    for i in range(n):
-        w = win[pos]
-        out[i] = sym[w]
-        pos += size[w]
-    return np.array(out, dtype=np.int64)
