@@ -305,3 +305,86 @@ def test_a_reader_that_leaves_early_is_not_an_error(swept):
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+# ---- 11. a loaded .pt2: lowered to ExecuTorch, its layers named as TorchScript names them -------------------------
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    """The mlp sample as an architecture, as a torch.export .pt2 and as TorchScript."""
+    import torch
+
+    tmp = tmp_path_factory.mktemp("graphs")
+    arch = M.load_sample("mlp")
+    x = torch.zeros(2, *arch.input_shape)
+    torch.export.save(torch.export.export(arch.module, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)),
+                      tmp / "mlp.pt2")
+    torch.jit.save(torch.jit.script(arch.module), tmp / "mlp.ts")
+    return arch, M.load_model(tmp / "mlp.pt2"), M.load_model(tmp / "mlp.ts", input_shape=arch.input_shape), tmp
+
+
+def test_a_pt2_names_its_layers_as_torchscript_does_and_takes_either_spelling(graphs, digits, capsys):
+    from core.methods import spec as S
+    from core.methods.prune import UnstructuredPrune, prunable_names
+    from core.methods.quantize import WeightQuant
+
+    arch, pt2, ts, tmp = graphs
+    assert prunable_names(pt2.module) == prunable_names(ts.module) == prunable_names(arch.module) == ["1", "3", "5"]
+    zeros = lambda lm: [int((w == 0).sum()) for w in lm.module.state_dict().values() if w.ndim == 2]  # noqa: E731
+    spec = lambda names: S.Spec(prune=UnstructuredPrune(0.0, layer_ratios=names),  # noqa: E731
+                                quantize=WeightQuant(8, layer_bits={next(iter(names)): 4}))
+    got = zeros(S.apply(pt2, spec({"1": 0.5, "3": 0.9}), digits))
+    assert got == zeros(S.apply(ts, spec({"1": 0.5, "3": 0.9}), digits))
+    assert got[:2] == [117600, 27000]  # 50 % of 784 x 300, 90 % of 300 x 100
+    assert zeros(S.apply(pt2, spec({"graph.1": 0.5, "graph.3": 0.9}), digits)) == got  # as .pt2 layers were named
+    bad = '{"_type": "Spec", "prune": {"_type": "UnstructuredPrune", "ratio": 0.0, "layer_ratios": {"fc1": 0.5}}}'
+    assert cli.main(["measure", "--model", str(tmp / "mlp.pt2"), "--no-latency", "--spec", bad]) == 2
+    assert one_error(capsys.readouterr().err) == (
+        "layer_ratios names 'fc1', which is not a weight layer of this model; its layers are 1, 3, 5.")
+
+
+def test_the_dashboard_s_layer_table_names_a_pt2_s_layers_as_torchscript_does(graphs):
+    import json
+
+    from dashboard import cache
+
+    _, _, _, tmp = graphs
+    layers = lambda path, **kw: [r["layer"] for r in cache.layers(json.dumps({"path": str(path), **kw}))]  # noqa: E731
+    assert layers(tmp / "mlp.pt2") == layers(tmp / "mlp.ts", input_shape=[1, 28, 28]) == ["1", "3", "5"]
+
+
+def test_a_loaded_pt2_can_be_lowered_to_executorch(graphs):
+    """Not refused as TorchScript is: its graph is exported again (fp32, int8). Only the 4-bit file, which replaces
+    nn.Linear layers a graph does not have, is refused. (tests/core/test_executorch.py lowers files; here the export
+    of the graph ExecuTorch lowers, in a second.)"""
+    from core.methods import deploy
+    from core.runtimes import executorch_io as E
+
+    arch, pt2, ts, _ = graphs
+    assert E.why_not_model(pt2) is None and E.why_not_model(pt2, deploy.Int8()) is None
+    assert E.why_not_model(ts).startswith("ExecuTorch needs a model torch.export can trace")
+    assert E.why_not_model(pt2, deploy.Int4()).startswith("the 4-bit ExecuTorch file replaces nn.Linear layers")
+    exported = E._exported(M.unwrap(pt2.module), pt2.input_shape)  # what write_pte lowers
+    x = torch_zeros(3, *pt2.input_shape)
+    assert exported.module()(x).allclose(arch.module(x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_loaded_pt2_becomes_a_pte_file_that_scores_as_the_graph(graphs, digits, tmp_path):
+    from core.methods import deploy
+    from core.runtimes import executorch_io as E
+
+    if E.why_unavailable():
+        pytest.skip(f"SKIPPED LOUDLY: {E.why_unavailable()}")
+    _, pt2, _, _ = graphs
+    data = digits.adapted(pt2.input_shape)
+    expected = float((pt2.module(data.test.x).argmax(1) == data.test.y).float().mean())
+    for fmt in (None, deploy.Int8()):
+        path = E.write_pte(pt2, fmt, tmp_path / "m.pte", calibration=data.train)
+        assert abs(E.accuracy(str(path), data.test) - expected) < 0.02
+
+
+def torch_zeros(*shape):
+    import torch
+
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0))

@@ -186,6 +186,12 @@ class GraphModel(nn.Module):
         return self
 
 
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module whose names are the model's layer names: a GraphModel's graph (the wrapper would put 'graph.'
+    before each), so a .pt2's layers are named as the same model's TorchScript or architecture names them."""
+    return module.graph if isinstance(module, GraphModel) else module
+
+
 # ---- the loaded model record ---------------------------------------------------
 
 @dataclass(frozen=True, eq=False)

@@ -15,13 +15,14 @@ gradually: k steps of a cubic schedule with fine-tuning between.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from core.inputs.data import DataSet
-from core.inputs.models import LoadedModel
+from core.inputs.models import GraphModel, LoadedModel, unwrap
 from core.inputs.train import Progress, accuracy, recalibrate_bn_, train_
 from core.methods.registry import SpecError, check_budget, needs_architecture, register
 
@@ -123,13 +124,32 @@ def per_layer_label(pairs: tuple, fmt, shown: int = 4) -> str:
     return text + (f", ... ({len(pairs)} layers)" if len(pairs) > shown else "")
 
 
-def check_layers(module: nn.Module, pairs: tuple, what: str) -> None:
-    """One sentence for a per-layer setting that names no layer of the model."""
+def check_layers(module: nn.Module, pairs: tuple, what: str) -> tuple:
+    """One sentence for a per-layer setting that names no layer of the model; else the pairs in the model's names
+    (a .pt2 layer spelt as edgetrim once named it, 'graph.fc1', is 'fc1', as its TorchScript names it)."""
     names = prunable_names(module)
+    if isinstance(module, GraphModel):
+        pairs = tuple((n if n in names else n.removeprefix("graph."), v) for n, v in pairs)
     bad = [n for n, _ in pairs if n not in names]
     if bad:
         raise SpecError(f"{what} names {bad[0]!r}, which is not a weight layer of this model; its layers are "
                         f"{', '.join(names)}.")
+    return pairs
+
+
+def layers_named(field: str, *first) -> Callable:
+    """A method's check (core.methods.registry): the `first` checks, then that the layers its per-layer `field`
+    names are the model's, so a misspelt layer is said before any work."""
+    def check(model, config) -> str | None:
+        reason = next((r for r in (c(model, config) for c in first) if r), None)
+        if reason:
+            return reason
+        try:
+            check_layers(model.module, getattr(config, field), field)
+        except SpecError as e:
+            return str(e)
+        return None
+    return check
 
 
 @dataclass(frozen=True)
@@ -161,9 +181,10 @@ def prunable_weights(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """(layer name, weight) of every weight matrix or kernel: parameters named '...weight' with 2+ dims.
 
     Read off the parameters, not the module types, so TorchScript and torch.export graphs
-    (whose layers are not nn.Linear / nn.Conv2d objects) are pruned and quantized like the rest.
+    (whose layers are not nn.Linear / nn.Conv2d objects) are pruned and quantized like the rest,
+    under the same names (a .pt2's without its wrapper's 'graph.').
     """
-    return [(n.removesuffix(".weight"), p) for n, p in module.named_parameters()
+    return [(n.removesuffix(".weight"), p) for n, p in unwrap(module).named_parameters()
             if (n == "weight" or n.endswith(".weight")) and p.ndim >= 2]
 
 
@@ -259,12 +280,12 @@ def _epochs_per_step(total: int, steps: int) -> list[int]:
     return [total // steps + (1 if i < total % steps else 0) for i in range(steps)]
 
 
-@register(UnstructuredPrune)
+@register(UnstructuredPrune, check=layers_named("layer_ratios"))
 def unstructured(model: LoadedModel, cfg: UnstructuredPrune, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
     out = model.derive(model.copy_module())
     train = data.adapted(model.input_shape).train
-    check_layers(out.module, cfg.layer_ratios, "layer_ratios")
+    cfg = replace(cfg, layer_ratios=check_layers(out.module, cfg.layer_ratios, "layer_ratios"))
     for share, epochs in zip(schedule(1.0, cfg.steps), _epochs_per_step(cfg.finetune_epochs, cfg.steps)):
         scores = taylor_scores(out.module, train) if cfg.importance is WeightImportance.TAYLOR else None
         if cfg.layer_ratios:  # each layer at its own ratio (the same share of it at each gradual step)
@@ -287,7 +308,7 @@ def classifier_layer_names(module: nn.Module, num_classes: int) -> list[str]:
     return [n for n, m in module.named_modules() if m in keep]
 
 
-@register(StructuredPrune, check=needs_architecture("structured pruning"))
+@register(StructuredPrune, check=layers_named("layer_ratios", needs_architecture("structured pruning")))
 def structured(model: LoadedModel, cfg: StructuredPrune, data: DataSet,
                progress: Progress | None = None) -> LoadedModel:
     import torch_pruning as tp

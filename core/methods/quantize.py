@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -22,7 +22,7 @@ import torch.nn.utils.parametrize as parametrize
 from core.inputs.data import DataSet
 from core.inputs.models import LoadedModel
 from core.inputs.train import Progress, recalibrate_bn_, train_
-from core.methods.prune import check_layers, per_layer, per_layer_label, prunable_weights
+from core.methods.prune import check_layers, layers_named, per_layer, per_layer_label, prunable_weights
 from core.methods.registry import SpecError, check_budget, needs_architecture, register
 from core.methods.shared import tune_shared_
 
@@ -135,12 +135,13 @@ class _STEFakeQuant(nn.Module):
         return w + (fake_quantize(w, self.bits, self.cfg.granularity, self.cfg.scheme) - w).detach()
 
 
-@register(WeightQuant, check=needs_architecture("quantization-aware training", when=lambda cfg: cfg.qat_epochs > 0))
+@register(WeightQuant, check=layers_named("layer_bits", needs_architecture("quantization-aware training",
+                                                                         when=lambda cfg: cfg.qat_epochs > 0)))
 def weight_quant(model: LoadedModel, cfg: WeightQuant, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
     """Every weight matrix / kernel rounded to 2^bits levels (QAT first when asked)."""
     module = model.copy_module()
-    check_layers(module, cfg.layer_bits, "layer_bits")
+    cfg = replace(cfg, layer_bits=check_layers(module, cfg.layer_bits, "layer_bits"))
     if cfg.qat_epochs > 0:
         _qat_(module, cfg, data.adapted(model.input_shape), progress)
     with torch.no_grad():

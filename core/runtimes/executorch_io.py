@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from core.inputs.data import Split
+from core.inputs.models import GraphModel, unwrap
 from core.runtimes import timing
 from core.runtimes.runtime import CannotRun, Runtime
 
@@ -59,15 +60,16 @@ def version() -> str:
     return v("executorch")
 
 
-def why_not_model(model) -> str | None:
-    """None when edgetrim can lower this model to ExecuTorch, else why not (a phrase). A TorchScript file cannot be
-    traced by torch.export, and a loaded .pt2 graph is not re-traced here (its weights live in the graph)."""
+def why_not_model(model, deploy=None) -> str | None:
+    """None when edgetrim can lower this model (in `deploy`'s format) to ExecuTorch, else why not (a phrase). A
+    TorchScript file cannot be traced by torch.export; a loaded .pt2 graph is exported again (fp32, int8), but has no
+    nn.Linear layers for the 4-bit format to replace."""
     if isinstance(model.module, torch.jit.ScriptModule):
         return ("ExecuTorch needs a model torch.export can trace and a TorchScript file cannot be; give the weights "
                 "with their architecture (--arch)")
-    if model.arch is None:
-        return ("a loaded torch.export (.pt2) graph is not lowered to ExecuTorch here; give the weights with their "
-                "architecture (--arch)")
+    if isinstance(model.module, GraphModel) and type(deploy).__name__ == "Int4":
+        return ("the 4-bit ExecuTorch file replaces nn.Linear layers, which a loaded torch.export (.pt2) graph does "
+                "not have; give the weights with their architecture (--arch)")
     return None
 
 
@@ -167,7 +169,7 @@ def write_pte(model, deploy, path: str | Path, calibration: Split | None = None)
     reason = why_unavailable() or supports(deploy)
     if reason:
         raise ExecuTorchError(reason[0].upper() + reason[1:] + ".")
-    reason = why_not_model(model)
+    reason = why_not_model(model, deploy)
     if reason:
         raise ExecuTorchError(reason[0].upper() + reason[1:] + ".")
     path = Path(path)
@@ -176,7 +178,7 @@ def write_pte(model, deploy, path: str | Path, calibration: Split | None = None)
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
 
-        module = model.module.eval()
+        module = unwrap(model.module.eval())  # a .pt2's graph, exported again (its wrapper is not traceable)
         if name == "Int8":
             if calibration is None:
                 raise ExecuTorchError("Static int8 needs calibration data (the training split).")
@@ -226,5 +228,5 @@ def time_method(method, input_shape: tuple[int, ...], batch: int, threads: int,
 
 RUNTIME = Runtime(name="executorch", package="executorch", suffix=".pte", kept_as="pte", measures_file=True,
                   version=version, why_unavailable=why_unavailable,
-                  why_not=lambda model, deploy: why_not_model(model) or supports(deploy),
+                  why_not=lambda model, deploy: why_not_model(model, deploy) or supports(deploy),
                   write=write_pte, load=load, score=accuracy, time=time_method)
