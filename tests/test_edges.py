@@ -388,3 +388,16 @@ def torch_zeros(*shape):
     import torch
 
     return torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_per_layer_setting_is_checked_against_the_model_it_runs_on(lenet5, digits):
+    """Before any work against the model itself; after a distillation, on its student (checked when it is built)."""
+    from core.methods import spec as S
+    from core.methods.distill import Distill
+    from core.methods.prune import UnstructuredPrune
+
+    prune = UnstructuredPrune(0.0, layer_ratios={"1": 0.5})  # a layer of an mlp, not of lenet5
+    assert S.why_not_spec(lenet5, digits, S.Spec(prune=prune)) == (
+        "layer_ratios names '1', which is not a weight layer of this model; its layers are features.0, features.3, "
+        "classifier.1, classifier.3, classifier.5.")
+    assert S.why_not_spec(lenet5, digits, S.Spec(distill=Distill(student="mlp", epochs=1), prune=prune)) is None

@@ -107,7 +107,8 @@ def why_not_spec(model: LoadedModel, data: DataSet, spec: Spec) -> str | None:
     mismatch = class_mismatch(data, model.name, model.num_classes)
     if mismatch:
         return mismatch
-    return next((r for r in (why_not(model, c) for c in spec.weight_steps()) if r), None)
+    steps = [spec.distill] if spec.distill is not None else spec.weight_steps()  # after it: the student's to check
+    return next((r for r in (why_not(model, c) for c in steps) if r), None)
 
 
 def apply(model: LoadedModel, spec: Spec, data: DataSet, progress: Progress | None = None) -> LoadedModel:
