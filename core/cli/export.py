@@ -1,4 +1,5 @@
-"""`edgetrim export`: a point (named, or the pick above a floor) to a file, reloaded and re-scored."""
+"""`edgetrim export` (a point, named or the pick above a floor) and `edgetrim unpack` (an archive): a deployable
+file, reloaded and re-scored."""
 from __future__ import annotations
 
 import sys
@@ -18,6 +19,14 @@ def add(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="file, or folder to write <model>-<spec hash>-<format> into")
     with_floor(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("unpack", help="turn a compact archive (.etz) into a deployable file, reloaded and re-scored")
+    p.add_argument("archive", help="an edgetrim archive (.etz)")
+    p.add_argument("--to", required=True, choices=list(export.FORMATS), help="the file to write")
+    p.add_argument("--data", default="digits", help="the data it is scored on: 'digits', 'mnist', an .npz, an "
+                   "ImageFolder (or its .zip) or IDX folder; int8 files calibrate on its training split")
+    p.add_argument("-o", "--output", required=True, help="file, or folder to write <archive>-<format> into")
+    p.set_defaults(func=cmd_unpack)
 
 
 def cmd_export(args) -> None:
@@ -50,3 +59,16 @@ def cmd_export(args) -> None:
                                  kept=kept, progress=None if kept else _epoch_progress())
     print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path}; reloaded from disk "
           f"it scores {100 * result.reloaded_accuracy:.2f} % (stored point: {100 * result.stored_accuracy:.2f} %)")
+
+
+def cmd_unpack(args) -> None:
+    from core.inputs import data as D
+    from core.results import export
+
+    data = D.load_data(args.data)
+    result = export.unpack(args.archive, args.to, args.output, data, progress=_epoch_progress())
+    change = result.accuracy - result.archive_accuracy
+    print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path}; reloaded from disk it "
+          f"scores {100 * result.accuracy:.2f} % on {data.name}'s test split (the archive's model in PyTorch: "
+          f"{100 * result.archive_accuracy:.2f} %" + ("" if result.checked else
+                                                      f"; {args.to} rounds the weights: {100 * change:+.2f} point") + ")")

@@ -136,8 +136,10 @@ HOW_TO_LOAD = {
     "pte": "from executorch.runtime import Runtime; m = Runtime.get().load_program(PATH).load_method('forward'); "
            "logits = m.execute([x])[0]  # x: float32, batch 1 to 64",
     "pt2": "import torch; m = torch.export.load(PATH).module(); logits = m(x)",
-    "archive": "from core.runtimes.archive import load_archive; m = load_archive(PATH).module; logits = m(x)",
+    "archive": "from core.runtimes.archive import load_archive; m = load_archive(PATH).module; logits = m(x)  "
+               "# weights alone, numpy only: from core.inputs.etz import read; header, weights = read(PATH)",
 }
+LOSSLESS = ("onnx", "pte", "pt2", "archive")  # formats that hold the weights as they are (the others round them)
 
 
 def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | None, out: str | Path,
@@ -220,3 +222,70 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     tmp_card.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp_card, card_path)
     return ExportResult(out, card_path, score, stored, source)
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    path: Path
+    card_path: Path
+    accuracy: float          # the written file, reloaded from disk, in its own runtime
+    archive_accuracy: float  # the archive's model in PyTorch on the same images
+    checked: bool            # a lossless format: checked within TOLERANCE (a rounding format: its change is said)
+
+
+def unpack(archive_path: str | Path, fmt: str, out: str | Path, data: DataSet, progress=None) -> Unpacked:
+    """An archive (.etz) turned into a deployable `fmt` file: written by its runtime, reloaded from disk and
+    scored on `data`'s test split beside the archive's own model in PyTorch. A lossless format (fp32 ONNX, .pte,
+    .pt2) must agree within TOLERANCE or nothing is written; a format that rounds the weights (int8, int4, fp16)
+    is written with its change said in its card."""
+    from core.inputs.train import accuracy as torch_accuracy
+    from core.runtimes.archive import load_archive
+
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
+    model = load_archive(archive_path)
+    if str(out).endswith(("/", os.sep)):
+        Path(out).mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    if out.is_dir():
+        out = out / f"{Path(archive_path).stem}-{fmt}{suffix(fmt)}"
+    _writable_dir(out)
+    cls = FORMATS[fmt][1]
+    spec = S.Spec(deploy=cls() if cls else None)
+    test = data.adapted(model.input_shape).test
+    if progress:
+        progress(0, 2, f"scoring the archive's model on {len(test):,} test images")
+    reference = torch_accuracy(model.module, test)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
+    try:
+        if progress:
+            progress(1, 2, f"writing the {fmt} file, reloading it from disk and scoring it")
+        _write(model, spec, fmt, tmp, data)
+        score, checked_with = _score(fmt, tmp, model.input_shape, data)
+        lossless = fmt in LOSSLESS
+        if lossless and abs(score - reference) > TOLERANCE:
+            raise ExportError(f"The {fmt} file scores {100 * score:.2f} % but the archive's model scores "
+                              f"{100 * reference:.2f} % (more than {100 * TOLERANCE:.1f} point apart); nothing was "
+                              "written.")
+        size, digest = tmp.stat().st_size, hashlib.sha256(tmp.read_bytes()).hexdigest()
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    card = {"edgetrim": core.__version__, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "file": out.name, "format": fmt, "bytes": size, "sha256": digest,
+            "made_from": {"archive": Path(archive_path).name,
+                          "sha256": hashlib.sha256(Path(archive_path).read_bytes()).hexdigest()},
+            "model": {"name": model.name, "arch": model.arch, "arch_kwargs": model.arch_kwargs},
+            "data": {"name": data.name, "fingerprint": data.fingerprint, "test_samples": len(test)},
+            "input_shape": list(model.input_shape), "input_name": "input", "output_name": "logits",
+            "num_classes": model.num_classes, "runtime": checked_with,
+            "accuracy": {"reloaded_from_file": score, "archive_in_pytorch": reference,
+                         "checked": "within the tolerance" if lossless else
+                                    f"not checked: {fmt} rounds the weights ({100 * (score - reference):+.2f} point)",
+                         "tolerance": TOLERANCE if lossless else None},
+            "how_to_load": HOW_TO_LOAD[fmt.partition("-")[0]].replace("PATH", repr(out.name))}
+    card_path = out.with_name(out.name + ".json")
+    tmp_card = card_path.with_name(f".{card_path.name}.tmp")
+    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp_card, card_path)
+    return Unpacked(out, card_path, score, reference, fmt in LOSSLESS)
