@@ -242,6 +242,10 @@ def test_a_sweep_refused_before_any_work_creates_no_store(tmp_path, capsys):
     assert cli.main(["sweep", str(tmp_path / "s.yaml"), "--store", str(tmp_path / "out" / "s.sqlite")]) == 2
     assert one_error(capsys.readouterr().err).startswith("Nothing was run: d has 12 classes but mlp scores only 10")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "s.yaml"]
+    (tmp_path / "s.yaml").write_text("model: mlp\naxes: {prune_ratio: [0.5]}\n")
+    assert cli.main(["sweep", str(tmp_path / "s.yaml"), "--workers", "0", "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert one_error(capsys.readouterr().err) == "workers must be at least 1, not 0."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "s.yaml"]
 
 
 # ---- 6. the read-only commands on a store in a read-only place ---------------------------------------------------

@@ -198,7 +198,7 @@ def cmd_sweep(args) -> None:
     cfg = grid.load_config(args.config)
     if args.run:
         cfg = dataclasses.replace(cfg, run=args.run)
-    model = sweep.check(cfg)[0]  # a sweep that cannot run is refused before the store is opened (or created)
+    model = sweep.check(cfg, args.executor, args.workers)[0]  # refused before the store is opened (or created)
     warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES, model)
     store = _store(args)
     workers = max(1, args.workers) if args.executor == "local" else 1

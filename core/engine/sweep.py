@@ -11,6 +11,7 @@ killed sweep resumes where it stopped), and Ctrl-C stops after the point in flig
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib.util
 import multiprocessing as mp
 import os
 import time
@@ -27,9 +28,15 @@ EXECUTORS = ("local", "ray")
 InFlight = Callable[[S.Spec, int, int, str], None]  # (the point being computed, done, total, message)
 
 
-def check(cfg: SweepConfig) -> tuple:
+def check(cfg: SweepConfig, executor: str = "local", workers: int = 1) -> tuple:
     """(model, data, the grid's Specs), or the one sentence on why the sweep cannot run, before any work and before
-    a store is opened: a refused sweep leaves nothing behind."""
+    a store is opened: a refused sweep leaves nothing behind (no store, no empty run)."""
+    if executor not in EXECUTORS:
+        raise SweepError(f"The executor is {' or '.join(EXECUTORS)}, not {executor!r}.")
+    if workers < 1:
+        raise SweepError(f"workers must be at least 1, not {workers}.")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise SweepError("The Ray executor needs Ray: pip install 'edgetrim[ray]'.")
     model, data = R.load_context(cfg.model, cfg.data)
     specs = expand(cfg)
     R.preflight(model, data, specs)
@@ -53,12 +60,8 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     executor "local" runs in this process (workers=1) or a process pool; "ray" sends groups of
     points to a Ray cluster (`address`: None starts a local one, "auto" or "ray://host:port" joins one).
     """
-    if executor not in EXECUTORS:
-        raise SweepError(f"The executor is {' or '.join(EXECUTORS)}, not {executor!r}.")
-    if workers < 1:
-        raise SweepError(f"workers must be at least 1, not {workers}.")
     t0 = time.perf_counter()
-    model, data, specs = check(cfg)
+    model, data, specs = check(cfg, executor, workers)
     per_layer = bool(cfg.search) and cfg.search.get("space") == "per-layer"
     store.add_run(cfg.run, cfg.to_dict(), R.model_name(cfg.model), data.name)
     if cfg.search and not per_layer:
