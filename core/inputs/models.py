@@ -39,6 +39,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from core.inputs import etz
+
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "sample_models"
 MAX_MODEL_BYTES = 500 * 2**20  # files bigger than this are refused before reading
 TORCHVISION_PREFIX = "tv:"
@@ -360,12 +362,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def load_model(path: str | Path, arch: str | None = None, input_shape: tuple[int, ...] | None = None,
                num_classes: int | None = None, arch_kwargs: dict | None = None, name: str | None = None,
                card: dict | None = None) -> LoadedModel:
-    """The one door for model files: a state_dict (needs `arch`), a TorchScript file, or a torch.export .pt2."""
+    """The one door for model files: a state_dict (needs `arch`), a TorchScript file, a torch.export .pt2, or an
+    edgetrim archive (.etz: its architecture is in it)."""
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"No model file at {path}.")
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise ModelLoadError(f"{path.name} is larger than the {MAX_MODEL_BYTES >> 20} MB edgetrim accepts.")
+    if path.open("rb").read(len(etz.MAGIC[:17])) == etz.MAGIC[:17]:  # an edgetrim archive names its architecture
+        model = load_archive(path)
+        return dataclasses.replace(model, name=name or path.stem, card=card or {}) if name or card else model
     kind = _archive_kind(path)
     name = name or path.stem
     arch_kwargs = dict(arch_kwargs or {})
@@ -395,6 +401,53 @@ def load_model(path: str | Path, arch: str | None = None, input_shape: tuple[int
     input_shape = tuple(int(s) for s in input_shape)
     num_classes = check_classifier(module, input_shape, path.name, num_classes)
     return LoadedModel(name, module, input_shape, num_classes, arch, arch_kwargs, card or {})
+
+
+# ---- the compact archive (.etz): edgetrim's own model file, read by core.inputs.etz --------------------
+
+def read_archive(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(header, state_dict) of an archive: the numpy reader (core.inputs.etz), as torch tensors."""
+    try:
+        header, weights = etz.read(path)
+    except etz.ArchiveError as e:
+        raise ModelLoadError(str(e)) from e
+    return header, {name: torch.from_numpy(w) for name, w in weights.items()}
+
+
+def load_archive(path: str | Path) -> LoadedModel:
+    """Rebuild the model an archive holds, at the (possibly pruned) shapes it was saved with."""
+    header, state = read_archive(path)
+    module = build(header["arch"], header["num_classes"], tuple(header["input_shape"]), **header["arch_kwargs"])
+    resize_like_(module, state)
+    module.load_state_dict(state)
+    return LoadedModel(header["name"], module.eval(), tuple(header["input_shape"]), header["num_classes"],
+                       header["arch"], header["arch_kwargs"])
+
+
+@torch.no_grad()
+def resize_like_(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give every layer the tensor shapes in `state` (channels removed by structured pruning). In place."""
+    for mod_name, mod in module.named_modules():
+        prefix = f"{mod_name}." if mod_name else ""
+        changed = False
+        for kind in ("_parameters", "_buffers"):
+            for name, t in getattr(mod, kind).items():
+                new = state.get(prefix + name)
+                if t is not None and new is not None and new.shape != t.shape:
+                    fresh = torch.empty(new.shape, dtype=t.dtype)
+                    getattr(mod, kind)[name] = nn.Parameter(fresh, t.requires_grad) if kind == "_parameters" else fresh
+                    changed = True
+        if not changed:
+            continue
+        if isinstance(mod, nn.modules.conv._ConvNd):
+            depthwise = mod.groups > 1 and mod.groups == mod.in_channels
+            mod.out_channels = mod.weight.shape[0]
+            mod.in_channels = mod.out_channels if depthwise else mod.weight.shape[1] * mod.groups
+            mod.groups = mod.out_channels if depthwise else mod.groups
+        elif isinstance(mod, nn.Linear):
+            mod.out_features, mod.in_features = mod.weight.shape
+        elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.num_features = mod.running_mean.shape[0]
 
 
 def _guess_classes(state: dict[str, torch.Tensor]) -> int:

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from core.inputs import etz
-from core.inputs.models import LoadedModel, ModelLoadError, build
+from core.inputs.models import LoadedModel, ModelLoadError, load_archive, read_archive, resize_like_  # noqa: F401 (read here)
 from core.inputs.train import accuracy
 from core.runtimes import huffman
 from core.runtimes.pytorch_io import time_module
@@ -211,51 +211,6 @@ def write_archive(model: LoadedModel, path: str | Path) -> Path:
     path = Path(path)
     path.write_bytes(MAGIC + lzma.compress(raw, preset=6 if len(raw) > BIG_PAYLOAD else 9 | lzma.PRESET_EXTREME))
     return path
-
-
-def read_archive(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(header, state_dict) of an archive: the numpy reader (core.inputs.etz), as torch tensors."""
-    try:
-        header, weights = etz.read(path)
-    except etz.ArchiveError as e:
-        raise ModelLoadError(str(e)) from e
-    return header, {name: torch.from_numpy(w) for name, w in weights.items()}
-
-
-def load_archive(path: str | Path) -> LoadedModel:
-    """Rebuild the model an archive holds, at the (possibly pruned) shapes it was saved with."""
-    header, state = read_archive(path)
-    module = build(header["arch"], header["num_classes"], tuple(header["input_shape"]), **header["arch_kwargs"])
-    resize_like_(module, state)
-    module.load_state_dict(state)
-    return LoadedModel(header["name"], module.eval(), tuple(header["input_shape"]), header["num_classes"],
-                       header["arch"], header["arch_kwargs"])
-
-
-@torch.no_grad()
-def resize_like_(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Give every layer the tensor shapes in `state` (channels removed by structured pruning). In place."""
-    for mod_name, mod in module.named_modules():
-        prefix = f"{mod_name}." if mod_name else ""
-        changed = False
-        for kind in ("_parameters", "_buffers"):
-            for name, t in getattr(mod, kind).items():
-                new = state.get(prefix + name)
-                if t is not None and new is not None and new.shape != t.shape:
-                    fresh = torch.empty(new.shape, dtype=t.dtype)
-                    getattr(mod, kind)[name] = nn.Parameter(fresh, t.requires_grad) if kind == "_parameters" else fresh
-                    changed = True
-        if not changed:
-            continue
-        if isinstance(mod, nn.modules.conv._ConvNd):
-            depthwise = mod.groups > 1 and mod.groups == mod.in_channels
-            mod.out_channels = mod.weight.shape[0]
-            mod.in_channels = mod.out_channels if depthwise else mod.weight.shape[1] * mod.groups
-            mod.groups = mod.out_channels if depthwise else mod.groups
-        elif isinstance(mod, nn.Linear):
-            mod.out_features, mod.in_features = mod.weight.shape
-        elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            mod.num_features = mod.running_mean.shape[0]
 
 
 def _load_module(path: str | Path, threads: int | None = None) -> nn.Module:

@@ -44,3 +44,25 @@ def test_unpack_refuses_what_it_cannot_read_in_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "x.etz is not an edgetrim archive" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists(), "nothing was made"
+
+
+def test_an_exported_archive_is_a_model_that_measures_as_its_point(tmp_path, capsys):
+    """sweep -> export --format archive -> `edgetrim measure --model x.etz`: the accuracy of the point that wrote it
+    (its architecture comes from the file: no --arch)."""
+    import yaml
+
+    from core.results.store import Store
+
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "run": "etz", "model": "lenet5", "data": "digits", "measure": {"latency": False},
+        "axes": {"prune_ratio": [0.8], "quantize": ["w4"]}}))
+    store = str(tmp_path / "r.sqlite")
+    assert cli.main(["sweep", str(tmp_path / "s.yaml"), "--store", store]) == 0
+    point = next(p for p in Store(store).points("etz") if p.spec.family != "baseline")
+    assert cli.main(["export", "etz", point.key[:10], "--format", "archive", "-o", str(tmp_path / "x.etz"),
+                     "--store", store]) == 0
+    capsys.readouterr()
+    assert cli.main(["measure", "--model", str(tmp_path / "x.etz"), "--data", "digits", "--no-latency",
+                     "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["accuracy"] == point.metrics.accuracy and measured["nonzero_params"] == point.metrics.nonzero_params
