@@ -120,7 +120,7 @@ def point_job(model_json: str, data_source: str, spec_json: str, title: str, slo
         return explore_point(model_json, data_source, spec_json, job.report,
                              partial=lambda fields: setattr(job, "partial", fields))
     return work.queue().submit(point_job_key(model_json, data_source, spec_json), title, compute,
-                               owner=work.session_id(), slot=slot, estimate_s=estimate_s)
+                               owner=work.session_id(), slot=slot, estimate_s=estimate_s, trains=bool(estimate_s))
 
 
 def find_point_job(model_json: str, data_source: str, spec_json: str) -> work.Job | None:

@@ -8,8 +8,9 @@ progress and the numbers measured so far, so every page (and every browser sessi
 on it can show them. The same work asked for twice (two sessions, or a page reload) is one
 job. Cancel is cooperative (core.inputs.cancel): the job stops at its next batch, within a couple of
 seconds. Slider moves are latest-wins: a session's newer request supersedes its older one in
-the same slot, which is dropped if it has not started and cancelled if it has, unless another
-session still waits on it.
+the same slot, which is dropped if it has not started; one that has started is cancelled if it
+trains (minutes of work nobody waits for) and left to finish if it only measures (seconds, and
+its point is stored, so moving back to it is instant); unless another session still waits on it.
 
     job = work.submit(key, "Computing prune 50 %", fn, owner=session_id, slot="explore")
     result = work.wait(job, show)   # show(job) draws its progress; returns fn's result
@@ -49,6 +50,7 @@ class Job:
     result: Any = None
     error: BaseException | None = None
     estimate_s: float | None = None  # said before it started (training)
+    trains: bool = False            # superseded while running: cancelled if it trains, else left to finish
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Any = None
 
@@ -79,7 +81,7 @@ class Queue:
         self._ids = itertools.count(1)
 
     def submit(self, key: str, title: str, fn: Callable[[Job], Any], owner: str = "", slot: str = "",
-               estimate_s: float | None = None) -> Job:
+               estimate_s: float | None = None, trains: bool = False) -> Job:
         """The job computing `key`: the one already queued, running or just done, else a new one. The owner's
         older job in the same slot is superseded (see the module's docstring)."""
         with self._lock:
@@ -87,7 +89,7 @@ class Queue:
                 self._supersede(owner, slot, key)
             job = self._jobs.get(key)
             if job is None or job.state in ("failed", "cancelled"):
-                job = Job(next(self._ids), key, title, estimate_s=estimate_s)
+                job = Job(next(self._ids), key, title, estimate_s=estimate_s, trains=trains)
                 self._jobs[key] = job
                 job.future = self._pool.submit(self._run, job, fn)
                 self._forget_old()
@@ -104,7 +106,7 @@ class Queue:
         for job in self._jobs.values():
             if job.key != key and (owner, slot) in job.owners and not job.finished:
                 job.owners.discard((owner, slot))
-                if not job.owners:
+                if not job.owners and (job.state == "queued" or job.trains):
                     self._cancel(job)
 
     def cancel(self, job: Job) -> None:

@@ -1,5 +1,6 @@
 """The dashboard's job queue: one worker, the same work is one job, latest-wins per session slot, Cancel frees
 the worker at the next checkpoint and the next job starts."""
+import threading
 import time
 
 import pytest
@@ -54,12 +55,26 @@ def test_a_newer_request_in_a_slot_drops_the_older_one_unless_another_session_wa
     assert old.state == "cancelled"                  # superseded before it started: dropped
     q.release("s1", "other", keep="nothing")         # s1 moves on, but s2 still waits on it
     assert shared.state == "queued"
-    running = q.submit("r", "running", _looping, owner="s3", slot="explore")
+    running = q.submit("r", "training", _looping, owner="s3", slot="explore", trains=True)
     q.cancel(blocker)
     assert _until(lambda: shared.finished) and wait(new, lambda j: None) == 3
     assert _until(lambda: running.state == "running")
-    q.release("s3", "explore", keep="another")       # a running job superseded: cancelled at its next step
+    q.release("s3", "explore", keep="another")       # a running training superseded: cancelled at its next step
     assert _until(lambda: running.finished, 2.0) and running.state == "cancelled"
+
+
+def test_a_running_measurement_superseded_finishes_and_its_result_is_kept():
+    """Seconds from done, its point stored: moving back to it is then instant (only training is cancelled)."""
+    q = Queue()
+    release = threading.Event()
+    measuring = q.submit("m", "measuring", lambda job: release.wait(5) and "measured", owner="s1", slot="explore")
+    assert _until(lambda: measuring.state == "running")
+    queued = q.submit("q", "queued", lambda job: "q", owner="s2", slot="explore")
+    q.release("s1", "explore", keep="elsewhere")     # s1 moved on while it measures
+    q.release("s2", "explore", keep="elsewhere")     # s2 moved on before its job started
+    assert queued.state == "cancelled"
+    release.set()
+    assert wait(measuring, lambda j: None) == "measured" and measuring.state == "done"
 
 
 def test_a_failed_job_says_its_error_and_can_be_asked_for_again():
