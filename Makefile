@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dashboard test test-all bench bench-heavy samples clean chromium postgres screenshots mnist screenshots
+.PHONY: install dashboard test test-all bench bench-heavy samples clean chromium postgres screenshots mnist screenshots litert
 
 install: $(STAMP)
 
@@ -21,6 +21,12 @@ dashboard: $(STAMP)
 
 test: $(STAMP) chromium postgres
 	$(BIN)/python -m pytest -q
+
+# LiteRT (.tflite files) is an optional extra, not in `install`: ~600 MB (jax, transformers), and it pins
+# typing_extensions below what executorch's coremltools wants unless both resolve together (as here). Without it
+# the LiteRT tests are skipped, loudly.
+litert: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,executorch,litert]'
 
 # The dashboard's end-to-end test drives Debian's Chromium; without it that test is skipped, loudly.
 chromium:

@@ -19,7 +19,7 @@ AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
         "torch_latency": ("PyTorch latency, batch 1 (ms, log scale)", 1.0),
         "macs": ("multiply-accumulates per input (millions, log scale)", 1e-6)}
 RUNTIME_NAMES = pareto.RUNTIME_NAMES  # one spelling of each runtime, shared with the CLI's messages
-RUNTIME_COLOURS = {"onnxruntime": "#2563eb", "executorch": "#dc2626", "pytorch": "#6b7280",
+RUNTIME_COLOURS = {"onnxruntime": "#2563eb", "executorch": "#dc2626", "litert": "#d97706", "pytorch": "#6b7280",
                    "onnxruntime-cuda": "#16a34a"}
 SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x"]
 

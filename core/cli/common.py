@@ -60,6 +60,8 @@ def metrics_row(name: str, m: ME.Metrics) -> dict:
         "torch b32 ms": _ms(m.latency_ms("pytorch", 32)),
         **({"pte KB": round(m.file("executorch").bytes / 1024, 1), "pte acc %": round(100 * m.file("executorch").accuracy, 2),
             "et b1 ms": _ms(m.latency_ms("executorch", 1))} if m.file("executorch") else {}),
+        **({"tflite KB": round(m.file("litert").bytes / 1024, 1), "tflite acc %": round(100 * m.file("litert").accuracy, 2),
+            "lrt b1 ms": _ms(m.latency_ms("litert", 1))} if m.file("litert") else {}),
     }
 
 

@@ -15,7 +15,8 @@ def add(sub) -> None:
     p.add_argument("run")
     p.add_argument("point", nargs="?", help="point key (prefix); omit to export the pick above --floor/--max-drop")
     p.add_argument("--format", choices=list(export.FORMATS),
-                   help="default: the format the point was measured as, for --runtime (pte for executorch)")
+                   help="default: the format the point was measured as, for --runtime (pte for executorch, tflite for "
+                   "litert)")
     p.add_argument("-o", "--output", required=True, help="file, or folder to write <model>-<spec hash>-<format> into")
     with_floor(p)
     p.set_defaults(func=cmd_export)

@@ -67,13 +67,15 @@ def _num(v, scale: float = 1.0, digits: int = 4):
     return None if v is None or v != v else round(v * scale, digits)
 
 
-BUSY_SHORT = {"ort_b1_busy": "ort", "torch_b1_busy": "torch", "et_b1_busy": "et", "cuda_b1_busy": "cuda"}
+BUSY_SHORT = {"ort_b1_busy": "ort", "torch_b1_busy": "torch", "et_b1_busy": "et", "lrt_b1_busy": "lrt",
+              "cuda_b1_busy": "cuda"}
 
 
 def _show(df) -> str:
     """The points of `df` as a table: test accuracy (reported) beside validation accuracy (judged) where recorded,
     and a 'busy' column naming the batch-1 latencies timed on a busy machine (left out of latency fronts)."""
     with_et = "pte_bytes" in df and df["pte_bytes"].notna().any()
+    with_lrt = "tflite_bytes" in df and df["tflite_bytes"].notna().any()
     with_val = "val_accuracy" in df and df["val_accuracy"].notna().any()
     busy = [c for c in BUSY_SHORT if c in df and df[c].eq(True).any()]
     return format_table([{
@@ -83,6 +85,8 @@ def _show(df) -> str:
         "ort b1 ms": _num(r["ort_b1_ms"]), "torch b1 ms": _num(r["torch_b1_ms"]),
         **({"pte acc %": _num(r["pte_accuracy"], 100, 2), "pte KB": _num(r["pte_bytes"], 1 / 1024, 1),
             "et b1 ms": _num(r["et_b1_ms"])} if with_et else {}),
+        **({"tflite acc %": _num(r["tflite_accuracy"], 100, 2), "tflite KB": _num(r["tflite_bytes"], 1 / 1024, 1),
+            "lrt b1 ms": _num(r["lrt_b1_ms"])} if with_lrt else {}),
         **({"busy": ", ".join(BUSY_SHORT[c] for c in busy if r.get(c) in (True,)) or "-"} if busy else {}),
     } for r in df.to_dict("records")])
 
@@ -124,7 +128,7 @@ def cmd_pick(args) -> None:
     print(_show(df[df["key"] == choice.row["key"]]))
     if not (choice.met_floor and choice.met_budget):
         raise SystemExit(1)
-    fmt = " --runtime executorch" if args.runtime == "executorch" else ""
+    fmt = f" --runtime {args.runtime}" if args.runtime in ("executorch", "litert") else ""
     print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]}{fmt} -o <path>")
 
 

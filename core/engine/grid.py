@@ -26,7 +26,7 @@ A sweep file (YAML or JSON, or the same as a dict):
       quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
     measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
-              runtimes: [onnxruntime, pytorch]}              # + executorch (.pte, XNNPACK), onnxruntime-cuda (a GPU)
+              runtimes: [onnxruntime, pytorch]}              # + executorch (.pte, XNNPACK), litert (.tflite), onnxruntime-cuda (a GPU)
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
     # (accuracy is judged on the validation split; judge_on: test searches on the test split instead)
     # or a ratio and a width per layer, searched beside the grid of the axes (core.engine.layerwise):

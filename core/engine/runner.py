@@ -152,7 +152,7 @@ def covers(point: Point | None, model: M.LoadedModel, measure_opts: dict) -> boo
     for r in ME.check_runtimes(measure_opts.get("runtimes") or ME.RUNTIMES):
         if ME.why_unavailable(r) or ME.why_not_on(r, model, point.spec.deploy):
             continue
-        if (r == "executorch" and point.metrics.file(r) is None) or \
+        if (r in ("executorch", "litert") and point.metrics.file(r) is None) or \
                 (measure_opts.get("latency", True) and point.metrics.latency_ms(r) is None):
             return False
     return True

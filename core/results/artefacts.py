@@ -3,7 +3,7 @@
 When a point is measured its files are kept, content-addressed (named by their SHA-256) in
 a folder beside the store: the compact archive (.etz, the whole compressed model, where
 the model has an architecture) and the deployable files that were scored and timed (.onnx,
-.pte). The store indexes them by point (`Store.put(point, artefacts=...)`); export,
+.pte, .tflite). The store indexes them by point (`Store.put(point, artefacts=...)`); export,
 re-timing and other runtimes' files start from them. The folder has a size bound
 ($EDGETRIM_ARTEFACTS_GB, 5 by default): past it the least recently used files are removed,
 never a point's numbers; a point whose files are gone is rebuilt from its Spec, said so.
@@ -17,13 +17,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = {".etz": "archive", ".onnx": "onnx", ".pte": "pte"}   # what a measurement's folder may hold, by suffix
+KINDS = {".etz": "archive", ".onnx": "onnx", ".pte": "pte", ".tflite": "tflite"}   # what a measurement's folder may hold, by suffix
 DEFAULT_LIMIT_GB = 5.0
 
 
 @dataclass(frozen=True)
 class Artefact:
-    kind: str       # 'archive', 'onnx' or 'pte'
+    kind: str       # 'archive', 'onnx', 'pte' or 'tflite'
     sha256: str
     bytes: int
     suffix: str

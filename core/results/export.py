@@ -1,13 +1,14 @@
 """Export a chosen point, reload the file, re-score it, and only then put it in place.
 
 Formats: ONNX (fp32, fp16, int8 QDQ, int4 MatMulNBits), ExecuTorch `.pte` (fp32, int8,
-int4; XNNPACK), a torch.export `.pt2`, and the compact archive (`.etz`). The file comes from
+int4; XNNPACK), LiteRT `.tflite` (fp32, int8, int4), a torch.export `.pt2`, and the compact archive (`.etz`).
+The file comes from
 the point's kept files (core.results.artefacts): the measured file itself when the format is the one
 it was measured in, else written from its kept archive; only when those are gone is the
 model rebuilt from the stored Spec (every step is seeded, students come from the cache).
 It is put in a temporary file beside the target, reloaded from disk and scored in its own runtime. If that accuracy differs from the stored point
 by more than 0.3 point (0.5 point when the point was measured in another runtime
-only: a .pte checked against the ONNX file's accuracy) the export fails and nothing is left under the final name;
+only: a .pte or .tflite checked against the ONNX file's accuracy) the export fails and nothing is left under the final name;
 otherwise the file is renamed into place, next to a JSON model card.
 """
 from __future__ import annotations
@@ -35,7 +36,8 @@ CROSS_TOLERANCE = 0.005  # 0.5 point, against the ONNX file's when the point nev
 FORMATS = {  # format -> (the runtime that writes and reloads it, the kind of deploy format it ships)
     "onnx": ("onnxruntime", None), "onnx-fp16": ("onnxruntime", Float16), "onnx-int8": ("onnxruntime", Int8),
     "onnx-int4": ("onnxruntime", Int4), "pte": ("executorch", None), "pte-int8": ("executorch", Int8),
-    "pte-int4": ("executorch", Int4), "pt2": ("pytorch", None), "archive": ("archive", None)}
+    "pte-int4": ("executorch", Int4), "tflite": ("litert", None), "tflite-int8": ("litert", Int8),
+    "tflite-int4": ("litert", Int4), "pt2": ("pytorch", None), "archive": ("archive", None)}
 
 
 class ExportError(RuntimeError):
@@ -52,19 +54,19 @@ class ExportResult:
 
 
 def suffix(fmt: str) -> str:
-    """The file suffix of an export format: its runtime's ('.onnx', '.pte', '.pt2', '.etz')."""
+    """The file suffix of an export format: its runtime's ('.onnx', '.pte', '.tflite', '.pt2', '.etz')."""
     return runtime.get(FORMATS[fmt][0]).suffix
 
 
 def default_format(spec: S.Spec, runtime: str = "onnxruntime") -> str:
-    """The format the point was measured as, in `runtime`'s file (onnxruntime or executorch)."""
+    """The format the point was measured as, in `runtime`'s file (onnxruntime, executorch or litert)."""
     kind = type(spec.deploy) if spec.deploy is not None else None
     return next(f for f, (r, k) in FORMATS.items() if r == _file_runtime(runtime) and k is kind)
 
 
 def _file_runtime(runtime: str) -> str:
     """The runtime whose file `runtime` runs: ONNX Runtime's for its CUDA provider and for PyTorch's timings."""
-    return "executorch" if runtime == "executorch" else "onnxruntime"
+    return runtime if runtime in ("executorch", "litert") else "onnxruntime"
 
 
 def _deploy_for(fmt: str, spec: S.Spec):
@@ -135,18 +137,24 @@ HOW_TO_LOAD = {
     "onnx": "import onnxruntime as ort; s = ort.InferenceSession(PATH); logits = s.run(None, {'input': x})[0]",
     "pte": "from executorch.runtime import Runtime; m = Runtime.get().load_program(PATH).load_method('forward'); "
            "logits = m.execute([x])[0]  # x: float32, batch 1 to 64",
+    "tflite": "from ai_edge_litert.interpreter import Interpreter; it = Interpreter(model_path=PATH); "
+              "it.allocate_tensors(); i, o = it.get_input_details()[0], it.get_output_details()[0]; "
+              "it.set_tensor(i['index'], x); it.invoke(); logits = it.get_tensor(o['index'])  "
+              "# x: one image (batch 1), float32; an int8 file takes x / scale + zero_point as int8 and returns "
+              "int8 logits (i['quantization'], o['quantization'])",
     "pt2": "import torch; m = torch.export.load(PATH).module(); logits = m(x)",
     "archive": "from core.runtimes.archive import load_archive; m = load_archive(PATH).module; logits = m(x)  "
                "# weights alone, numpy only: from core.inputs.etz import read; header, weights = read(PATH)",
 }
-LOSSLESS = ("onnx", "pte", "pt2", "archive")  # formats that hold the weights as they are (the others round them)
+LOSSLESS = ("onnx", "pte", "tflite", "pt2", "archive")  # hold the weights as they are (the others round them)
 
 
 def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | None, out: str | Path,
                  baseline: Metrics | None = None, progress=None, runtime: str = "onnxruntime",
                  kept: dict[str, Path] | None = None) -> ExportResult:
     """Write (or copy), reload, re-score, then atomically place the file and its model card. Without `fmt`, the
-    point's own format in `runtime`'s file (an ExecuTorch .pte for 'executorch', else ONNX).
+    point's own format in `runtime`'s file (an ExecuTorch .pte for 'executorch', a LiteRT .tflite for 'litert',
+    else ONNX).
 
     `kept` (Store.artefacts) are the point's files kept when it was measured: the file measured in `fmt` is
     copied as it is (the bytes the point reports), another format is written from the kept archive, and only
@@ -176,8 +184,9 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
     # the accuracy the file is checked against: the point's headline (its ONNX file's), or the other runtime's own
     measured_there = point.metrics.file(runtime_name) if runtime_name != "onnxruntime" else None
     stored = measured_there.accuracy if measured_there else point.metrics.accuracy
-    # ExecuTorch's kernels are not ONNX Runtime's: a .pte the point never ran is checked within CROSS_TOLERANCE
-    tolerance = CROSS_TOLERANCE if runtime_name == "executorch" and not measured_there else TOLERANCE
+    # ExecuTorch's and LiteRT's kernels are not ONNX Runtime's: a file the point never ran is checked within
+    # CROSS_TOLERANCE
+    tolerance = CROSS_TOLERANCE if runtime_name in ("executorch", "litert") and not measured_there else TOLERANCE
     try:
         if same is not None:
             shutil.copyfile(same, tmp)

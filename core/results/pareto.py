@@ -52,6 +52,8 @@ RUNTIME_COLUMNS = {
                     "val_accuracy": "val_accuracy", "ort_b1_busy": "ort_b1_busy"},
     "executorch": {"accuracy": "pte_accuracy", "onnx_bytes": "pte_bytes", "ort_b1_ms": "et_b1_ms",
                    "val_accuracy": "pte_val_accuracy", "ort_b1_busy": "et_b1_busy"},
+    "litert": {"accuracy": "tflite_accuracy", "onnx_bytes": "tflite_bytes", "ort_b1_ms": "lrt_b1_ms",
+               "val_accuracy": "tflite_val_accuracy", "ort_b1_busy": "lrt_b1_busy"},
     "pytorch": {"accuracy": "torch_accuracy", "onnx_bytes": "state_dict_bytes", "ort_b1_ms": "torch_b1_ms",
                 "val_accuracy": None, "ort_b1_busy": "torch_b1_busy"},
     "onnxruntime-cuda": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "cuda_b1_ms",
@@ -63,9 +65,10 @@ JUDGE_COLUMNS = {"val": "val_accuracy", "test": "accuracy"}
 SPLIT_NAMES = {"val": "validation", "test": "the test split"}
 # a latency column -> the column that flags it as timed on a busy machine (left out of latency fronts and picks)
 BUSY_COLUMNS = {"ort_b1_ms": "ort_b1_busy", "torch_b1_ms": "torch_b1_busy"}
-RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch", "pytorch": "PyTorch",
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch", "litert": "LiteRT", "pytorch": "PyTorch",
                  "onnxruntime-cuda": "ONNX Runtime (CUDA)"}
-RUNTIME_FILES = {"onnxruntime": "ONNX file", "executorch": "ExecuTorch .pte file", "pytorch": "PyTorch state_dict",
+RUNTIME_FILES = {"onnxruntime": "ONNX file", "executorch": "ExecuTorch .pte file", "litert": "LiteRT .tflite file",
+                 "pytorch": "PyTorch state_dict",
                  "onnxruntime-cuda": "ONNX file"}
 FAMILIES = ("baseline", "pruning", "quantization", "combined", "per-layer", "distillation", "student alone")
 
@@ -146,7 +149,8 @@ def runtimes_in(df: pd.DataFrame) -> list[str]:
     """The runtimes some measured point of `df` has a latency or a file for, ONNX Runtime first."""
     return [r for r, cols in RUNTIME_COLUMNS.items()
             if cols["ort_b1_ms"] in df and df[cols["ort_b1_ms"]].notna().any()
-            or r == "executorch" and "pte_bytes" in df and df["pte_bytes"].notna().any()
+            or cols["onnx_bytes"] in ("pte_bytes", "tflite_bytes") and cols["onnx_bytes"] in df
+            and df[cols["onnx_bytes"]].notna().any()
             or r == "onnxruntime"]
 
 

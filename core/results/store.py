@@ -266,7 +266,7 @@ class Store:
         return Folder(self.path.parent / f"{self.path.stem}.artefacts")
 
     def artefacts(self, key: str) -> dict[str, Path]:
-        """The point's kept files that are still on disk, by kind ('archive', 'onnx', 'pte')."""
+        """The point's kept files that are still on disk, by kind ('archive', 'onnx', 'pte', 'tflite')."""
         folder, out = self.artefact_folder(), {}
         try:
             rows = self._run("SELECT kind, sha256, bytes, suffix FROM artefacts WHERE point_key=?", (key,)).fetchall()
@@ -349,10 +349,11 @@ class Store:
 FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status", "error", "accuracy", "torch_accuracy",
                  "val_accuracy", "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms",
                  "ort_b32_ms", "torch_b1_ms", "pte_bytes", "pte_accuracy", "pte_val_accuracy", "et_b1_ms",
+                 "tflite_bytes", "tflite_accuracy", "tflite_val_accuracy", "lrt_b1_ms",
                  "cuda_b1_ms", "state_dict_bytes", "runtimes", "threads", "busy", "ort_b1_busy", "torch_b1_busy",
-                 "et_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
+                 "et_b1_busy", "lrt_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
 # each runtime's batch-1 latency column -> the runtime (its flag says it was timed on a busy machine)
-B1_BUSY = {"ort_b1_busy": "onnxruntime", "torch_b1_busy": "pytorch", "et_b1_busy": "executorch",
+B1_BUSY = {"ort_b1_busy": "onnxruntime", "torch_b1_busy": "pytorch", "et_b1_busy": "executorch", "lrt_b1_busy": "litert",
            "cuda_b1_busy": "onnxruntime-cuda"}
 
 
@@ -383,6 +384,10 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "pte_accuracy": m.file("executorch").accuracy if m and m.file("executorch") else None,
             "pte_val_accuracy": m.file("executorch").val_accuracy if m and m.file("executorch") else None,
             "et_b1_ms": m.latency_ms("executorch", 1) if m else None,
+            "tflite_bytes": m.file("litert").bytes if m and m.file("litert") else None,
+            "tflite_accuracy": m.file("litert").accuracy if m and m.file("litert") else None,
+            "tflite_val_accuracy": m.file("litert").val_accuracy if m and m.file("litert") else None,
+            "lrt_b1_ms": m.latency_ms("litert", 1) if m else None,
             "cuda_b1_ms": m.latency_ms("onnxruntime-cuda", 1) if m else None,
             "state_dict_bytes": m.state_dict_bytes if m else None,
             "runtimes": ", ".join(m.runtimes) if m else "",

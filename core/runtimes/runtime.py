@@ -23,7 +23,7 @@ class CannotRun(RuntimeError):
 class Runtime:
     name: str                  # as points store it: 'onnxruntime'
     package: str               # whose version a file was checked with: 'onnxruntime', 'executorch', 'torch'
-    suffix: str                # of the file it runs: '.onnx', '.pte', '.pt2'
+    suffix: str                # of the file it runs: '.onnx', '.pte', '.tflite', '.pt2'
     kept_as: str | None        # the kind its measured file is kept as (core.results.artefacts); None: not kept
     measures_file: bool        # measurement runs the written file (True), or the model in memory (PyTorch)
     version: Callable[[], str]
@@ -42,11 +42,12 @@ class Runtime:
 MODULES = {  # name -> the module whose RUNTIME (or the named attribute) it is; imported only when asked for
     "onnxruntime": "core.runtimes.onnx_io:RUNTIME",
     "executorch": "core.runtimes.executorch_io:RUNTIME",
+    "litert": "core.runtimes.litert_io:RUNTIME",
     "pytorch": "core.runtimes.pytorch_io:RUNTIME",
     "onnxruntime-cuda": "core.runtimes.onnx_io:CUDA_RUNTIME",
     "archive": "core.runtimes.archive:RUNTIME",
 }
-MEASURED = ("onnxruntime", "executorch", "pytorch", "onnxruntime-cuda")  # the runtimes a point can be timed on
+MEASURED = ("onnxruntime", "executorch", "litert", "pytorch", "onnxruntime-cuda")  # the runtimes a point can be timed on
 
 
 def get(name: str) -> Runtime:

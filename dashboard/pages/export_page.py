@@ -19,7 +19,11 @@ FORMAT_NAMES = {"onnx": "ONNX, fp32", "onnx-fp16": "ONNX, fp16 weights", "onnx-i
                 "onnx-int4": "ONNX, 4-bit Linear weights (MatMulNBits)",
                 "pte": "ExecuTorch .pte, fp32 (XNNPACK)", "pte-int8": "ExecuTorch .pte, int8 (XNNPACK)",
                 "pte-int4": "ExecuTorch .pte, 8-bit activations x 4-bit Linear weights (XNNPACK)",
+                "tflite": "LiteRT .tflite, fp32", "tflite-int8": "LiteRT .tflite, int8",
+                "tflite-int4": "LiteRT .tflite, 8-bit activations x 4-bit Linear weights",
                 "pt2": "PyTorch torch.export (.pt2)", "archive": "compact archive (.etz)"}
+OWN_FILES = {"executorch": ("ExecuTorch", "ExecuTorch .pte"), "litert": ("LiteRT", "LiteRT .tflite")}  # runtimes
+# with a file of their own: (runtime, file) as the metrics name them
 
 
 def _build(key: str, fmt_name: str) -> None:
@@ -51,18 +55,19 @@ def main() -> None:
     st.subheader(point.spec.label)
     st.caption(f"From run {runs[0]} · model {runner.model_name(cfg['model'])} · data {cfg['data']}")
     runtime = state.get("export.runtime", "onnxruntime")  # the runtime chosen on Trade-offs
-    shipped = m.file(runtime) if runtime == "executorch" else None  # its own file, when the point ran there
+    shipped = m.file(runtime) if runtime in OWN_FILES else None  # its own file, when the point ran there
+    name, file_name = OWN_FILES.get(runtime, ("ORT", "ONNX file"))
     cols = st.columns(4)
     cols[0].metric("Test accuracy", fmt.pct(shipped.accuracy if shipped else m.accuracy),
-                   help=f"of the ExecuTorch .pte (ONNX file: {fmt.pct(m.accuracy)})" if shipped else None)
+                   help=f"of the {file_name} (ONNX file: {fmt.pct(m.accuracy)})" if shipped else None)
     if shipped:
-        cols[1].metric("ExecuTorch .pte", fmt.size(shipped.bytes), help=f"ONNX file: {fmt.size(m.onnx_bytes)}")
+        cols[1].metric(file_name, fmt.size(shipped.bytes), help=f"ONNX file: {fmt.size(m.onnx_bytes)}")
     else:
         cols[1].metric("ONNX file", fmt.size(m.onnx_bytes))
     cols[2].metric("Compact archive", fmt.size(m.archive_bytes) if m.archive_bytes else "none",
                    help=None if m.archive_bytes else "TorchScript and torch.export models have no compact archive")
     lat = m.latency_ms(runtime, 1)
-    cols[3].metric(f"{'ExecuTorch' if runtime == 'executorch' else 'ORT'} batch 1",
+    cols[3].metric(f"{name} batch 1",
                    fmt.ms(lat) if lat is not None else "not timed",
                    help=None if lat is not None else "this point was not timed on this runtime")
     with st.expander("Spec and metrics"):
@@ -78,7 +83,7 @@ def main() -> None:
     fmt_name = state.widget(st.selectbox, "Format", key="export.format", default=own,
                             options=FORMATS, format_func=lambda f: FORMAT_NAMES.get(f, f),
                             help="The default is the format the point was measured as, for the runtime chosen on "
-                                 "Trade-offs (ONNX Runtime: .onnx; ExecuTorch: .pte).")
+                                 "Trade-offs (ONNX Runtime: .onnx; ExecuTorch: .pte; LiteRT: .tflite).")
     if st.button("Build, reload and verify", type="primary", key="build_export",
                  help="Writes the file from the point's kept model (the measured file itself in its own format), "
                       "reloads it from disk and scores it again before offering it."):

@@ -25,6 +25,7 @@ FILES_HELP = ("The file each point ships as, run in each runtime chosen below, o
     f"{k}: {v}" for k, v in deploy.TOKEN_HELP.items()) + ". With 4-bit weights and an int4 file, the rounded weights "
     "ship as 4-bit codes a runtime executes.")
 RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime (CPU)", "executorch": "ExecuTorch (.pte, XNNPACK)",
+                 "litert": "LiteRT (.tflite)",
                  "pytorch": "PyTorch eager", "onnxruntime-cuda": "ONNX Runtime (CUDA GPU)"}
 THREADS = [0] + [t for t in (1, 2, 4, 8) if t <= (os.cpu_count() or 1)]  # 0: every core
 RATIOS = [0, 25, 50, 75, 90, 95]          # % shown; fractions go to core
@@ -33,7 +34,8 @@ STUDENTS = ["mlp", "mlp@0.5", "lenet5", "lenet5@0.5", "lenet5_caffe", "lenet5_ca
             "tv:mobilenet_v3_small@0.5"]  # students of other architectures (core.engine.grid.parse_student)
 COLUMNS = {"label": "Point", "status": "Status", "accuracy": "Accuracy (%)", "onnx_bytes": "ONNX (KB)",
            "archive_bytes": "Archive (KB)", "ort_b1_ms": "ORT b1 (ms)", "torch_b1_ms": "PyTorch b1 (ms)",
-           "pte_bytes": ".pte (KB)", "et_b1_ms": "ExecuTorch b1 (ms)"}  # the label
+           "pte_bytes": ".pte (KB)", "et_b1_ms": "ExecuTorch b1 (ms)", "tflite_bytes": ".tflite (KB)",
+           "lrt_b1_ms": "LiteRT b1 (ms)"}  # the label
 # names the point's family already; short headers leave the label its room
 
 
@@ -113,9 +115,10 @@ def _config() -> dict:
                            help="Time every point on each runtime chosen (adds a second or so per point).")
     runtimes = state.widget(c3.multiselect, "Runtimes", key="sweep.runtimes", default=list(measure.RUNTIMES),
                             options=list(RUNTIME_NAMES), format_func=RUNTIME_NAMES.get,
-                            help="Where each point runs: each writes its own file (ExecuTorch a .pte, a few seconds "
-                                 "per point), scores it on the test split and times it. PyTorch runs fp32 models "
-                                 "only; fp16 and dynamic int8 have no ExecuTorch form.")
+                            help="Where each point runs: each writes its own file (ExecuTorch a .pte, LiteRT a "
+                                 ".tflite, a few seconds per point), scores it on the test split and times it. "
+                                 "PyTorch runs fp32 models only; fp16 has no ExecuTorch or LiteRT form, dynamic "
+                                 "int8 no ExecuTorch form.")
     threads = state.widget(c3.selectbox, "Threads (device profile)", key="sweep.threads", default=0, options=THREADS,
                            format_func=lambda t: "all cores" if t == 0 else f"{t} thread{'s' * (t > 1)}",
                            help="The CPU threads every runtime may use. 1 thread approximates a small board; "
@@ -152,12 +155,14 @@ def _expected(record: dict) -> tuple[int, set[str]]:
 
 
 def _table(df: pd.DataFrame) -> pd.DataFrame:
-    columns = [c for c in COLUMNS if c not in ("pte_bytes", "et_b1_ms") or df["pte_bytes"].notna().any()]
+    shown = {"pte_bytes": "pte_bytes", "et_b1_ms": "pte_bytes", "tflite_bytes": "tflite_bytes",
+             "lrt_b1_ms": "tflite_bytes"}  # a runtime's columns, shown when some point has its file
+    columns = [c for c in COLUMNS if c not in shown or df[shown[c]].notna().any()]
     out = df[columns].copy()
     out["accuracy"] = (100 * out["accuracy"]).round(2)
-    for col in {"onnx_bytes", "archive_bytes", "pte_bytes"} & set(columns):
+    for col in {"onnx_bytes", "archive_bytes", "pte_bytes", "tflite_bytes"} & set(columns):
         out[col] = (out[col] / 1024).round(1)
-    for col in {"ort_b1_ms", "torch_b1_ms", "et_b1_ms"} & set(columns):  # an untimed point says so, not 'None'
+    for col in {"ort_b1_ms", "torch_b1_ms", "et_b1_ms", "lrt_b1_ms"} & set(columns):  # an untimed point says so, not 'None'
         out[col] = out[col].map(lambda v: "not timed" if v is None or v != v else f"{v:.3f}")
     return out.rename(columns=COLUMNS)
 

@@ -333,7 +333,7 @@ def main() -> None:
         return
     (st.success if choice.met_floor and choice.met_budget else st.warning)(
         _message(choice, runs[0], pick_by, base_acc, budget))
-    state.put("export.runtime", runtime if runtime in ("onnxruntime", "executorch") else "onnxruntime")
+    state.put("export.runtime", runtime if runtime in ("onnxruntime", "executorch", "litert") else "onnxruntime")
     recommended = choice.row["key"]
     accs = (lambda r: fmt.pct(r["accuracy"])) if split == "test" else \
         (lambda r: f"val {fmt.pct(r['judged_accuracy'])}, test {fmt.pct(r['accuracy'])}")

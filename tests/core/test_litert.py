@@ -1,0 +1,110 @@
+"""LiteRT (.tflite): every sample runs in fp32 and int8 within 0.5 point of its ONNX file on the same test images,
+4-bit files hold 4-bit weights, and a sweep timed on LiteRT is picked and exported there from the command line."""
+import dataclasses
+import json
+
+import pytest
+
+from core.inputs import data as D
+from core.inputs import models as M
+from core.methods import deploy
+from core.results import export, pareto
+from core.runtimes import litert_io, onnx_io
+from core.runtimes import measure as ME
+
+if litert_io.why_unavailable():
+    pytest.skip(f"LiteRT is not installed: {litert_io.why_unavailable()}", allow_module_level=True)
+
+# test images scored (a .tflite runs one image per call): the big models', and the default run's MNIST sample's
+HEAVY = {"resnet18_mnist": 1000, "mobilenet_v3_small": None, "lenet5_caffe_mnist": 2000}
+# a conversion takes 3-8 s on 2 cores: the default run converts the three small architectures (conv, Linear, Caffe
+# LeNet) trained on digits or MNIST; the same architectures on other weights and the two big models run with
+# `make test-all`
+SLOW = {"lenet300_mnist", "lenet5_mnist", "resnet18_mnist", "mobilenet_v3_small"}
+
+
+def _test_split(name: str, model: M.LoadedModel) -> D.Split:
+    split = D.load_data(model.card.get("data", "digits")).adapted(model.input_shape).test
+    n = HEAVY.get(name)
+    return D.Split(split.raw[:n], split.y[:n], split.size) if n else split
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else [])
+                                  for n in M.sample_names()])
+def test_every_sample_runs_as_a_tflite_within_half_a_point_of_its_onnx_file(name, tmp_path):
+    model = M.load_sample(name)
+    data = D.load_data(model.card.get("data", "digits")).adapted(model.input_shape)
+    test = _test_split(name, model)
+    for fmt in (None, deploy.Int8(calibration_samples=32)):
+        tflite = litert_io.write_tflite(model, fmt, tmp_path / "m.tflite", calibration=data.train)
+        onnx_file = onnx_io.write_deployable(model, fmt, tmp_path / "m.onnx", calibration=data.train)
+        lrt, ort = litert_io.accuracy(tflite, test), onnx_io.onnx_accuracy(onnx_file, test)
+        assert abs(lrt - ort) <= 0.005, f"{name} {fmt}: LiteRT {lrt:.4f} against ONNX Runtime {ort:.4f}"
+        if fmt is not None:  # int8 weights and activations: the file is far smaller than the fp32 weights
+            assert tflite.stat().st_size < 0.5 * ME.state_dict_bytes(model.module)
+            assert litert_io.load(tflite).dtype.__name__ == "int8"  # int8 in and out, as a device feeds it
+
+
+def test_int4_and_dynamic_int8_files(mlp, digits, tmp_path):
+    """4-bit Linear weights (blocks of 32 where a layer's inputs divide, else per channel) about 1/7 of the fp32
+    file, and dynamic int8, both within a point of the fp32 file; formats with no LiteRT form are refused."""
+    test = digits.adapted(mlp.input_shape).test
+    fp32 = litert_io.write_tflite(mlp, None, tmp_path / "fp32.tflite")
+    int4 = litert_io.write_tflite(mlp, deploy.Int4(), tmp_path / "int4.tflite")
+    assert int4.stat().st_size < fp32.stat().st_size / 6
+    base = litert_io.accuracy(fp32, test)
+    assert abs(litert_io.accuracy(int4, test) - base) <= 0.01
+    dynamic = litert_io.write_tflite(mlp, deploy.Int8(mode="dynamic"), tmp_path / "dyn.tflite")
+    assert dynamic.stat().st_size < fp32.stat().st_size / 3 and abs(litert_io.accuracy(dynamic, test) - base) <= 0.01
+    assert "no LiteRT form" in ME.why_not_on("litert", mlp, deploy.Float16())
+    assert "32, 64, 128, 256" in ME.why_not_on("litert", mlp, deploy.Int4(block_size=16))
+    with pytest.raises(litert_io.LiteRTError, match="no LiteRT form"):
+        litert_io.write_tflite(mlp, deploy.Float16(), tmp_path / "x.tflite")
+
+
+def test_graphs_litert_cannot_convert_are_refused_in_one_sentence(lenet5, tmp_path):
+    import torch
+
+    scripted = dataclasses.replace(lenet5, module=torch.jit.script(lenet5.module), arch=None)
+    with pytest.raises(litert_io.LiteRTError, match="TorchScript"):
+        litert_io.write_tflite(scripted, None, tmp_path / "x.tflite")
+    assert "TorchScript" in ME.why_not_on("litert", scripted, None)
+    graph = dataclasses.replace(lenet5, module=M.GraphModel(lenet5.module), arch=None)  # a loaded .pt2 graph
+    assert ME.why_not_on("litert", graph, None) is None and ME.why_not_on("litert", graph, deploy.Int4()) is None
+
+
+def test_a_sweep_on_litert_is_picked_and_exported_as_a_tflite(tmp_path):
+    """The whole job on LiteRT: a sweep measured there (file, accuracy, latency, kept file), a pick under a floor
+    from the CLI, and that point exported as a .tflite that reloads, re-scores within 0.3 point of the stored
+    point, and names its runtime on its card."""
+    from core.cli import main
+    from core.results.store import Store
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("run: lrt\nmodel: lenet5\ndata: digits\naxes: {deploy: [fp32, int8]}\n"
+                     "measure: {runtimes: [onnxruntime, litert], threads: 1, budget_s: 0.02}\n")
+    store = str(tmp_path / "s.sqlite")
+    assert main(["sweep", str(sweep), "--store", store]) == 0
+    s = Store(store)
+    points = s.points("lrt")
+    assert all(p.metrics.file("litert") and p.metrics.latency_ms("litert", 1) for p in points)
+    assert all("tflite" in s.artefacts(p.key) for p in points)  # kept beside the store, as .pte and .onnx are
+    df = s.table("lrt")
+    assert df["tflite_bytes"].notna().all() and df["lrt_b1_ms"].notna().all()
+    assert pareto.runtimes_in(df) == ["onnxruntime", "litert"]
+    s.close()
+    assert main(["pick", "lrt", "--store", store, "--floor", "0.9", "--runtime", "litert"]) == 0  # the int8 file
+    out = tmp_path / "out"
+    assert main(["export", "lrt", "--store", store, "--floor", "0.9", "--runtime", "litert", "-o", f"{out}/"]) == 0
+    baseline = next(p.key for p in points if p.spec.deploy is None)
+    assert main(["export", "lrt", baseline[:10], "--store", store, "--runtime", "litert", "--format", "tflite",
+                 "-o", f"{out}/"]) == 0
+    files = sorted(out.glob("*.tflite"))
+    assert [f.name.rpartition("-")[2] for f in files] in (["int8.tflite", "tflite.tflite"],
+                                                         ["tflite.tflite", "int8.tflite"])
+    for tflite in files:
+        card = json.loads(tflite.with_name(tflite.name + ".json").read_text())
+        assert card["runtime"] == f"ai-edge-litert {litert_io.version()}" and card["threads"] == 1
+        assert card["accuracy"]["checked_against"] == "the stored litert file" and card["made_from"] == "kept"
+        assert abs(card["accuracy"]["reloaded_from_file"] - card["accuracy"]["stored_point"]) <= export.TOLERANCE
+        assert "Interpreter(model_path=" in card["how_to_load"]
