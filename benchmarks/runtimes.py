@@ -1,15 +1,21 @@
-"""Runtimes side by side: every sample in PyTorch eager, ONNX Runtime and ExecuTorch, fp32, int8 and 4-bit files.
+"""Runtimes side by side: every sample in PyTorch eager, ONNX Runtime, ExecuTorch and LiteRT, fp32, int8 and 4-bit
+files.
 
-    python benchmarks/runtimes.py                         # every sample (about 20 min on 2 cores; README)
+    python benchmarks/runtimes.py                         # every sample (about 20 min on 2 cores; README), and
+                                                          # about 10 min more with LiteRT (a .tflite scores one
+                                                          # image per call: the ResNet-18 on MNIST takes minutes)
     python benchmarks/runtimes.py --models lenet5 mlp     # some of them
     python benchmarks/runtimes.py --threads 1             # a one-thread device profile
 
 For each sample, in one run: the fp32 model in PyTorch eager; its ONNX file as fp32, static int8 (QDQ) and int4
 (MatMulNBits: 4-bit Linear weights in blocks of 32) in ONNX Runtime; its ExecuTorch .pte (XNNPACK) as fp32, int8
-(PT2E, XNNPACKQuantizer per-channel) and int4 (8-bit dynamic activations x 4-bit grouped Linear weights). Each
-file's accuracy is scored in its own runtime on the sample's whole official test split; every file's batch-1
-latency is timed in ROUNDS alternating rounds (every file once per round, so the machine's noise hits all alike):
-the median of the round medians and their range. Writes benchmarks/results/runtimes.csv.
+(PT2E, XNNPACKQuantizer per-channel) and int4 (8-bit dynamic activations x 4-bit grouped Linear weights); its
+LiteRT .tflite (batch 1, run one image per call) as fp32, int8 (PT2E, litert-torch's quantizer, int8 in and out) and
+int4 (ai-edge-quantizer: 8-bit dynamic activations x 4-bit Linear weights), when the litert extra is installed (else
+left out, said on stderr). Each file's accuracy is scored in its own runtime on the sample's whole official test
+split; every file's batch-1 latency is timed in ROUNDS alternating rounds (every file once per round, so the
+machine's noise hits all alike): the median of the round medians and their range. Writes
+benchmarks/results/runtimes.csv.
 """
 from __future__ import annotations
 
@@ -34,11 +40,11 @@ from methods import write_csv  # noqa: E402
 
 # ---- defaults -------------------------------------------------------------------------
 FORMATS = {"fp32": None, "int8": Int8(), "int4": Int4()}
-RUNTIMES = ("pytorch", "onnxruntime", "executorch")
+RUNTIMES = ("pytorch", "onnxruntime", "executorch", "litert")  # litert is left out, loudly, when not installed
 ROUNDS, BUDGET_S = 5, 0.2
 
 
-def bench(name: str, threads: int, rounds: int, budget_s: float) -> list[dict]:
+def bench(name: str, threads: int, rounds: int, budget_s: float, runtimes=RUNTIMES) -> list[dict]:
     model = M.load_sample(name)
     data = load_data(model.card.get("data", "digits")).adapted(model.input_shape)
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,15 +53,15 @@ def bench(name: str, threads: int, rounds: int, budget_s: float) -> list[dict]:
             folder = Path(tmp) / fmt
             folder.mkdir()
             t0 = time.perf_counter()
-            run = ME.open_runners(model, deploy, RUNTIMES, threads, folder, data.train)
+            run = ME.open_runners(model, deploy, runtimes, threads, folder, data.train)
             for runtime, r in run.items():
                 rows.append({"model": name, "runtime": runtime, "format": fmt,
                              "file bytes": (r.path.stat().st_size if r.path else ME.state_dict_bytes(model.module)),
                              "acc %": round(100 * r.score(data.test), 2), "version": r.version})
             print(f"  {name} {fmt}: files written and scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             runners.append(run)
-        times = ME.time_rounds(runners, RUNTIMES, (1,), rounds, budget_s)
-    by_key = {(fmt, runtime): t for runtime in RUNTIMES for fmt, t in zip(FORMATS, times[(runtime, 1)]) if t}
+        times = ME.time_rounds(runners, runtimes, (1,), rounds, budget_s)
+    by_key = {(fmt, runtime): t for runtime in runtimes for fmt, t in zip(FORMATS, times[(runtime, 1)]) if t}
     for row in rows:
         t = by_key[(row["format"], row["runtime"])]
         row.update({"b1 median ms": round(statistics.median(t), 4), "b1 range ms": f"{min(t):.4g}-{max(t):.4g}"})
@@ -76,10 +82,13 @@ def main() -> None:
     missing = ME.why_unavailable("executorch")
     if missing:
         raise SystemExit(f"runtimes.py needs ExecuTorch: {missing}")
+    runtimes = tuple(r for r in RUNTIMES if not ME.why_unavailable(r))
+    for line in ME.skipped_runtimes(RUNTIMES):
+        print(f"!! {line}", file=sys.stderr)
     t0 = time.perf_counter()
     rows = []
     for name in args.models:
-        rows += bench(name, args.threads, args.rounds, BUDGET_S)
+        rows += bench(name, args.threads, args.rounds, BUDGET_S, runtimes)
         print(format_table([r for r in rows if r["model"] == name]), flush=True)
     write_csv(rows, args.tag)
     print(f"\n{len(rows)} files, {args.rounds} alternating rounds each, {args.threads} threads; "
