@@ -15,12 +15,10 @@ from core.runtimes import measure as ME
 if litert_io.why_unavailable():
     pytest.skip(f"LiteRT is not installed: {litert_io.why_unavailable()}", allow_module_level=True)
 
-# test images scored (a .tflite runs one image per call): the big models', and the default run's MNIST sample's
-HEAVY = {"resnet18_mnist": 1000, "mobilenet_v3_small": None, "lenet5_caffe_mnist": 2000}
-# a conversion takes 3-8 s on 2 cores: the default run converts the three small architectures (conv, Linear, Caffe
-# LeNet) trained on digits or MNIST; the same architectures on other weights and the two big models run with
-# `make test-all`
-SLOW = {"lenet300_mnist", "lenet5_mnist", "resnet18_mnist", "mobilenet_v3_small"}
+# test images scored (a .tflite runs one image per call): 1,000 for the ResNet-18, 2,000 of MNIST's 10,000 for the
+# small MNIST samples (docs/runtimes.md has their whole splits), every one elsewhere
+HEAVY = {"resnet18_mnist": 1000, "lenet5_caffe_mnist": 2000, "lenet300_mnist": 2000, "lenet5_mnist": 2000}
+SLOW = {"resnet18_mnist", "mobilenet_v3_small"}  # 45-75 s each on 2 cores: `make test-all`
 
 
 def _test_split(name: str, model: M.LoadedModel) -> D.Split:
