@@ -9,7 +9,7 @@ from core.methods import spec as S
 from core.methods.prune import UnstructuredPrune
 from core.methods.quantize import WeightShare
 from core.results import export
-from core.runtimes import archive, executorch_io
+from core.runtimes import archive, executorch_io, litert_io
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,8 @@ def packed(tmp_path_factory, lenet5, digits):
 
 
 FORMATS = ["onnx", "onnx-int8", "pt2", "archive"] + (["pte", "pte-int8"] if executorch_io.why_unavailable() is None
-                                                      else [])
+                                                      else []) \
+    + (["tflite", "tflite-int8"] if litert_io.why_unavailable() is None else [])  # the optional extras, if here
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
