@@ -64,9 +64,11 @@ def default_format(spec: S.Spec, runtime: str = "onnxruntime") -> str:
     return next(f for f, (r, k) in FORMATS.items() if r == _file_runtime(runtime) and k is kind)
 
 
-def _file_runtime(runtime: str) -> str:
-    """The runtime whose file `runtime` runs: ONNX Runtime's for its CUDA provider and for PyTorch's timings."""
-    return runtime if runtime in ("executorch", "litert") else "onnxruntime"
+def _file_runtime(name: str) -> str:
+    """The runtime whose file runtime `name` runs: its own where it writes one (ExecuTorch, LiteRT), else ONNX
+    Runtime's (its CUDA provider; PyTorch's timings)."""
+    rt = runtime.get(name)
+    return rt.name if rt.measures_file and rt.kept_as != "onnx" else "onnxruntime"
 
 
 def _deploy_for(fmt: str, spec: S.Spec):
@@ -131,6 +133,15 @@ def kept_file_for(fmt: str, spec: S.Spec, kept: dict[str, Path]) -> Path | None:
     rt = runtime.get(FORMATS[fmt][0])
     measured_as = fmt == "archive" or fmt == default_format(spec, rt.name)
     return kept.get(rt.kept_as) if measured_as and rt.kept_as else None
+
+
+def _write_card(out: Path, card: dict) -> Path:
+    """The model card beside `out` (`<file>.json`), put in place atomically like the file."""
+    card_path = out.with_name(out.name + ".json")
+    tmp_card = card_path.with_name(f".{card_path.name}.tmp")
+    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp_card, card_path)
+    return card_path
 
 
 HOW_TO_LOAD = {
@@ -226,10 +237,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "how_to_load": HOW_TO_LOAD[fmt.partition("-")[0]].replace("PATH", repr(out.name)),
     }
-    card_path = out.with_name(out.name + ".json")
-    tmp_card = card_path.with_name(f".{card_path.name}.tmp")
-    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp_card, card_path)
+    card_path = _write_card(out, card)
     return ExportResult(out, card_path, score, stored, source)
 
 
@@ -293,8 +301,5 @@ def unpack(archive_path: str | Path, fmt: str, out: str | Path, data: DataSet, p
                                     f"not checked: {fmt} rounds the weights ({100 * (score - reference):+.2f} point)",
                          "tolerance": TOLERANCE if lossless else None},
             "how_to_load": HOW_TO_LOAD[fmt.partition("-")[0]].replace("PATH", repr(out.name))}
-    card_path = out.with_name(out.name + ".json")
-    tmp_card = card_path.with_name(f".{card_path.name}.tmp")
-    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp_card, card_path)
+    card_path = _write_card(out, card)
     return Unpacked(out, card_path, score, reference, fmt in LOSSLESS)

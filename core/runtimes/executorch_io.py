@@ -29,7 +29,7 @@ import torch
 from core.inputs.data import Split
 from core.inputs.models import GraphModel, unwrap
 from core.runtimes import timing
-from core.runtimes.runtime import CannotRun, Runtime
+from core.runtimes.runtime import CannotRun, Runtime, missing_extra
 
 MAX_BATCH = 64          # the largest batch a .pte accepts (memory is planned for it)
 RUNTIME_NAME = "executorch"
@@ -44,14 +44,11 @@ class ExecuTorchError(CannotRun):
 @functools.cache
 def why_unavailable() -> str | None:
     """None when ExecuTorch runs here, else one sentence on what to install."""
-    try:
+    def probe():
         with quiet_native_logs():
             import executorch.runtime  # noqa: F401
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # noqa: F401
-    except Exception as e:  # ImportError, or a build that does not match this torch
-        return (f"ExecuTorch is not installed here ({type(e).__name__}); "
-                "`pip install 'edgetrim[executorch]'` adds it.")
-    return None
+    return missing_extra("ExecuTorch", "executorch", probe)
 
 
 def version() -> str:

@@ -37,7 +37,7 @@ import torch
 from core.inputs.data import Split
 from core.inputs.models import unwrap
 from core.runtimes import timing
-from core.runtimes.runtime import CannotRun, Runtime
+from core.runtimes.runtime import CannotRun, Runtime, missing_extra
 
 RUNTIME_NAME = "litert"
 FILE_BATCH = 1          # the batch a .tflite is converted for (see the docstring)
@@ -54,14 +54,11 @@ class LiteRTError(CannotRun):
 @functools.cache
 def why_unavailable() -> str | None:
     """None when LiteRT converts and runs here, else one sentence on what to install."""
-    try:
+    def probe():
         with quiet():
             import litert_torch  # noqa: F401
             from ai_edge_litert.interpreter import Interpreter  # noqa: F401
-    except Exception as e:  # ImportError, or a build that does not match this torch
-        return (f"LiteRT is not installed here ({type(e).__name__}); "
-                "`pip install 'edgetrim[litert]'` adds it.")
-    return None
+    return missing_extra("LiteRT", "litert", probe)
 
 
 def version() -> str:

@@ -39,6 +39,15 @@ class Runtime:
         return self.why_unavailable() or self.why_not(model, deploy)
 
 
+def missing_extra(name: str, extra: str, probe: Callable[[], object]) -> str | None:
+    """None when `probe()` imports an optional runtime, else the one sentence on what to install."""
+    try:
+        probe()
+    except Exception as e:  # ImportError, or a build that does not match this torch
+        return f"{name} is not installed here ({type(e).__name__}); `pip install 'edgetrim[{extra}]'` adds it."
+    return None
+
+
 MODULES = {  # name -> the module whose RUNTIME (or the named attribute) it is; imported only when asked for
     "onnxruntime": "core.runtimes.onnx_io:RUNTIME",
     "executorch": "core.runtimes.executorch_io:RUNTIME",
