@@ -157,6 +157,7 @@ def session(url: str, minutes: float, seed: int, out: list, errors: list) -> Non
     from tests.dashboard.test_browser import ARGS, CHROMIUM, nav
 
     rng = random.Random(seed)
+    waiting_for = "the page to open"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
@@ -175,15 +176,20 @@ def session(url: str, minutes: float, seed: int, out: list, errors: list) -> Non
                     page.keyboard.press("ArrowRight")
                 # polled every 100 ms, not on every animation frame: ten browsers polling at 60 Hz would take
                 # the cores the server needs, and the harness must not be what it measures
+                waiting_for = f"the label 'prune {5 * steps} %'"
                 page.wait_for_function(f"() => document.body.innerText.includes('prune {5 * steps} %')",
                                        timeout=300_000, polling=100)
+                waiting_for = f"the accuracy of prune {5 * steps} %"
                 page.wait_for_function(FIRST_NUMBER, timeout=300_000, polling=100)
                 out.append(time.perf_counter() - t0)
                 if page.locator("[data-testid=stException], [data-testid=stAlertContentError]").count():
                     errors.append(page.locator("body").inner_text()[:300])
                 page.wait_for_timeout(rng.randrange(500, 3000))
-        except Exception as e:  # counted, not raised: the run reports every session
-            errors.append(f"session {seed}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        except Exception as e:  # counted, not raised: the run reports every session, and what its page showed
+            main = page.locator("[data-testid=stMain]")
+            shown = main.inner_text()[-400:] if main.count() else ""
+            errors.append(f"session {seed}: {type(e).__name__} waiting for {waiting_for}: "
+                          f"{str(e).splitlines()[0][:120]}; the page showed: {' | '.join(shown.split(chr(10)))}")
         finally:
             browser.close()
 
@@ -204,11 +210,11 @@ def load_test(url: str, store_path: Path, sessions: int, minutes: float, browser
     unmarked, marked, lat, failed, stored = quiet_check(store_path)
     times.sort()
     return {"sessions": sessions, "minutes": minutes, "slider moves": len(times), "errors": len(errors),
-            "error samples": errors[:3], "points stored": stored, "failed points stored": failed,
+            "error samples": errors[:5], "points stored": stored, "failed points stored": failed,
             "first number median s": round(statistics.median(times), 2) if times else None,
             "first number p90 s": round(times[int(0.9 * (len(times) - 1))], 2) if times else None,
             "latencies stored": lat, "marked busy": marked,
-            "unmarked but over 3x its quiet re-time": unmarked}
+            "unmarked but over 3x its quiet re-time": len(unmarked), "unmarked samples": unmarked[:5]}
 
 
 def quiet_check(store_path: Path) -> tuple[int, int, int, int, int]:
@@ -219,7 +225,7 @@ def quiet_check(store_path: Path) -> tuple[int, int, int, int, int]:
 
     store = Store(store_path)
     points = [store.get(k) for (k,) in store._run("SELECT key FROM points").fetchall()]
-    unmarked = marked = n = 0
+    unmarked, marked, n = [], 0, 0
     for p in points:
         if p.status != "ok" or not p.metrics.latency:
             continue
@@ -228,7 +234,9 @@ def quiet_check(store_path: Path) -> tuple[int, int, int, int, int]:
         for l in old:
             n += 1
             marked += l.busy
-            unmarked += (not l.busy) and l.median_ms > 3 * quiet.get((l.runtime, l.batch), float("inf"))
+            if not l.busy and l.median_ms > 3 * quiet.get((l.runtime, l.batch), float("inf")):
+                unmarked.append(f"{p.spec.label} {l.runtime} batch {l.batch}: {l.median_ms:.3g} ms stored "
+                                f"(p90 {l.p90_ms:.3g}), {quiet[(l.runtime, l.batch)]:.3g} ms quiet")
     store.close()
     return unmarked, marked, n, sum(p.status != "ok" for p in points), len(points)
 

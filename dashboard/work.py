@@ -88,7 +88,9 @@ class Queue:
             if owner and slot:
                 self._supersede(owner, slot, key)
             job = self._jobs.get(key)
-            if job is None or job.state in ("failed", "cancelled"):
+            # a job being cancelled (its worker picked it up a moment before the cancel, or a training run
+            # that stops at its next batch) is not joined: whoever asks again gets a fresh job
+            if job is None or job.state in ("failed", "cancelled") or job.cancel.is_set():
                 job = Job(next(self._ids), key, title, estimate_s=estimate_s, trains=trains)
                 self._jobs[key] = job
                 job.future = self._pool.submit(self._run, job, fn)

@@ -77,6 +77,23 @@ def test_a_running_measurement_superseded_finishes_and_its_result_is_kept():
     assert wait(measuring, lambda j: None) == "measured" and measuring.state == "done"
 
 
+def test_work_asked_for_again_while_its_job_is_being_cancelled_gets_a_fresh_job():
+    """The page that asks must never wait on a job that will end 'cancelled' (it would show 'Cancelled' to a
+    person who cancelled nothing, and no number ever): the cancel can land after the worker picked the job up,
+    or a training run stops only at its next batch."""
+    q = Queue()
+    blocker = q.submit("blocker", "b", _looping)
+    doomed = q.submit("p", "point", lambda job: "first", owner="s1", slot="explore")
+    doomed.cancel.set()                              # cancelled as the worker took it: still 'queued' for now
+    try:
+        again = q.submit("p", "point", lambda job: "again", owner="s2", slot="explore")
+        assert again is not doomed and q.find("p") is again
+    finally:
+        q.cancel(blocker)                            # a failing assert must not leave the worker looping
+    assert wait(again, lambda j: None) == "again"
+    assert _until(lambda: doomed.finished) and doomed.state == "cancelled"
+
+
 def test_a_failed_job_says_its_error_and_can_be_asked_for_again():
     q = Queue()
 
