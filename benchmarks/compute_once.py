@@ -281,7 +281,11 @@ def main() -> None:
         proc.wait(timeout=30)
     results["seconds"] = round(time.perf_counter() - t_all)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    # added beside the earlier runs (each part keyed by this run's time), never over them
+    kept = json.loads(OUT.read_text()) if OUT.exists() else {}
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    kept.update({f"{k} ({stamp})": v for k, v in results.items()})
+    OUT.write_text(json.dumps(kept, indent=2) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}; {results['seconds']} s in all")
 
 
