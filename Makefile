@@ -26,7 +26,7 @@ test: $(STAMP) chromium postgres
 # typing_extensions below what executorch's coremltools wants unless both resolve together (as here). Without it
 # the LiteRT tests are skipped, loudly.
 litert: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,executorch,litert]'
+	$(BIN)/python -m pip install --quiet -e '.[test,executorch,litert,micro]'
 
 # The dashboard's end-to-end test drives Debian's Chromium; without it that test is skipped, loudly.
 chromium:

@@ -137,7 +137,7 @@ def latency_rows(name, model, data):
 def write_csv(rows: list[dict], name: str) -> None:
     OUT.mkdir(exist_ok=True)
     with open(OUT / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))  # every row's columns
         w.writeheader()
         w.writerows(rows)
 

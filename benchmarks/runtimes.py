@@ -34,6 +34,7 @@ from core.inputs import models as M  # noqa: E402
 from core.inputs.data import load_data  # noqa: E402
 from core.methods.deploy import Int4, Int8  # noqa: E402
 from core.runtimes import measure as ME  # noqa: E402
+from core.runtimes import micro  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import write_csv  # noqa: E402
@@ -42,6 +43,16 @@ from methods import write_csv  # noqa: E402
 FORMATS = {"fp32": None, "int8": Int8(), "int4": Int4()}
 RUNTIMES = ("pytorch", "onnxruntime", "executorch", "litert")  # litert is left out, loudly, when not installed
 ROUNDS, BUDGET_S = 5, 0.2
+
+
+def device_memory(runner) -> dict:
+    """A microcontroller's RAM for the runner's file and the boards it fits on, where its runtime says (LiteRT)."""
+    if runner.memory is None:
+        return {}
+    flash = runner.path.stat().st_size
+    ram, source = runner.memory(runner.path)
+    return {"ram bytes": ram, "ram from": source,
+            "fits on": " ".join(n for n, b in micro.BOARDS.items() if b.fits(flash, ram)) or "-"}
 
 
 def bench(name: str, threads: int, rounds: int, budget_s: float, runtimes=RUNTIMES) -> list[dict]:
@@ -57,7 +68,8 @@ def bench(name: str, threads: int, rounds: int, budget_s: float, runtimes=RUNTIM
             for runtime, r in run.items():
                 rows.append({"model": name, "runtime": runtime, "format": fmt,
                              "file bytes": (r.path.stat().st_size if r.path else ME.state_dict_bytes(model.module)),
-                             "acc %": round(100 * r.score(data.test), 2), "version": r.version})
+                             "acc %": round(100 * r.score(data.test), 2), "version": r.version,
+                             **device_memory(r)})
             print(f"  {name} {fmt}: files written and scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             runners.append(run)
         times = ME.time_rounds(runners, runtimes, (1,), rounds, budget_s)

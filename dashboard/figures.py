@@ -17,7 +17,8 @@ AXES = {"size": ("ONNX file (KB, log scale)", 1 / 1024),
         "archive": ("compact archive (KB, log scale)", 1 / 1024),
         "latency": ("ONNX Runtime latency, batch 1 (ms, log scale)", 1.0),
         "torch_latency": ("PyTorch latency, batch 1 (ms, log scale)", 1.0),
-        "macs": ("multiply-accumulates per input (millions, log scale)", 1e-6)}
+        "macs": ("multiply-accumulates per input (millions, log scale)", 1e-6),
+        "ram": ("RAM: a microcontroller's tensor arena (KB, log scale)", 1 / 1024)}
 RUNTIME_NAMES = pareto.RUNTIME_NAMES  # one spelling of each runtime, shared with the CLI's messages
 RUNTIME_COLOURS = {"onnxruntime": "#2563eb", "executorch": "#dc2626", "litert": "#d97706", "pytorch": "#6b7280",
                    "onnxruntime-cuda": "#16a34a"}

@@ -197,6 +197,32 @@ def with_floor(p) -> None:
                    help="what to minimise above the floor (size = the runtime's file bytes)")
     p.add_argument("--max-latency-ms", type=float, help="batch-1 latency budget on --runtime, in ms, e.g. 2")
     p.add_argument("--max-bytes", type=float, help="file size budget on --runtime, in bytes, e.g. 500000")
-    p.add_argument("--runtime", default="onnxruntime", choices=list(pareto.RUNTIME_COLUMNS),
-                   help="the runtime the point ships on: its file's accuracy, bytes and latency are used")
+    p.add_argument("--board", help="a microcontroller board whose flash and RAM are the budgets (LiteRT): "
+                                   "nano33ble, pico, disco-f746, nucleo-f767, portenta-h7")
+    p.add_argument("--max-flash-kb", type=float, help="flash budget in KB (the .tflite file; LiteRT), e.g. 1024")
+    p.add_argument("--max-ram-kb", type=float, help="RAM budget in KB (the tensor arena; LiteRT), e.g. 256")
+    p.add_argument("--runtime", choices=list(pareto.RUNTIME_COLUMNS),
+                   help="the runtime the point ships on: its file's accuracy, bytes and latency are used (default "
+                        "onnxruntime; litert with a board or a flash or RAM budget)")
     judge_on(p)
+
+
+def device_budgets(args) -> tuple[float | None, float | None]:
+    """(file bytes budget, RAM bytes budget) from --max-bytes, --board, --max-flash-kb and --max-ram-kb (a limit
+    given wins over the board's); sets args.runtime, LiteRT when a microcontroller budget is given."""
+    from core.runtimes import micro
+
+    try:
+        board = micro.board(args.board) if args.board else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    flash_kb = args.max_flash_kb if args.max_flash_kb is not None else board and board.flash_kb
+    ram_kb = args.max_ram_kb if args.max_ram_kb is not None else board and board.ram_kb
+    device = flash_kb is not None or ram_kb is not None
+    if args.runtime is None:
+        args.runtime = "litert" if device else "onnxruntime"
+    elif device and args.runtime != "litert":
+        raise UsageError(f"A board's flash and RAM are judged on its LiteRT file; use --runtime litert, not "
+                         f"{args.runtime}.")
+    limits = [v for v in (args.max_bytes, flash_kb and flash_kb * 1024) if v is not None]
+    return (min(limits) if limits else None), (ram_kb * 1024 if ram_kb is not None else None)

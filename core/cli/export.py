@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from core.cli.common import UsageError, _epoch_progress, _find_point, _store, with_floor, with_store
+from core.cli.common import UsageError, _epoch_progress, _find_point, _store, device_budgets, with_floor, with_store
 from core.cli.runs import _pick
 
 
@@ -36,6 +36,7 @@ def cmd_export(args) -> None:
 
     store = _store(args, read_only=True)
     cfg = store.run_config(args.run)
+    device_budgets(args)  # the runtime the point ships on (LiteRT with a board's budgets)
     if args.point:
         point = _find_point(store, args.run, args.point)
     else:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from core.cli.common import _store, format_table, judge_on, with_floor, with_store
+from core.cli.common import _store, device_budgets, format_table, judge_on, with_floor, with_store
 from core.cli.sweep import print_layer_comparison
 from core.results import describe
 
@@ -86,7 +86,8 @@ def _show(df) -> str:
         **({"pte acc %": _num(r["pte_accuracy"], 100, 2), "pte KB": _num(r["pte_bytes"], 1 / 1024, 1),
             "et b1 ms": _num(r["et_b1_ms"])} if with_et else {}),
         **({"tflite acc %": _num(r["tflite_accuracy"], 100, 2), "tflite KB": _num(r["tflite_bytes"], 1 / 1024, 1),
-            "lrt b1 ms": _num(r["lrt_b1_ms"])} if with_lrt else {}),
+            "lrt b1 ms": _num(r["lrt_b1_ms"]), "ram KB": _num(r.get("tflite_ram_bytes"), 1 / 1024, 1)}
+           if with_lrt else {}),
         **({"busy": ", ".join(BUSY_SHORT[c] for c in busy if r.get(c) in (True,)) or "-"} if busy else {}),
     } for r in df.to_dict("records")])
 
@@ -136,12 +137,13 @@ def _pick(df, args):
     """The pick the floor, the budgets and the runtime of `args` ask for (shared by `pick` and `export`)."""
     from core.results import pareto
 
+    max_bytes, max_ram = device_budgets(args)
     view = pareto.on_runtime(df, args.runtime)
     measured = pareto.measured_on(view, args.runtime)  # a run that never ran there says so before any floor
     base = pareto.baseline_accuracy(measured, args.judge_on, args.runtime)  # on the split the floor is judged on
     floor = pareto.resolve_floor(base, args.floor, args.max_drop)
-    return pareto.pick(df, floor, args.objective, max_latency_ms=args.max_latency_ms, max_bytes=args.max_bytes,
-                       runtime=args.runtime, judge=args.judge_on)
+    return pareto.pick(df, floor, args.objective, max_latency_ms=args.max_latency_ms, max_bytes=max_bytes,
+                       runtime=args.runtime, judge=args.judge_on, max_ram_bytes=max_ram)
 
 
 def cmd_table(args) -> None:

@@ -224,6 +224,8 @@ def cmd_sweep(args) -> None:
         shown.close()
     print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
+    if cfg.measure.get("board"):
+        print(fits_line(store.table(cfg.run), cfg.measure["board"]))
     if result.search_seconds is not None:
         from core.engine import layerwise
 
@@ -239,6 +241,19 @@ def cmd_sweep(args) -> None:
         print(f"edgetrim: {result.failed} point(s) failed ({len(result.errors)} distinct cause(s) above); "
               f"`edgetrim table {result.run}` lists them, --verbose shows tracebacks.", file=sys.stderr)
         raise SystemExit(1)
+
+
+def fits_line(df, board_name: str) -> str:
+    """'fits on nano33ble (1,024 KB flash, 256 KB RAM): 5 of 7 points (RAM from tflite-micro)'."""
+    from core.runtimes import micro
+
+    b = micro.board(board_name)
+    ok = df[(df["status"] == "ok") & df["tflite_ram_bytes"].notna()]
+    fit = sum(b.fits(f, r) for f, r in zip(ok["tflite_bytes"], ok["tflite_ram_bytes"]))
+    sources = ", ".join(sorted(set(ok["tflite_ram_source"].dropna()))) or "not measured"
+    return (f"fits on {b.name} ({b.flash_kb:,} KB flash, {b.ram_kb:,} KB RAM): {fit} of {len(ok)} points with a "
+            f"LiteRT file (RAM from {sources}); `edgetrim pick {df['run'].iloc[0] if len(df) else 'RUN'} --board "
+            f"{b.name} --floor ...` picks among them")
 
 
 def print_layer_comparison(df, objective: str = "archive", judge: str = "val") -> None:

@@ -26,7 +26,9 @@ A sweep file (YAML or JSON, or the same as a dict):
       quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
     measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
-              runtimes: [onnxruntime, pytorch]}              # + executorch (.pte, XNNPACK), litert (.tflite), onnxruntime-cuda (a GPU)
+              runtimes: [onnxruntime, pytorch],              # + executorch (.pte, XNNPACK), litert (.tflite), onnxruntime-cuda (a GPU)
+              board: nano33ble}           # optional: a microcontroller (core.runtimes.micro.BOARDS); adds litert, whose
+                                          # file's flash and RAM are measured, and says which points fit on it
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
     # (accuracy is judged on the validation split; judge_on: test searches on the test split instead)
     # or a ratio and a width per layer, searched beside the grid of the axes (core.engine.layerwise):
@@ -58,7 +60,7 @@ TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "lottery", "qat_epochs", "quantize", "budget"}
 TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
-MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes"}
+MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes", "board"}
 MAX_POINTS = 5000
 PRUNE_IMPORTANCE = ("magnitude", "taylor", "hessian")
 PRUNE_KINDS = ("unstructured", "structured", "lottery")
@@ -158,6 +160,16 @@ def load_config(source: str | Path | dict) -> SweepConfig:
             measure = {**measure, "runtimes": list(check_runtimes(measure["runtimes"]))}
         except ValueError as e:
             raise SweepError(f"measure.runtimes: {e}") from None
+    if "board" in measure:
+        from core.runtimes import micro
+        from core.runtimes.measure import RUNTIMES
+
+        try:
+            micro.board(measure["board"])
+        except ValueError as e:
+            raise SweepError(f"measure.board: {e}") from None
+        runtimes = list(measure.get("runtimes") or RUNTIMES)
+        measure = {**measure, "runtimes": runtimes + ["litert"] * ("litert" not in runtimes)}
     budget = measure.get("budget_s", 0.1)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 60:
         raise SweepError(f"measure.budget_s must be a number of seconds in (0, 60], not {budget!r}.")

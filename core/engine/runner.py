@@ -116,6 +116,7 @@ def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], me
     (core.inputs.cancel) stops the group. `measure_opts['keep']`, a folder, keeps each point's files there
     (core.results.artefacts); `partial` hears each point's numbers as they come (core.runtimes.measure.measure)."""
     opts = dict(measure_opts)
+    opts.pop("board", None)  # what the points are judged against, not how they are measured
     keep = Folder(opts.pop("keep")) if opts.get("keep") else None
     prefixes: dict[str, M.LoadedModel] = {}
     for spec in specs:
@@ -152,8 +153,10 @@ def covers(point: Point | None, model: M.LoadedModel, measure_opts: dict) -> boo
     for r in ME.check_runtimes(measure_opts.get("runtimes") or ME.RUNTIMES):
         if ME.why_unavailable(r) or ME.why_not_on(r, model, point.spec.deploy):
             continue
-        if (r in ("executorch", "litert") and point.metrics.file(r) is None) or \
-                (measure_opts.get("latency", True) and point.metrics.latency_ms(r) is None):
+        file = point.metrics.file(r)
+        if (r in ("executorch", "litert") and file is None) or \
+                (measure_opts.get("latency", True) and point.metrics.latency_ms(r) is None) or \
+                (measure_opts.get("board") and r == "litert" and file.ram_bytes is None):
             return False
     return True
 

@@ -135,6 +135,19 @@ def kept_file_for(fmt: str, spec: S.Spec, kept: dict[str, Path]) -> Path | None:
     return kept.get(rt.kept_as) if measured_as and rt.kept_as else None
 
 
+def _device_memory(fmt: str, path: Path) -> dict:
+    """{'microcontroller': flash, RAM, how found, the boards it fits on} for a file whose runtime says its RAM
+    (LiteRT: core.runtimes.micro), else {}."""
+    from core.runtimes import micro
+
+    memory = runtime.get(FORMATS[fmt][0]).memory
+    if memory is None:
+        return {}
+    flash, (ram, source) = path.stat().st_size, memory(path)
+    return {"microcontroller": {"flash_bytes": flash, "ram_bytes": ram, "ram_from": source,
+                                "fits_on": [b.name for b in micro.BOARDS.values() if b.fits(flash, ram)]}}
+
+
 def _write_card(out: Path, card: dict) -> Path:
     """The model card beside `out` (`<file>.json`), put in place atomically like the file."""
     card_path = out.with_name(out.name + ".json")
@@ -236,6 +249,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         "latency_ms": {f"{l.runtime} batch {l.batch}": round(l.median_ms, 4) for l in point.metrics.latency},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "how_to_load": HOW_TO_LOAD[fmt.partition("-")[0]].replace("PATH", repr(out.name)),
+        **_device_memory(fmt, out),
     }
     card_path = _write_card(out, card)
     return ExportResult(out, card_path, score, stored, source)
@@ -300,6 +314,7 @@ def unpack(archive_path: str | Path, fmt: str, out: str | Path, data: DataSet, p
                          "checked": "within the tolerance" if lossless else
                                     f"not checked: {fmt} rounds the weights ({100 * (score - reference):+.2f} point)",
                          "tolerance": TOLERANCE if lossless else None},
-            "how_to_load": HOW_TO_LOAD[fmt.partition("-")[0]].replace("PATH", repr(out.name))}
+            "how_to_load": HOW_TO_LOAD[fmt.partition("-")[0]].replace("PATH", repr(out.name)),
+            **_device_memory(fmt, out)}
     card_path = _write_card(out, card)
     return Unpacked(out, card_path, score, reference, fmt in LOSSLESS)

@@ -27,6 +27,7 @@ OBJECTIVES = {
     "latency": ("ort_b1_ms", "min"),
     "torch_latency": ("torch_b1_ms", "min"),
     "macs": ("macs", "min"),
+    "ram": ("ram_bytes", "min"),
 }
 MINIMISED = tuple(o for o in OBJECTIVES if o != "accuracy")  # what a pick or a front's x axis can be
 # what a person reads for each objective, and how its values are written
@@ -37,6 +38,7 @@ OBJECTIVE_NAMES = {
     "latency": "ONNX Runtime latency (batch 1)",
     "torch_latency": "PyTorch latency (batch 1)",
     "macs": "compute (multiply-accumulates per input)",
+    "ram": "RAM (the tensor arena of a microcontroller)",
 }
 # why a point may have no value for an objective
 WHY_MISSING = {
@@ -44,20 +46,22 @@ WHY_MISSING = {
     "archive": "TorchScript and torch.export models have no compact archive",
     "latency": "latency is not timed in a sweep with measure: {latency: false}",
     "torch_latency": "not timed, or an int8 / fp16 file, which runs in ONNX Runtime only",
+    "ram": "RAM is measured for LiteRT files, what a microcontroller runs: sweep with measure: {runtimes: [litert]} "
+           "and pick with --runtime litert",
 }
 # what a runtime puts in the (accuracy, size, latency) columns: its own file's accuracy and bytes, its latency,
 # its file's validation accuracy (None: not recorded for that runtime) and whether its latency was timed busy
 RUNTIME_COLUMNS = {
     "onnxruntime": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "ort_b1_ms",
-                    "val_accuracy": "val_accuracy", "ort_b1_busy": "ort_b1_busy"},
+                    "val_accuracy": "val_accuracy", "ort_b1_busy": "ort_b1_busy", "ram_bytes": None},
     "executorch": {"accuracy": "pte_accuracy", "onnx_bytes": "pte_bytes", "ort_b1_ms": "et_b1_ms",
-                   "val_accuracy": "pte_val_accuracy", "ort_b1_busy": "et_b1_busy"},
+                   "val_accuracy": "pte_val_accuracy", "ort_b1_busy": "et_b1_busy", "ram_bytes": None},
     "litert": {"accuracy": "tflite_accuracy", "onnx_bytes": "tflite_bytes", "ort_b1_ms": "lrt_b1_ms",
-               "val_accuracy": "tflite_val_accuracy", "ort_b1_busy": "lrt_b1_busy"},
+               "val_accuracy": "tflite_val_accuracy", "ort_b1_busy": "lrt_b1_busy", "ram_bytes": "tflite_ram_bytes"},
     "pytorch": {"accuracy": "torch_accuracy", "onnx_bytes": "state_dict_bytes", "ort_b1_ms": "torch_b1_ms",
-                "val_accuracy": None, "ort_b1_busy": "torch_b1_busy"},
+                "val_accuracy": None, "ort_b1_busy": "torch_b1_busy", "ram_bytes": None},
     "onnxruntime-cuda": {"accuracy": "accuracy", "onnx_bytes": "onnx_bytes", "ort_b1_ms": "cuda_b1_ms",
-                         "val_accuracy": "val_accuracy", "ort_b1_busy": "cuda_b1_busy"},
+                         "val_accuracy": "val_accuracy", "ort_b1_busy": "cuda_b1_busy", "ram_bytes": None},
 }
 # the split a floor is judged on -> its accuracy column, and what a person reads for it
 JUDGES = ("val", "test")
@@ -80,7 +84,7 @@ def value_text(objective: str, value) -> str:
     if objective == "macs":
         return "n/a" if value is None or value != value else f"{describe.count(value)} MACs"
     return {"accuracy": describe.pct, "size": describe.size, "archive": describe.size, "latency": describe.ms,
-            "torch_latency": describe.ms}[objective](value)
+            "torch_latency": describe.ms, "ram": describe.size}[objective](value)
 
 
 def on_runtime(df: pd.DataFrame, runtime: str = "onnxruntime") -> pd.DataFrame:
@@ -90,7 +94,7 @@ def on_runtime(df: pd.DataFrame, runtime: str = "onnxruntime") -> pd.DataFrame:
         raise PickError(f"The runtime is one of {', '.join(RUNTIME_COLUMNS)}, not {runtime!r}.")
     if runtime == "onnxruntime" or df.empty:
         return df
-    unrecorded = {"val_accuracy": None, "ort_b1_busy": False}  # never ONNX Runtime's value in their place
+    unrecorded = {"val_accuracy": None, "ort_b1_busy": False, "ram_bytes": None}  # never another's in their place
     return df.assign(**{**unrecorded, **{dst: df[src] for dst, src in RUNTIME_COLUMNS[runtime].items() if src in df}})
 
 
@@ -242,10 +246,27 @@ def _over(row, budgets: dict[str, float]) -> float:
     return max([0.0] + [row[col] / limit - 1 for col, limit in budgets.items()])
 
 
+BUDGETS = {"ort_b1_ms": "latency", "onnx_bytes": "size", "ram_bytes": "RAM"}  # a budget's column -> its name
+
+
 def _budget_text(col: str, value: float, limit: float, runtime: str) -> str:
+    """'LiteRT latency 0.21 ms against a budget of 0.1 ms, 0.11 ms (110 %) over'."""
+    over = f"({100 * (value / limit - 1):.0f} %) over"
     if col == "ort_b1_ms":
-        return f"{RUNTIME_NAMES[runtime]} latency {value:.3g} ms against a budget of {limit:.3g} ms"
-    return f"{RUNTIME_FILES[runtime]} {value:,.0f} bytes against a budget of {limit:,.0f} bytes"
+        return f"{RUNTIME_NAMES[runtime]} latency {value:.3g} ms against a budget of {limit:.3g} ms, " \
+               f"{value - limit:.3g} ms {over}"
+    if col == "ram_bytes":
+        return f"RAM (tensor arena) {value / 1024:,.1f} KB against {limit / 1024:,.0f} KB, " \
+               f"{(value - limit) / 1024:,.1f} KB {over}"
+    return f"{RUNTIME_FILES[runtime]} {value:,.0f} bytes against a budget of {limit:,.0f} bytes, " \
+           f"{value - limit:,.0f} bytes {over}"
+
+
+def _within_text(col: str, limit: float, runtime: str) -> str:
+    """'2 ms', '256 KB of RAM', '1,024 KB of flash' (a LiteRT file is what a microcontroller's flash holds)."""
+    if col == "onnx_bytes":
+        return f"{limit / 1024:,.0f} KB of flash" if runtime == "litert" else f"{limit:,.0f} bytes"
+    return f"{limit:g} ms" if col == "ort_b1_ms" else f"{limit / 1024:,.0f} KB of RAM"
 
 
 def measured_on(view: pd.DataFrame, runtime: str) -> pd.DataFrame:
@@ -265,18 +286,22 @@ def _accuracies(row, split: str) -> str:
 
 
 def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms: float | None = None,
-         max_bytes: float | None = None, runtime: str = "onnxruntime", judge: str = "val") -> Pick:
-    """The best point by `objective` with accuracy >= floor and within the budgets (batch-1 latency, file bytes),
-    all on `runtime` (its file's accuracy, bytes and latency). The floor is judged on `judge`'s split (validation
+         max_bytes: float | None = None, runtime: str = "onnxruntime", judge: str = "val",
+         max_ram_bytes: float | None = None) -> Pick:
+    """The best point by `objective` with accuracy >= floor and within the budgets (batch-1 latency, file bytes
+    (a microcontroller's flash, on LiteRT), RAM (LiteRT's tensor arena)), all on `runtime` (its file's accuracy,
+    bytes and latency). The floor is judged on `judge`'s split (validation
     by default: see `judged_split`); the test accuracy is reported beside it. Latencies timed on a busy machine
     are left out of latency picks and budgets, and counted. Nothing at the floor: the most accurate point, said
     plainly. Nothing at the floor within the budgets: the point at the floor that misses them least, and by how
     much."""
     if objective not in MINIMISED:
         raise PickError(f"Pick by one of {', '.join(MINIMISED)}, not {objective!r}.")
-    for name, limit in (("latency", max_latency_ms), ("size", max_bytes)):
+    for name, limit in (("latency", max_latency_ms), ("size", max_bytes), ("RAM", max_ram_bytes)):
         if limit is not None and not 0 < limit < float("inf"):
             raise PickError(f"A {name} budget is a positive number, not {limit}.")
+    if (max_ram_bytes is not None or objective == "ram") and RUNTIME_COLUMNS.get(runtime, {}).get("ram_bytes") is None:
+        raise PickError(f"{WHY_MISSING['ram']}.")
     view = on_runtime(df, runtime)
     col, _ = OBJECTIVES[objective]
     name = objective_name(objective, runtime)
@@ -285,9 +310,13 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
     split, note = judged_split(measured, judge, runtime)
     measured = judged(measured, split)
     on = f" on {SPLIT_NAMES[split]}"  # what a floor is compared with
-    budgets = {c: v for c, v in (("ort_b1_ms", max_latency_ms), ("onnx_bytes", max_bytes)) if v is not None}
+    budgets = {c: v for c, v in (("ort_b1_ms", max_latency_ms), ("onnx_bytes", max_bytes), ("ram_bytes", max_ram_bytes))
+               if v is not None}
     ok = measured.dropna(subset=[col, *budgets])
     if ok.empty:
+        if "ram_bytes" in budgets and objective != "ram" and measured["ram_bytes"].isna().all():
+            raise PickError(f"No point of the run has a RAM figure{where} (LiteRT files measured before edgetrim "
+                            "recorded it, or not measured on LiteRT): sweep again with measure: {runtimes: [litert]}.")
         missing = "a latency" if "ort_b1_ms" in budgets else f"a {name}"
         raise PickError(f"No point of the run has {missing}{where} ({WHY_MISSING.get(objective, 'not measured')}); "
                         "pick by another measure.")
@@ -310,9 +339,7 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
     if within.empty:
         nearest = above.assign(_over=above.apply(_over, axis=1, budgets=budgets)).sort_values(["_over", col])
         best = nearest.iloc[0]
-        misses = [f"{_budget_text(c, best[c], v, runtime)}, "
-                  + (f"{best[c] - v:.3g} ms" if c == "ort_b1_ms" else f"{best[c] - v:,.0f} bytes")
-                  + f" ({100 * (best[c] / v - 1):.0f} %) over" for c, v in budgets.items() if best[c] > v]
+        misses = [_budget_text(c, best[c], v, runtime) for c, v in budgets.items() if best[c] > v]
         return Pick(best.drop("_over").to_dict(), True, floor,
                     f"No point{where} at the floor of {100 * floor:.2f} %{on} meets the budget; the closest is "
                     f"{best['label']} at {_accuracies(best, split)}: {'; '.join(misses)}.",
@@ -323,8 +350,7 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
                 f"({WHY_MISSING.get(objective, 'not measured')})." if missing else "")
     if n_busy:
         left_out += f" Left out: {n_busy} point(s) whose latency{where} was timed on a busy machine."
-    within_note = (" within " + " and ".join(f"{v:g} ms" if c == "ort_b1_ms" else f"{v:,.0f} bytes"
-                                             for c, v in budgets.items())) if budgets else ""
+    within_note = (" within " + " and ".join(_within_text(c, v, runtime) for c, v in budgets.items())) if budgets else ""
     reported = "" if split == "test" else f", {100 * best['accuracy']:.2f} % on the test split"
     return Pick(best.to_dict(), True, floor,
                 f"{best['label']}{where}: {100 * best['judged_accuracy']:.2f} % on {SPLIT_NAMES[split]} (floor "

@@ -253,7 +253,14 @@ def time_file(loaded: Loaded, input_shape: tuple[int, ...], batch: int, threads:
     return timing.latency(RUNTIME_NAME, lambda: loaded.run(x), batch, threads, budget_s)
 
 
+def device_ram(path: str | Path) -> tuple[int, str]:
+    """The tensor arena a microcontroller needs for this file (core.runtimes.micro), and how it was found."""
+    from core.runtimes import micro
+
+    return micro.memory(path)[1:]
+
+
 RUNTIME = Runtime(name="litert", package="ai-edge-litert", suffix=".tflite", kept_as="tflite", measures_file=True,
                   version=version, why_unavailable=why_unavailable,
                   why_not=lambda model, deploy: why_not_model(model, deploy) or supports(deploy),
-                  write=write_tflite, load=load, score=accuracy, time=time_file)
+                  write=write_tflite, load=load, score=accuracy, time=time_file, memory=device_ram)

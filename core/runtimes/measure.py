@@ -44,6 +44,8 @@ class DeployedFile:
     accuracy: float
     version: str
     val_accuracy: float | None = None  # on the validation split: what floors and picks judge (None before 0.3)
+    ram_bytes: int | None = None       # the RAM a device needs to run it (LiteRT: TFLM's tensor arena); its flash
+    ram_source: str | None = None      # is `bytes`. How the RAM was found: 'tflite-micro' or 'planner'
 
 
 @dataclass(frozen=True)
@@ -187,11 +189,12 @@ class _Runner:
     score: object      # split -> accuracy
     time: object       # (batch, budget_s) -> Latency
     version: str = ""
+    memory: object = None  # path -> (RAM bytes, how found), for a runtime that says it (LiteRT: a microcontroller)
 
 
 def _runner(rt: runtime_.Runtime, loaded, path: Path | None, shape: tuple[int, ...], threads: int) -> _Runner:
     return _Runner(rt.name, path, functools.partial(rt.score, loaded),
-                   lambda b, budget: rt.time(loaded, shape, b, threads, budget), rt.version())
+                   lambda b, budget: rt.time(loaded, shape, b, threads, budget), rt.version(), rt.memory)
 
 
 def open_runners(model: LoadedModel, deploy, runtimes, threads: int, folder: Path, calibration,
@@ -442,6 +445,8 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
 
 
 def _scored(runner: _Runner, data: DataSet) -> DeployedFile:
-    """One runtime's file, scored on the test split (reported) and the validation split (what picks judge)."""
+    """One runtime's file, scored on the test split (reported) and the validation split (what picks judge), with
+    the RAM a device needs for it where its runtime says."""
+    ram, source = runner.memory(runner.path) if runner.memory else (None, None)
     return DeployedFile(runner.runtime, os.path.getsize(runner.path), runner.score(data.test), runner.version,
-                        runner.score(data.val))
+                        runner.score(data.val), ram, source)

@@ -33,6 +33,7 @@ class Runtime:
     load: Callable[[Any, int | None], Any]                # (path, or the LoadedModel when not measures_file; threads)
     score: Callable[[Any, Any], float]                    # (loaded, split) -> top-1 accuracy
     time: Callable[[Any, tuple, int, int, float], Latency]  # (loaded, input shape, batch, threads, budget_s)
+    memory: Callable[[Path], tuple[int, str]] | None = None  # file -> (RAM bytes a device needs, how found)
 
     def runs(self, model, deploy) -> str | None:
         """None when this model in this format runs here, else why not (installed first, then the model)."""

@@ -17,12 +17,14 @@ from core.methods import spec as S
 from core.methods.prune import UnstructuredPrune
 from core.results import pareto
 from core.runtimes import measure as ME
+from core.runtimes import micro
 from dashboard import cache, figures, fmt, progress, state
 
 # objective (core's name) -> what a person reads (size and latency are the chosen runtime's: see _x_names)
 X_NAMES = {o: pareto.OBJECTIVE_NAMES[o][0].upper() + pareto.OBJECTIVE_NAMES[o][1:]
-           for o in ("archive", "size", "latency", "torch_latency", "macs")}  # core's names, archive first
+           for o in ("archive", "size", "latency", "torch_latency", "macs", "ram")}  # core's names, archive first
 NO_BUDGET = "no budget"
+OWN_LIMITS = "my own limits"
 JUDGE_NAMES = {"val": "Validation split", "test": "Test split"}
 
 
@@ -40,9 +42,60 @@ def _budget_steps(values: pd.Series) -> list[float]:
     inside = [v for v in steps if lo / 1.5 <= v <= hi * 1.5]
     return inside or [round(hi, 4)]
 BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
-        "macs": "the least compute"}
+        "macs": "the least compute", "ram": "the least RAM"}
 GAIN = {"archive": ("smaller", "larger"), "size": ("smaller", "larger"), "latency": ("faster", "slower"),
-        "torch_latency": ("faster", "slower"), "macs": ("less compute", "more compute")}
+        "torch_latency": ("faster", "slower"), "macs": ("less compute", "more compute"), "ram": ("less RAM", "more RAM")}
+
+
+def _kb_steps(values: pd.Series, limits: list[int]) -> list[float]:
+    """Budgets in KB a slider offers: 1-2-5 steps around the points' `values` (bytes), and every board's
+    `limits` (KB), so that choosing a board sets the slider to its figure."""
+    kb = values.dropna() / 1024
+    lo, hi = (float(kb.min()), float(kb.max())) if len(kb) else (min(limits), max(limits))
+    steps = [float(f"{m * 10.0 ** e:.3g}") for e in range(0, 6) for m in (1, 1.5, 2, 3, 4, 5, 7)]
+    return sorted({v for v in steps if lo / 1.5 <= v <= hi * 1.5} | {float(v) for v in limits})
+
+
+def _board_chosen() -> None:
+    """A board puts its flash and RAM into the two budgets (a person can move on from them)."""
+    board = micro.BOARDS.get(state.get("tradeoffs.board"))
+    if board is not None:
+        state.put("tradeoffs.flash_kb", float(board.flash_kb))
+        state.put("tradeoffs.ram_kb", float(board.ram_kb))
+
+
+def _limits_moved() -> None:
+    """A budget moved off the board's figures: the limits are the person's own now."""
+    board = micro.BOARDS.get(state.get("tradeoffs.board"))
+    if board is not None and (state.get("tradeoffs.flash_kb"), state.get("tradeoffs.ram_kb")) != \
+            (board.flash_kb, board.ram_kb):
+        state.put("tradeoffs.board", OWN_LIMITS)
+
+
+def _device_budgets(view: pd.DataFrame) -> tuple[float | None, float | None]:
+    """A microcontroller's budgets on LiteRT: a board, or flash and RAM limits of one's own (KB; None: none)."""
+    d1, d2, d3 = st.columns([2, 1, 1])
+    board_text = {n: f"{n}: {b.flash_kb:,} KB flash, {b.ram_kb:,} KB RAM ({b.chip.split(':')[0]})"
+                  for n, b in micro.BOARDS.items()}
+    state.widget(d1.selectbox, "Microcontroller", key="tradeoffs.board", default=OWN_LIMITS,
+                 options=[OWN_LIMITS, *micro.BOARDS], format_func=lambda n: board_text.get(n, n),
+                 on_change=_board_chosen,
+                 help="A board's flash (the .tflite file) and RAM (the tensor arena TFLite Micro allocates) become "
+                      "the budgets; the runtime's code and your application need some of each on top.")
+    kb = lambda v: v if v == NO_BUDGET else f"{v:,g} KB"  # noqa: E731
+    flash_steps = _kb_steps(view["onnx_bytes"], [b.flash_kb for b in micro.BOARDS.values()])
+    flash = state.widget(d2.select_slider, "Flash budget", key="tradeoffs.flash_kb", default=NO_BUDGET,
+                         options=flash_steps + [NO_BUDGET], format_func=kb, on_change=_limits_moved,
+                         valid=lambda v: v == NO_BUDGET or v in flash_steps,
+                         help="The most flash the .tflite file may take (it is linked into flash as it is).")
+    ram_steps = _kb_steps(view["ram_bytes"], [b.ram_kb for b in micro.BOARDS.values()])
+    ram = state.widget(d3.select_slider, "RAM budget", key="tradeoffs.ram_kb", default=NO_BUDGET,
+                       options=ram_steps + [NO_BUDGET], format_func=kb, on_change=_limits_moved,
+                       valid=lambda v: v == NO_BUDGET or v in ram_steps,
+                       help="The most RAM the tensor arena may take: "
+                            + ("measured by TFLite Micro's own interpreter" if micro.memory_source() == "tflite-micro"
+                               else "planned from the graph (a lower bound: tflite-micro is not installed)") + ".")
+    return (None if flash == NO_BUDGET else float(flash)), (None if ram == NO_BUDGET else float(ram))
 
 
 def _versus(factor: float, objective: str) -> str:
@@ -157,7 +210,8 @@ def _accuracy(row: dict, split: str) -> str:
     return judged if split == "test" else f"{judged}, {fmt.pct(row['accuracy'])} on the test split"
 
 
-def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None, budget: float | None) -> str:
+def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None, budget: float | None,
+             device: str = "") -> str:
     row, floor, runtime, split = choice.row, choice.floor, choice.runtime, choice.judge
     base = f", baseline {fmt.pct(base_acc)}" if base_acc is not None else ""
     on = "" if runtime == "onnxruntime" else f" on {figures.RUNTIME_NAMES[runtime]}"
@@ -167,13 +221,16 @@ def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None
         return (f"No point of {run_name(run)} reaches the floor of {100 * floor:.1f} % on "
                 f"{pareto.SPLIT_NAMES[split]}{on}{base}; the closest is {row['label']} at {_accuracy(row, split)}."
                 f"{busy}")
+    if not choice.met_budget and (device or budget is None):
+        return choice.message  # core's sentence: the closest point, and by how much it misses flash or RAM
     if not choice.met_budget:
         over = row["ort_b1_ms"] - budget
         return (f"No point of {run_name(run)} at the floor of {100 * floor:.1f} % runs within {_ms(budget)}"
                 f"{on}. The closest is **{row['label']}** at {_ms(row['ort_b1_ms'])}, {_ms(over)} "
                 f"({100 * over / budget:.0f} %) over the budget, {_accuracy(row, split)}.{busy}")
     value = figures.human(pick_by, row[pareto.OBJECTIVES[pick_by][0]])
-    within = f", within {_ms(budget)}" if budget is not None else ""
+    within = ", within " + " and ".join(([_ms(budget)] if budget is not None else []) + ([device] if device else [])) \
+        if budget is not None or device else ""
     return (f"Recommended in {run_name(run)}{on}: **{row['label']}**, {fmt.pct(row['judged_accuracy'])} on "
             f"{pareto.SPLIT_NAMES[split]} (floor {100 * floor:.1f} %{base}{within})"
             + ("" if split == "test" else f", {fmt.pct(row['accuracy'])} on the test split")
@@ -195,9 +252,12 @@ def _human_marked(objective: str, df: pd.DataFrame) -> list[str]:
 
 def _front_table(ok: pd.DataFrame, objective: str, runtime: str, split: str) -> pd.DataFrame:
     fr = pareto.front(ok, ["accuracy", objective], by="family", judge=split)
+    fits = {} if fr["ram_bytes"].isna().all() else {"Fits on": [
+        ", ".join(n for n, b in micro.BOARDS.items() if b.fits(f, r)) or "none of the boards"
+        for f, r in zip(fr["onnx_bytes"], fr["ram_bytes"])]}
     return pd.DataFrame({"Run": fr["run"].map(run_name), "Family": fr["family"], "Point": fr["label"],
                          **_accuracy_columns(fr, split),
-                         _x_names(runtime)[objective]: _human_marked(objective, fr),
+                         _x_names(runtime)[objective]: _human_marked(objective, fr), **fits,
                          "Notes": fr["notes"]})
 
 
@@ -301,10 +361,15 @@ def main() -> None:
         budget = None if choice_ms == NO_BUDGET else float(choice_ms)
     else:
         r2.caption(f"No point was timed on {figures.RUNTIME_NAMES[runtime]}: no latency budget.")
+    has_ram = view["ram_bytes"].notna().any()  # LiteRT files, whose flash and RAM a microcontroller judges
+    flash_kb, ram_kb = _device_budgets(view) if has_ram else (None, None)
+    device = " and ".join(t for t in (flash_kb and f"{flash_kb:,g} KB of flash", ram_kb and f"{ram_kb:,g} KB of RAM")
+                          if t)
+    x_options = [o for o in X_NAMES if o != "ram" or has_ram]
     c1, c2, c3 = st.columns(3)
     # the compact archive, where points spread most; a run of TorchScript / .pt2 graphs has none: its file instead
     default_x = "archive" if view["archive_bytes"].notna().any() else "size"
-    objective = state.widget(c1.selectbox, "x axis", key="tradeoffs.x", default=default_x, options=list(X_NAMES),
+    objective = state.widget(c1.selectbox, "x axis", key="tradeoffs.x", default=default_x, options=x_options,
                              format_func=x_names.get, on_change=_x_changed,
                              help="What each point costs. The compact archive is the smallest file a point can be "
                                   "shipped as (packed low-bit codes, sparse masks); the runtime's file is what it "
@@ -319,20 +384,21 @@ def main() -> None:
                                   "one point below the baseline. The range spans the measured points, at most "
                                   f"{FLOOR_SPAN:.0f} points below the best one.")
     pick_by = state.widget(c3.selectbox, "Recommend the best by", key="tradeoffs.pick_by", default=objective,
-                           options=list(X_NAMES), format_func=x_names.get, on_change=_pick_changed,
+                           options=x_options, format_func=x_names.get, on_change=_pick_changed,
                            help="Among the points at or above the floor, the recommended one is the smallest or "
                                 "fastest by this measure. It follows the x axis unless you choose another here.")
     floor = floor_pct / 100
     first = ok[ok["run"] == runs[0]]
     _retime_button(runs[0], pareto.busy_count(pareto.on_runtime(first, runtime), ["latency"]))
     try:
-        choice = pareto.pick(first, floor, pick_by, max_latency_ms=budget, runtime=runtime, judge=split)
+        choice = pareto.pick(first, floor, pick_by, max_latency_ms=budget, runtime=runtime, judge=split,
+                             max_bytes=flash_kb and flash_kb * 1024, max_ram_bytes=ram_kb and ram_kb * 1024)
     except ValueError as e:
         where = f" from {run_name(runs[0])}, the first run chosen" if len(runs) > 1 else ""
         st.warning(f"No recommendation{where} by {x_names[pick_by].lower()}: {fmt.one_sentence(e)}")
         return
     (st.success if choice.met_floor and choice.met_budget else st.warning)(
-        _message(choice, runs[0], pick_by, base_acc, budget))
+        _message(choice, runs[0], pick_by, base_acc, budget, device))
     state.put("export.runtime", runtime if runtime in ("onnxruntime", "executorch", "litert") else "onnxruntime")
     recommended = choice.row["key"]
     accs = (lambda r: fmt.pct(r["accuracy"])) if split == "test" else \
@@ -341,14 +407,17 @@ def main() -> None:
                         f"{figures.human(objective, r[pareto.OBJECTIVES[objective][0]])} · {run_name(r['run'])}"
               for r in view.to_dict("records")}
     chosen = _selection(recommended, set(labels))
-    outside = set(latencies.index[latencies > budget].map(view["key"])) if budget is not None else set()
+    limits = {"ort_b1_ms": budget, "onnx_bytes": flash_kb and flash_kb * 1024, "ram_bytes": ram_kb and ram_kb * 1024}
+    outside = {k for col, limit in limits.items() if limit is not None
+               for k in view.loc[view[col] > limit, "key"]}
+    x_budget = {"latency": budget, "size": limits["onnx_bytes"], "ram": limits["ram_bytes"]}.get(objective)
     fig = figures.tradeoff(view.assign(run=view["run"].map(run_name)), objective, floor, recommended, chosen,
-                           runtime=runtime, x_budget=budget if objective == "latency" else None, outside=outside,
-                           judge=split)
+                           runtime=runtime, x_budget=x_budget, outside=outside, judge=split)
     st.plotly_chart(fig, key="tradeoff_chart", on_select=_chart_selected, selection_mode="points")
+    over = " and ".join(([f"the {_ms(budget)} latency budget"] if budget else []) + ([device] if device else []))
     st.caption(("The green region: at or above the floor" +
-                (f" and within {_ms(budget)}" if budget and objective == "latency" else "") +
-                (f". Faded points are over the {_ms(budget)} latency budget. " if budget else ". ")) +
+                (f" and within {figures.human(objective, x_budget)}" if x_budget else "") +
+                (f". Faded points are over {over}. " if over else ". ")) +
                ("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
                 "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports."))
     s1, s2 = st.columns([4, 1])

@@ -71,29 +71,39 @@ def test_graphs_litert_cannot_convert_are_refused_in_one_sentence(lenet5, tmp_pa
     assert ME.why_not_on("litert", graph, None) is None and ME.why_not_on("litert", graph, deploy.Int4()) is None
 
 
-def test_a_sweep_on_litert_is_picked_and_exported_as_a_tflite(tmp_path):
-    """The whole job on LiteRT: a sweep measured there (file, accuracy, latency, kept file), a pick under a floor
-    from the CLI, and that point exported as a .tflite that reloads, re-scores within 0.3 point of the stored
-    point, and names its runtime on its card."""
+def test_a_sweep_for_a_board_is_picked_under_flash_and_ram_and_exported_as_a_tflite(tmp_path, capsys):
+    """The whole job on LiteRT for a microcontroller: a sweep on ONNX Runtime, ExecuTorch and LiteRT for a board
+    (file, accuracy, latency, flash and RAM, kept file), a pick under a floor and the board's flash and RAM, one
+    under a RAM budget nothing meets (the closest named, by how much), and the pick exported as a .tflite that
+    reloads, re-scores within the tolerance of the stored point, and names its runtime and memory on its card."""
     from core.cli import main
     from core.results.store import Store
+    from core.runtimes import micro
 
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text("run: lrt\nmodel: lenet5\ndata: digits\naxes: {deploy: [fp32, int8]}\n"
-                     "measure: {runtimes: [onnxruntime, litert], threads: 1, budget_s: 0.02}\n")
+                     "measure: {runtimes: [onnxruntime, executorch], threads: 1, budget_s: 0.02, board: nano33ble}\n")
     store = str(tmp_path / "s.sqlite")
     assert main(["sweep", str(sweep), "--store", store]) == 0
+    assert "fits on nano33ble (1,024 KB flash, 256 KB RAM): 2 of 2 points" in capsys.readouterr().out
     s = Store(store)
     points = s.points("lrt")
     assert all(p.metrics.file("litert") and p.metrics.latency_ms("litert", 1) for p in points)
-    assert all("tflite" in s.artefacts(p.key) for p in points)  # kept beside the store, as .pte and .onnx are
+    assert all({"tflite", "pte"} <= set(s.artefacts(p.key)) for p in points)  # kept beside the store
     df = s.table("lrt")
     assert df["tflite_bytes"].notna().all() and df["lrt_b1_ms"].notna().all()
-    assert pareto.runtimes_in(df) == ["onnxruntime", "litert"]
+    assert (df["tflite_ram_bytes"] > 0).all() and set(df["tflite_ram_source"]) == {micro.memory_source()}
+    assert pareto.runtimes_in(df) == ["onnxruntime", "executorch", "litert"]
+    int8 = df[df["label"].str.contains("int8")].iloc[0]
     s.close()
-    assert main(["pick", "lrt", "--store", store, "--floor", "0.9", "--runtime", "litert"]) == 0  # the int8 file
+    assert main(["pick", "lrt", "--store", store, "--floor", "0.9", "--board", "nano33ble"]) == 0
+    assert "int8" in capsys.readouterr().out  # the smallest LiteRT file within the board's flash and RAM
+    tight = int8["tflite_ram_bytes"] / 1024 * 0.9
+    assert main(["pick", "lrt", "--store", store, "--floor", "0.9", "--max-ram-kb", f"{tight:.2f}"]) == 1
+    said = capsys.readouterr().out
+    assert "meets the budget; the closest is" in said and "(11 %) over" in said
     out = tmp_path / "out"
-    assert main(["export", "lrt", "--store", store, "--floor", "0.9", "--runtime", "litert", "-o", f"{out}/"]) == 0
+    assert main(["export", "lrt", "--store", store, "--floor", "0.9", "--board", "nano33ble", "-o", f"{out}/"]) == 0
     baseline = next(p.key for p in points if p.spec.deploy is None)
     assert main(["export", "lrt", baseline[:10], "--store", store, "--runtime", "litert", "--format", "tflite",
                  "-o", f"{out}/"]) == 0
@@ -106,3 +116,6 @@ def test_a_sweep_on_litert_is_picked_and_exported_as_a_tflite(tmp_path):
         assert card["accuracy"]["checked_against"] == "the stored litert file" and card["made_from"] == "kept"
         assert abs(card["accuracy"]["reloaded_from_file"] - card["accuracy"]["stored_point"]) <= export.TOLERANCE
         assert "Interpreter(model_path=" in card["how_to_load"]
+        flash, ram, source = micro.memory(tflite)
+        assert card["microcontroller"] == {"flash_bytes": flash, "ram_bytes": ram, "ram_from": source,
+                                           "fits_on": [b.name for b in micro.BOARDS.values() if b.fits(flash, ram)]}

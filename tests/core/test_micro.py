@@ -1,0 +1,65 @@
+"""Microcontrollers: a .tflite file's flash and RAM (TFLM's arena where tflite-micro runs, else a greedy plan),
+the boards, and picks under a flash and RAM budget."""
+import pandas as pd
+import pytest
+
+from core.results import pareto
+from core.runtimes import micro
+
+
+def test_the_greedy_plan_reuses_memory_of_tensors_no_longer_alive():
+    # a chain a -> b -> c: a and c never live together, so c reuses a's bytes; b sits beside both
+    assert micro.greedy_plan([(100, 0, 1), (50, 1, 2), (100, 2, 3)]) == 150
+    # all alive at once: the sum
+    assert micro.greedy_plan([(100, 0, 3), (50, 0, 3), (30, 0, 3)]) == 180
+    # a small buffer fits in the gap a freed one leaves below a live one
+    assert micro.greedy_plan([(64, 0, 1), (128, 0, 5), (32, 2, 3)]) == 192
+    assert micro.greedy_plan([]) == 0
+
+
+def test_boards_are_named_with_their_limits_and_an_unknown_one_is_said():
+    b = micro.board("nano33ble")
+    assert (b.flash_kb, b.ram_kb) == (1024, 256) and "nRF52840" in b.chip
+    assert b.fits(1024 * 1024, 256 * 1024) and not b.fits(1024 * 1024 + 1, 1) and not b.fits(10, None)
+    with pytest.raises(ValueError, match="'esp99' is not a board edgetrim knows; boards are nano33ble, pico"):
+        micro.board("esp99")
+
+
+ROWS = [  # key, family, val accuracy, tflite bytes (flash), arena bytes (RAM)
+    ("base", "baseline", 0.99, 700_000, 300_000),
+    ("p50", "pruning", 0.985, 400_000, 280_000),
+    ("int8", "quantization", 0.985, 180_000, 90_000),
+    ("int8-small", "quantization", 0.95, 60_000, 40_000),
+]
+
+
+@pytest.fixture
+def lite():
+    return pd.DataFrame([{"key": k, "family": f, "label": k, "status": "ok", "accuracy": a, "val_accuracy": a,
+                          "onnx_bytes": 1, "tflite_accuracy": a, "tflite_val_accuracy": a, "tflite_bytes": fl,
+                          "tflite_ram_bytes": ram, "ram_bytes": None} for k, f, a, fl, ram in ROWS])
+
+
+def test_a_pick_under_flash_and_ram_budgets_on_litert(lite):
+    choice = pareto.pick(lite, 0.98, "size", runtime="litert", max_bytes=1024 * 1024, max_ram_bytes=256 * 1024)
+    assert choice.row["key"] == "int8" and choice.met_budget
+    assert "within 1,024 KB of flash and 256 KB of RAM" in choice.message
+    smallest_ram = pareto.pick(lite, 0.98, "ram", runtime="litert")
+    assert smallest_ram.row["key"] == "int8" and "RAM" in smallest_ram.message
+
+
+def test_the_closest_point_that_misses_ram_is_named_with_how_much(lite):
+    choice = pareto.pick(lite.drop(index=2), 0.98, "size", runtime="litert", max_ram_bytes=256 * 1024)
+    assert choice.met_floor and not choice.met_budget and choice.row["key"] == "p50"
+    # 280,000 bytes = 273.4 KB against 256 KB: 17.4 KB (7 %) over
+    assert "the closest is p50" in choice.message
+    assert "RAM (tensor arena) 273.4 KB against 256 KB, 17.4 KB (7 %) over" in choice.message
+
+
+def test_ram_is_only_judged_on_litert(lite):
+    with pytest.raises(pareto.PickError, match="RAM is measured for LiteRT files"):
+        pareto.pick(lite, 0.98, "size", runtime="onnxruntime", max_ram_bytes=1000)
+    with pytest.raises(pareto.PickError, match="RAM budget is a positive number"):
+        pareto.pick(lite, 0.98, "size", runtime="litert", max_ram_bytes=-1)
+    with pytest.raises(pareto.PickError, match="No point of the run has a RAM figure on LiteRT"):
+        pareto.pick(lite.assign(tflite_ram_bytes=None), 0.98, "size", runtime="litert", max_ram_bytes=1000)
