@@ -52,7 +52,7 @@ def device_memory(runner) -> dict:
     flash = runner.path.stat().st_size
     ram, source = runner.memory(runner.path)
     return {"ram bytes": ram, "ram from": source,
-            "fits on": " ".join(n for n, b in micro.BOARDS.items() if b.fits(flash, ram)) or "-"}
+            "fits on": " ".join(n for n, b in micro.BOARDS.items() if b.fits(flash, ram, source)) or "-"}
 
 
 def bench(name: str, threads: int, rounds: int, budget_s: float, runtimes=RUNTIMES) -> list[dict]:

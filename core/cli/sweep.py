@@ -244,16 +244,19 @@ def cmd_sweep(args) -> None:
 
 
 def fits_line(df, board_name: str) -> str:
-    """'fits on nano33ble (1,024 KB flash, 256 KB RAM): 5 of 7 points (RAM from tflite-micro)'."""
+    """'fits on nano33ble (1,024 KB flash, 256 KB RAM): 5 of 7 points with a LiteRT file (RAM from tflite-micro;
+    2 files TFLite Micro cannot run)'."""
     from core.runtimes import micro
 
     b = micro.board(board_name)
     ok = df[(df["status"] == "ok") & df["tflite_ram_bytes"].notna()]
-    fit = sum(b.fits(f, r) for f, r in zip(ok["tflite_bytes"], ok["tflite_ram_bytes"]))
-    sources = ", ".join(sorted(set(ok["tflite_ram_source"].dropna()))) or "not measured"
+    fit = sum(b.fits(f, r, s) for f, r, s in zip(ok["tflite_bytes"], ok["tflite_ram_bytes"], ok["tflite_ram_source"]))
+    refused = sum(not micro.runs_in_tflm(s) for s in ok["tflite_ram_source"])
+    sources = ", ".join(sorted({s.split(":")[0] for s in ok["tflite_ram_source"].dropna()})) or "not measured"
     return (f"fits on {b.name} ({b.flash_kb:,} KB flash, {b.ram_kb:,} KB RAM): {fit} of {len(ok)} points with a "
-            f"LiteRT file (RAM from {sources}); `edgetrim pick {df['run'].iloc[0] if len(df) else 'RUN'} --board "
-            f"{b.name} --floor ...` picks among them")
+            f"LiteRT file (RAM from {sources}" + (f"; {refused} file(s) TFLite Micro cannot run" if refused else "")
+            + f"); `edgetrim pick {df['run'].iloc[0] if len(df) else 'RUN'} --board {b.name} --floor ...` picks "
+            "among them")
 
 
 def print_layer_comparison(df, objective: str = "archive", judge: str = "val") -> None:

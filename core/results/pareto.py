@@ -285,6 +285,15 @@ def _accuracies(row, split: str) -> str:
     return judged_text if split == "test" else f"{judged_text} ({100 * row['accuracy']:.2f} % on the test split)"
 
 
+def _refused_by_tflm(df: pd.DataFrame) -> pd.Series:
+    """Rows whose .tflite TFLite Micro refused when its RAM was measured: no microcontroller budget takes them."""
+    from core.runtimes import micro
+
+    if "tflite_ram_source" not in df:
+        return pd.Series(False, index=df.index)
+    return ~df["tflite_ram_source"].map(micro.runs_in_tflm).astype(bool)
+
+
 def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms: float | None = None,
          max_bytes: float | None = None, runtime: str = "onnxruntime", judge: str = "val",
          max_ram_bytes: float | None = None) -> Pick:
@@ -325,6 +334,8 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
         raise PickError(f"Every point's latency{where} was timed on a busy machine; time them again on a quiet "
                         "one (or pick by another measure).")
     ok, n_busy = ok[~busy], int(busy.sum())
+    refused = _refused_by_tflm(ok) if "ram_bytes" in budgets or objective == "ram" else ok["key"].isna()
+    ok, n_refused = ok[~refused], int(refused.sum())
     made = dict(runtime=runtime, judge=split, judge_note=note, busy_left_out=n_busy)
     above = ok[ok["judged_accuracy"] >= floor - 1e-12]
     base = ok[ok["family"] == "baseline"]
@@ -345,9 +356,11 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
                     f"{best['label']} at {_accuracies(best, split)}: {'; '.join(misses)}.",
                     met_budget=False, **made)
     best = within.sort_values([col, "judged_accuracy"], ascending=[True, False]).iloc[0]
-    missing = len(measured) - len(ok) - n_busy
+    missing = len(measured) - len(ok) - n_busy - n_refused
     left_out = (f" Left out: {missing} point(s) with no {name} "
                 f"({WHY_MISSING.get(objective, 'not measured')})." if missing else "")
+    if n_refused:
+        left_out += f" Left out: {n_refused} point(s) whose file TFLite Micro cannot run (LiteRT's 4-bit files)."
     if n_busy:
         left_out += f" Left out: {n_busy} point(s) whose latency{where} was timed on a busy machine."
     within_note = (" within " + " and ".join(_within_text(c, v, runtime) for c, v in budgets.items())) if budgets else ""

@@ -120,7 +120,7 @@ def _quantized(module: torch.nn.Module, input_shape, deploy, calibration: Split 
     """(`module` with PT2E quantize / dequantize pairs from litert-torch's quantizer, calibrated on training images
     for static int8; the quantizer, which the converter needs to see)."""
     from litert_torch.quantize import pt2e_quantizer as pq
-    from torchao.quantization.pt2e import quantize_pt2e
+    from torchao.quantization.pt2e import allow_exported_model_train_eval, quantize_pt2e
 
     dynamic = deploy.mode.value == "dynamic"
     quantizer = pq.PT2EQuantizer().set_global(
@@ -134,7 +134,9 @@ def _quantized(module: torch.nn.Module, input_shape, deploy, calibration: Split 
             for x in calibration.batches(32, stop=deploy.calibration_samples):
                 for i in range(0, len(x), step):
                     prepared(x[i:i + step])
-    return quantize_pt2e.convert_pt2e(prepared, fold_quantize=False), quantizer
+    converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    allow_exported_model_train_eval(converted).eval()  # an exported graph's own eval: dropout and batch norm ops
+    return converted, quantizer
 
 
 def _calibration_graph(module: torch.nn.Module, input_shape) -> tuple[torch.nn.Module, int]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+CANNOT_RUN = "planner: TFLite Micro cannot run this file"  # the start of the source of a file TFLM refuses
 ALIGN = 16              # TFLM aligns each buffer in the arena to 16 bytes
 TFLM_ARENA_MAX = 64 << 20   # the largest arena tried (a board has at most a few MB)
 
@@ -37,9 +38,15 @@ class Board:
     flash_kb: int
     ram_kb: int
 
-    def fits(self, flash_bytes: int | None, ram_bytes: int | None) -> bool:
-        return flash_bytes is not None and ram_bytes is not None and \
+    def fits(self, flash_bytes: int | None, ram_bytes: int | None, source: str | None = None) -> bool:
+        """Within its flash and RAM, and a file TFLite Micro runs (`source`: how its RAM was found)."""
+        return flash_bytes is not None and ram_bytes is not None and runs_in_tflm(source) and \
             flash_bytes <= self.flash_kb * 1024 and ram_bytes <= self.ram_kb * 1024
+
+
+def runs_in_tflm(source: str | None) -> bool:
+    """False for a file TFLite Micro refused when its RAM was measured (its source says so)."""
+    return not (isinstance(source, str) and source.startswith(CANNOT_RUN))
 
 
 BOARDS = {b.name: b for b in (  # on-chip flash and SRAM, from each board's datasheet
@@ -85,7 +92,7 @@ def memory(path: str | Path) -> tuple[int, int, str]:
     ram, why = tflm_arena(path)
     if ram is not None:
         return flash, ram, "tflite-micro"
-    return flash, planned_arena(path), f"planner: TFLite Micro cannot run this file ({why})"
+    return flash, planned_arena(path), f"{CANNOT_RUN} ({why})"
 
 
 def tflm_arena(path: str | Path) -> tuple[int | None, str]:

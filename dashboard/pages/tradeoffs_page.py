@@ -47,6 +47,13 @@ GAIN = {"archive": ("smaller", "larger"), "size": ("smaller", "larger"), "latenc
         "torch_latency": ("faster", "slower"), "macs": ("less compute", "more compute"), "ram": ("less RAM", "more RAM")}
 
 
+def _in_sentence(name: str) -> str:
+    """A title-case name inside a sentence: 'compact archive size', but 'LiteRT .tflite file size' and 'ONNX
+    file size' keep a proper name's capitals."""
+    first = name.split(" ")[0]
+    return name if any(c.isupper() for c in first[1:]) else name[0].lower() + name[1:]
+
+
 def _kb_steps(values: pd.Series, limits: list[int]) -> list[float]:
     """Budgets in KB a slider offers: 1-2-5 steps around the points' `values` (bytes), and every board's
     `limits` (KB), so that choosing a board sets the slider to its figure."""
@@ -57,11 +64,14 @@ def _kb_steps(values: pd.Series, limits: list[int]) -> list[float]:
 
 
 def _board_chosen() -> None:
-    """A board puts its flash and RAM into the two budgets (a person can move on from them)."""
+    """A board puts its flash and RAM into the two budgets (a person can move on from them), and the chart and the
+    recommendation on the .tflite file, which is what its flash holds."""
     board = micro.BOARDS.get(state.get("tradeoffs.board"))
     if board is not None:
         state.put("tradeoffs.flash_kb", float(board.flash_kb))
         state.put("tradeoffs.ram_kb", float(board.ram_kb))
+        state.put("tradeoffs.x", "size")
+        state.put("tradeoffs.pick_by", "size")
 
 
 def _limits_moved() -> None:
@@ -234,7 +244,7 @@ def _message(choice: pareto.Pick, run: str, pick_by: str, base_acc: float | None
     return (f"Recommended in {run_name(run)}{on}: **{row['label']}**, {fmt.pct(row['judged_accuracy'])} on "
             f"{pareto.SPLIT_NAMES[split]} (floor {100 * floor:.1f} %{base}{within})"
             + ("" if split == "test" else f", {fmt.pct(row['accuracy'])} on the test split")
-            + f"; {_x_names(runtime)[pick_by].lower()} {value}, {BEST[pick_by]} at or above the floor.{busy}")
+            + f"; {_in_sentence(_x_names(runtime)[pick_by])} {value}, {BEST[pick_by]} at or above the floor.{busy}")
 
 
 def _accuracy_columns(df: pd.DataFrame, split: str) -> dict:
@@ -253,8 +263,9 @@ def _human_marked(objective: str, df: pd.DataFrame) -> list[str]:
 def _front_table(ok: pd.DataFrame, objective: str, runtime: str, split: str) -> pd.DataFrame:
     fr = pareto.front(ok, ["accuracy", objective], by="family", judge=split)
     fits = {} if fr["ram_bytes"].isna().all() else {"Fits on": [
-        ", ".join(n for n, b in micro.BOARDS.items() if b.fits(f, r)) or "none of the boards"
-        for f, r in zip(fr["onnx_bytes"], fr["ram_bytes"])]}
+        ", ".join(n for n, b in micro.BOARDS.items() if b.fits(f, r, s)) or
+        ("none of the boards" if micro.runs_in_tflm(s) else "none: TFLite Micro cannot run it")
+        for f, r, s in zip(fr["onnx_bytes"], fr["ram_bytes"], fr["tflite_ram_source"])]}
     return pd.DataFrame({"Run": fr["run"].map(run_name), "Family": fr["family"], "Point": fr["label"],
                          **_accuracy_columns(fr, split),
                          _x_names(runtime)[objective]: _human_marked(objective, fr), **fits,
@@ -268,7 +279,7 @@ def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, r
         return
     col = pareto.OBJECTIVES[pick_by][0]
     name = _x_names(runtime)[pick_by]
-    st.markdown(f"**Each family's best at the floor** ({run_name(run)}, by {name.lower()})")
+    st.markdown(f"**Each family's best at the floor** ({run_name(run)}, by {_in_sentence(name)})")
     st.dataframe(pd.DataFrame({
         "Family": best["family"],
         "Point": [p if met else f"nothing at the floor; most accurate: {p}" for p, met in zip(best["label"],
@@ -395,7 +406,7 @@ def main() -> None:
                              max_bytes=flash_kb and flash_kb * 1024, max_ram_bytes=ram_kb and ram_kb * 1024)
     except ValueError as e:
         where = f" from {run_name(runs[0])}, the first run chosen" if len(runs) > 1 else ""
-        st.warning(f"No recommendation{where} by {x_names[pick_by].lower()}: {fmt.one_sentence(e)}")
+        st.warning(f"No recommendation{where} by {_in_sentence(x_names[pick_by])}: {fmt.one_sentence(e)}")
         return
     (st.success if choice.met_floor and choice.met_budget else st.warning)(
         _message(choice, runs[0], pick_by, base_acc, budget, device))

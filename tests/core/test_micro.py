@@ -56,6 +56,17 @@ def test_the_closest_point_that_misses_ram_is_named_with_how_much(lite):
     assert "RAM (tensor arena) 273.4 KB against 256 KB, 17.4 KB (7 %) over" in choice.message
 
 
+def test_a_file_tflite_micro_cannot_run_fits_no_board_and_is_left_out_of_ram_picks(lite):
+    refused = f"{micro.CANNOT_RUN} (Input type: FLOAT32 with filter type: INT4 not supported)"
+    assert not micro.board("portenta-h7").fits(10, 10, refused) and micro.board("portenta-h7").fits(10, 10, "planner")
+    small = pd.concat([lite, pd.DataFrame([{**lite.iloc[2].to_dict(), "key": "int4", "label": "int4",
+                                            "tflite_bytes": 30_000, "tflite_ram_bytes": 20_000,
+                                            "tflite_ram_source": refused}])], ignore_index=True)
+    choice = pareto.pick(small, 0.98, "size", runtime="litert", max_ram_bytes=256 * 1024)
+    assert choice.row["key"] == "int8" and "Left out: 1 point(s) whose file TFLite Micro cannot run" in choice.message
+    assert pareto.pick(small, 0.98, "size", runtime="litert").row["key"] == "int4"  # no device budget: it counts
+
+
 def test_ram_is_only_judged_on_litert(lite):
     with pytest.raises(pareto.PickError, match="RAM is measured for LiteRT files"):
         pareto.pick(lite, 0.98, "size", runtime="onnxruntime", max_ram_bytes=1000)
