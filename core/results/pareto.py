@@ -246,9 +246,6 @@ def _over(row, budgets: dict[str, float]) -> float:
     return max([0.0] + [row[col] / limit - 1 for col, limit in budgets.items()])
 
 
-BUDGETS = {"ort_b1_ms": "latency", "onnx_bytes": "size", "ram_bytes": "RAM"}  # a budget's column -> its name
-
-
 def _budget_text(col: str, value: float, limit: float, runtime: str) -> str:
     """'LiteRT latency 0.21 ms against a budget of 0.1 ms, 0.11 ms (110 %) over'."""
     over = f"({100 * (value / limit - 1):.0f} %) over"
@@ -334,7 +331,10 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
         raise PickError(f"Every point's latency{where} was timed on a busy machine; time them again on a quiet "
                         "one (or pick by another measure).")
     ok, n_busy = ok[~busy], int(busy.sum())
-    refused = _refused_by_tflm(ok) if "ram_bytes" in budgets or objective == "ram" else ok["key"].isna()
+    refused = _refused_by_tflm(ok) if "ram_bytes" in budgets or objective == "ram" else pd.Series(False, ok.index)
+    if refused.all():
+        raise PickError("TFLite Micro cannot run any of these files (LiteRT's 4-bit files); sweep with deploy: "
+                        "[fp32, int8] for a microcontroller.")
     ok, n_refused = ok[~refused], int(refused.sum())
     made = dict(runtime=runtime, judge=split, judge_note=note, busy_left_out=n_busy)
     above = ok[ok["judged_accuracy"] >= floor - 1e-12]
