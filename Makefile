@@ -40,7 +40,7 @@ postgres:
 
 # The README's screenshots (docs/*.png): the browser test, told to save them. `make test` never writes them.
 screenshots: $(STAMP) chromium
-	EDGETRIM_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/dashboard/test_browser.py
+	EDGETRIM_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/dashboard/test_browser.py tests/dashboard/test_browser_micro.py
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

@@ -267,6 +267,16 @@ def retime_run(run: str, progress=None):
         store.close()
 
 
+def run_board(run: str) -> str | None:
+    """The microcontroller board a run was swept for (`measure: {board: ...}`), or None."""
+    store = Store()
+    try:
+        cfg = store.run_config(run)
+    finally:
+        store.close()
+    return ((cfg or {}).get("measure") or {}).get("board")
+
+
 def run_sources(run: str) -> tuple[str, str]:
     """(model source as JSON, data source) a run was measured on, spelled as current_sources() spells them."""
     store = Store()

@@ -213,16 +213,24 @@ def device_budgets(args) -> tuple[float | None, float | None]:
     from core.runtimes import micro
 
     try:
-        board = micro.board(args.board) if args.board else None
+        board = micro.board(args.board.lower()) if args.board else None
     except ValueError as e:
         raise UsageError(str(e)) from None
+    for option, value in (("--max-flash-kb", args.max_flash_kb), ("--max-ram-kb", args.max_ram_kb)):
+        if value is not None and not 0 < value < float("inf"):
+            raise UsageError(f"{option} is a positive number of KB, not {value:g}.")
     flash_kb = args.max_flash_kb if args.max_flash_kb is not None else board and board.flash_kb
     ram_kb = args.max_ram_kb if args.max_ram_kb is not None else board and board.ram_kb
-    device = flash_kb is not None or ram_kb is not None
+    for what, given, limit in (("flash", args.max_flash_kb, board and board.flash_kb),
+                               ("RAM", args.max_ram_kb, board and board.ram_kb)):
+        if board and given is not None and given > limit:
+            print(f"note: {given:,g} KB of {what} is more than {board.name}'s {limit:,} KB; the budget is yours.",
+                  file=sys.stderr)
+    device = flash_kb is not None or ram_kb is not None or getattr(args, "objective", None) == "ram"
     if args.runtime is None:
         args.runtime = "litert" if device else "onnxruntime"
     elif device and args.runtime != "litert":
-        raise UsageError(f"A board's flash and RAM are judged on its LiteRT file; use --runtime litert, not "
-                         f"{args.runtime}.")
+        raise UsageError(f"Flash and RAM budgets (and RAM picks) are judged on LiteRT files, what a microcontroller "
+                         f"runs; use --runtime litert, not {args.runtime}.")
     limits = [v for v in (args.max_bytes, flash_kb and flash_kb * 1024) if v is not None]
     return (min(limits) if limits else None), (ram_kb * 1024 if ram_kb is not None else None)

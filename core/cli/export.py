@@ -37,6 +37,10 @@ def cmd_export(args) -> None:
     store = _store(args, read_only=True)
     cfg = store.run_config(args.run)
     device_budgets(args)  # the runtime the point ships on (LiteRT with a board's budgets)
+    device = args.board or args.max_flash_kb is not None or args.max_ram_kb is not None
+    if device and args.format and not args.format.startswith("tflite"):
+        raise UsageError(f"A board's flash and RAM were judged on the point's LiteRT file; export it as tflite, "
+                         f"tflite-int8 or tflite-int4 (or leave --format out), not {args.format}.")
     if args.point:
         point = _find_point(store, args.run, args.point)
     else:

@@ -164,7 +164,7 @@ HOW_TO_LOAD = {
     "tflite": "from ai_edge_litert.interpreter import Interpreter; it = Interpreter(model_path=PATH); "
               "it.allocate_tensors(); i, o = it.get_input_details()[0], it.get_output_details()[0]; "
               "it.set_tensor(i['index'], x); it.invoke(); logits = it.get_tensor(o['index'])  "
-              "# x: one image (batch 1), float32; an int8 file takes x / scale + zero_point as int8 and returns "
+              "# x: one image (batch 1), float32; an int8 file takes round(x / scale) + zero_point as int8 and returns "
               "int8 logits (i['quantization'], o['quantization'])",
     "pt2": "import torch; m = torch.export.load(PATH).module(); logits = m(x)",
     "archive": "from core.runtimes.archive import load_archive; m = load_archive(PATH).module; logits = m(x)  "

@@ -92,8 +92,10 @@ def on_runtime(df: pd.DataFrame, runtime: str = "onnxruntime") -> pd.DataFrame:
     and 'ort_b1_ms' columns (missing where a point did not run there), so fronts and picks need no other code."""
     if runtime not in RUNTIME_COLUMNS:
         raise PickError(f"The runtime is one of {', '.join(RUNTIME_COLUMNS)}, not {runtime!r}.")
-    if runtime == "onnxruntime" or df.empty:
+    if df.empty:
         return df
+    if runtime == "onnxruntime":  # its own columns; no RAM figure (a microcontroller runs LiteRT files)
+        return df if "ram_bytes" in df else df.assign(ram_bytes=None)
     unrecorded = {"val_accuracy": None, "ort_b1_busy": False, "ram_bytes": None}  # never another's in their place
     return df.assign(**{**unrecorded, **{dst: df[src] for dst, src in RUNTIME_COLUMNS[runtime].items() if src in df}})
 
@@ -248,12 +250,15 @@ def _over(row, budgets: dict[str, float]) -> float:
 
 def _budget_text(col: str, value: float, limit: float, runtime: str) -> str:
     """'LiteRT latency 0.21 ms against a budget of 0.1 ms, 0.11 ms (110 %) over'."""
-    over = f"({100 * (value / limit - 1):.0f} %) over"
+    over = f"({100 * (value / limit - 1):,.0f} %) over"
     if col == "ort_b1_ms":
         return f"{RUNTIME_NAMES[runtime]} latency {value:.3g} ms against a budget of {limit:.3g} ms, " \
                f"{value - limit:.3g} ms {over}"
     if col == "ram_bytes":
         return f"RAM (tensor arena) {value / 1024:,.1f} KB against {limit / 1024:,.0f} KB, " \
+               f"{(value - limit) / 1024:,.1f} KB {over}"
+    if runtime == "litert":  # a microcontroller's flash: said in KB, as its budget is given
+        return f"{RUNTIME_FILES[runtime]} (flash) {value / 1024:,.1f} KB against {limit / 1024:,.0f} KB, " \
                f"{(value - limit) / 1024:,.1f} KB {over}"
     return f"{RUNTIME_FILES[runtime]} {value:,.0f} bytes against a budget of {limit:,.0f} bytes, " \
            f"{value - limit:,.0f} bytes {over}"

@@ -350,7 +350,7 @@ FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status"
                  "val_accuracy", "onnx_bytes", "archive_bytes", "params", "nonzero_params", "macs", "ort_b1_ms",
                  "ort_b32_ms", "torch_b1_ms", "pte_bytes", "pte_accuracy", "pte_val_accuracy", "et_b1_ms",
                  "tflite_bytes", "tflite_accuracy", "tflite_val_accuracy", "lrt_b1_ms", "tflite_ram_bytes",
-                 "tflite_ram_source", "ram_bytes",
+                 "tflite_ram_source",
                  "cuda_b1_ms", "state_dict_bytes", "runtimes", "threads", "busy", "ort_b1_busy", "torch_b1_busy",
                  "et_b1_busy", "lrt_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
 # each runtime's batch-1 latency column -> the runtime (its flag says it was timed on a busy machine)
@@ -391,7 +391,6 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "lrt_b1_ms": m.latency_ms("litert", 1) if m else None,
             "tflite_ram_bytes": m.file("litert").ram_bytes if m and m.file("litert") else None,
             "tflite_ram_source": m.file("litert").ram_source if m and m.file("litert") else None,
-            "ram_bytes": None,  # in ONNX Runtime's terms none: a runtime that has one puts it here (on_runtime)
             "cuda_b1_ms": m.latency_ms("onnxruntime-cuda", 1) if m else None,
             "state_dict_bytes": m.state_dict_bytes if m else None,
             "runtimes": ", ".join(m.runtimes) if m else "",

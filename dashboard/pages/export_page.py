@@ -12,6 +12,7 @@ import streamlit as st
 from core.engine import runner
 from core.results import export
 from core.results.store import Store
+from core.runtimes import micro
 from dashboard import cache, fmt, progress, state
 
 FORMATS = list(export.FORMATS)
@@ -70,6 +71,11 @@ def main() -> None:
     cols[3].metric(f"{name} batch 1",
                    fmt.ms(lat) if lat is not None else "not timed",
                    help=None if lat is not None else "this point was not timed on this runtime")
+    if shipped is not None and shipped.ram_bytes is not None:  # a LiteRT file: what a microcontroller needs
+        fits = [n for n, b in micro.BOARDS.items() if b.fits(shipped.bytes, shipped.ram_bytes, shipped.ram_source)]
+        st.caption(f"On a microcontroller: {fmt.size(shipped.bytes)} of flash, {fmt.size(shipped.ram_bytes)} of RAM "
+                   f"(tensor arena, from {shipped.ram_source}); fits on "
+                   + (", ".join(fits) if fits else "none of edgetrim's boards") + ".")
     with st.expander("Spec and metrics"):
         st.json({"spec": point.spec.to_dict(full=True), "metrics": m.to_dict()})
     own = export.default_format(point.spec, runtime)

@@ -82,8 +82,12 @@ def _limits_moved() -> None:
         state.put("tradeoffs.board", OWN_LIMITS)
 
 
-def _device_budgets(view: pd.DataFrame) -> tuple[float | None, float | None]:
-    """A microcontroller's budgets on LiteRT: a board, or flash and RAM limits of one's own (KB; None: none)."""
+def _device_budgets(view: pd.DataFrame, swept_for: str | None) -> tuple[float | None, float | None]:
+    """A microcontroller's budgets on LiteRT: a board (at first the one the run was swept for), or flash and RAM
+    limits of one's own (KB; None: none)."""
+    if swept_for in micro.BOARDS and "tradeoffs.board" not in st.session_state:
+        state.put("tradeoffs.board", swept_for)
+        _board_chosen()
     d1, d2, d3 = st.columns([2, 1, 1])
     board_text = {n: f"{n}: {b.flash_kb:,} KB flash, {b.ram_kb:,} KB RAM ({b.chip.split(':')[0]})"
                   for n, b in micro.BOARDS.items()}
@@ -373,10 +377,10 @@ def main() -> None:
     else:
         r2.caption(f"No point was timed on {figures.RUNTIME_NAMES[runtime]}: no latency budget.")
     has_ram = view["ram_bytes"].notna().any()  # LiteRT files, whose flash and RAM a microcontroller judges
-    flash_kb, ram_kb = _device_budgets(view) if has_ram else (None, None)
+    flash_kb, ram_kb = _device_budgets(view, cache.run_board(runs[0])) if has_ram else (None, None)
     device = " and ".join(t for t in (flash_kb and f"{flash_kb:,g} KB of flash", ram_kb and f"{ram_kb:,g} KB of RAM")
                           if t)
-    x_options = [o for o in X_NAMES if o != "ram" or has_ram]
+    x_options = [o for o in X_NAMES if view[pareto.OBJECTIVES[o][0]].notna().any()] or ["size"]  # with values
     c1, c2, c3 = st.columns(3)
     # the compact archive, where points spread most; a run of TorchScript / .pt2 graphs has none: its file instead
     default_x = "archive" if view["archive_bytes"].notna().any() else "size"
@@ -426,11 +430,13 @@ def main() -> None:
                            runtime=runtime, x_budget=x_budget, outside=outside, judge=split)
     st.plotly_chart(fig, key="tradeoff_chart", on_select=_chart_selected, selection_mode="points")
     over = " and ".join(([f"the {_ms(budget)} latency budget"] if budget else []) + ([device] if device else []))
+    x_limit = (_ms(x_budget) if objective == "latency" else f"{x_budget / 1024:,g} KB") if x_budget else ""
+    ring = "the recommended point" if choice.met_budget else "the closest point, which misses the budget"
     st.caption(("The green region: at or above the floor" +
-                (f" and within {figures.human(objective, x_budget)}" if x_budget else "") +
+                (f" and within {x_limit}" if x_budget else "") +
                 (f". Faded points are over {over}. " if over else ". ")) +
-               ("The selected point is the recommended one (red ring, teal diamond)." if chosen == recommended else
-                "Red ring: the recommended point. Teal diamond: the selected point, which the Export page exports."))
+               (f"The selected point is {ring} (red ring, teal diamond)." if chosen == recommended else
+                f"Red ring: {ring}. Teal diamond: the selected point, which the Export page exports."))
     s1, s2 = st.columns([4, 1])
     state.widget(s1.selectbox, "Selected point (click one on the chart, or choose here); the Export page exports "
                  "it", key="chosen_point", default=recommended, options=list(labels), format_func=labels.get,

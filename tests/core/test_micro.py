@@ -74,3 +74,30 @@ def test_ram_is_only_judged_on_litert(lite):
         pareto.pick(lite, 0.98, "size", runtime="litert", max_ram_bytes=-1)
     with pytest.raises(pareto.PickError, match="No point of the run has a RAM figure on LiteRT"):
         pareto.pick(lite.assign(tflite_ram_bytes=None), 0.98, "size", runtime="litert", max_ram_bytes=1000)
+
+
+def _args(**given):
+    import argparse
+
+    base = dict(board=None, max_flash_kb=None, max_ram_kb=None, max_bytes=None, runtime=None, objective="size")
+    return argparse.Namespace(**{**base, **given})
+
+
+def test_the_command_line_turns_a_board_and_limits_into_litert_budgets(capsys):
+    from core.cli.common import UsageError, device_budgets
+
+    args = _args(board="Nano33BLE")
+    assert device_budgets(args) == (1024 * 1024, 256 * 1024) and args.runtime == "litert"
+    args = _args(board="nano33ble", max_ram_kb=1000, max_bytes=500_000)  # a limit given wins; the least flash
+    assert device_budgets(args) == (500_000, 1000 * 1024)
+    assert "1,000 KB of RAM is more than nano33ble's 256 KB" in capsys.readouterr().err
+    args = _args(objective="ram")
+    assert device_budgets(args) == (None, None) and args.runtime == "litert"
+    args = _args()
+    assert device_budgets(args) == (None, None) and args.runtime == "onnxruntime"
+    with pytest.raises(UsageError, match="--max-ram-kb is a positive number of KB, not -5"):
+        device_budgets(_args(max_ram_kb=-5))
+    with pytest.raises(UsageError, match="judged on LiteRT files.* not executorch"):
+        device_budgets(_args(max_ram_kb=5, runtime="executorch"))
+    with pytest.raises(UsageError, match="'esp99' is not a board"):
+        device_budgets(_args(board="esp99"))
