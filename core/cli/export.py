@@ -41,6 +41,7 @@ def cmd_export(args) -> None:
     if device and args.format and not args.format.startswith("tflite"):
         raise UsageError(f"A board's flash and RAM were judged on the point's LiteRT file; export it as tflite, "
                          f"tflite-int8 or tflite-int4 (or leave --format out), not {args.format}.")
+    picked = None  # the floor and budgets, when the point is the pick above them
     if args.point:
         point = _find_point(store, args.run, args.point)
     else:
@@ -55,6 +56,10 @@ def cmd_export(args) -> None:
             raise UsageError("Nothing at the floor meets the budget, so nothing was exported; raise the budget, "
                              "lower the floor, or name a point.")
         point = store.get(choice.row["key"])
+        picked = {"floor": round(choice.floor, 6), "judged_on": choice.judge, "runtime": choice.runtime,
+                  **{k: v for k, v in (("board", args.board), ("max_flash_kb", args.max_flash_kb),
+                                       ("max_ram_kb", args.max_ram_kb), ("max_latency_ms", args.max_latency_ms),
+                                       ("max_bytes", args.max_bytes), ("objective", args.objective)) if v is not None}}
     model, data = runner.load_context(cfg["model"], cfg["data"])
     base = next((p.metrics for p in store.points(args.run) if p.spec.family == "baseline" and p.metrics), None)
     kept = store.artefacts(point.key)
@@ -62,7 +67,8 @@ def cmd_export(args) -> None:
           f"{point.spec.label}: its kept files are gone (evicted, or measured on another machine); rebuilding it "
           "from its Spec ...", file=sys.stderr)
     result = export.export_point(point, model, data, args.format, args.output, baseline=base, runtime=args.runtime,
-                                 kept=kept, progress=None if kept else _epoch_progress())
+                                 kept=kept, progress=None if kept else _epoch_progress(),
+                                 picked=picked)
     print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {result.card_path}; reloaded from disk "
           f"it scores {100 * result.reloaded_accuracy:.2f} % (stored point: {100 * result.stored_accuracy:.2f} %)")
 

@@ -175,8 +175,9 @@ LOSSLESS = ("onnx", "pte", "tflite", "pt2", "archive")  # hold the weights as th
 
 def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | None, out: str | Path,
                  baseline: Metrics | None = None, progress=None, runtime: str = "onnxruntime",
-                 kept: dict[str, Path] | None = None) -> ExportResult:
-    """Write (or copy), reload, re-score, then atomically place the file and its model card. Without `fmt`, the
+                 kept: dict[str, Path] | None = None, picked: dict | None = None) -> ExportResult:
+    """Write (or copy), reload, re-score, then atomically place the file and its model card (with `picked`: the
+    floor and budgets the point was picked under, as given). Without `fmt`, the
     point's own format in `runtime`'s file (an ExecuTorch .pte for 'executorch', a LiteRT .tflite for 'litert',
     else ONNX).
 
@@ -250,6 +251,7 @@ def export_point(point: Point, model: LoadedModel, data: DataSet, fmt: str | Non
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "how_to_load": HOW_TO_LOAD[fmt.partition("-")[0]].replace("PATH", repr(out.name)),
         **_device_memory(fmt, out),
+        **({"picked_under": picked} if picked else {}),
     }
     card_path = _write_card(out, card)
     return ExportResult(out, card_path, score, stored, source)

@@ -116,6 +116,11 @@ def test_a_sweep_for_a_board_is_picked_under_flash_and_ram_and_exported_as_a_tfl
         assert card["accuracy"]["checked_against"] == "the stored litert file" and card["made_from"] == "kept"
         assert abs(card["accuracy"]["reloaded_from_file"] - card["accuracy"]["stored_point"]) <= export.TOLERANCE
         assert "Interpreter(model_path=" in card["how_to_load"]
+        if "int8" in tflite.name:  # the pick, not a named point: the card says what it was picked under
+            assert card["picked_under"] == {"floor": 0.9, "judged_on": "val", "runtime": "litert",
+                                            "board": "nano33ble", "objective": "size"}
+        else:
+            assert "picked_under" not in card
         flash, ram, source = micro.memory(tflite)
         assert card["microcontroller"] == {"flash_bytes": flash, "ram_bytes": ram, "ram_from": source,
                                            "fits_on": [b.name for b in micro.BOARDS.values() if b.fits(flash, ram)]}
