@@ -90,6 +90,8 @@ def test_sweep_runs_front_pick_export_table_delete(tmp_path, capsys, monkeypatch
     assert "% on validation (floor" in out and "% on the test split" in out  # judged on val, reported on test
     assert cli.main(["pick", "cli", "--floor", "0.999", *db]) == 1
     assert "No point reaches the floor" in capsys.readouterr().out
+    assert cli.main(["export", "cli", "--floor", "0.999", "-o", str(tmp_path / "none.onnx"), *db]) == 1  # as pick
+    assert "nothing was exported" in capsys.readouterr().err and not (tmp_path / "none.onnx").exists()
     assert cli.main(["export", "cli", "--max-drop", "1", "-o", str(tmp_path / "best.onnx"), *db]) == 0
     assert (tmp_path / "best.onnx").exists() and (tmp_path / "best.onnx.json").exists()
     capsys.readouterr()

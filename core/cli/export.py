@@ -50,11 +50,14 @@ def cmd_export(args) -> None:
             raise UsageError("Name a POINT key, or give --floor / --max-drop to export the best point above it.")
         choice = _pick(df, args)
         print(choice.message)
-        if not choice.met_floor:
-            raise UsageError("Nothing meets the floor, so nothing was exported; lower the floor or name a point.")
+        if not choice.met_floor:  # exit 1, as `pick` does: the question was fine, the answer is "none"
+            print("edgetrim: nothing meets the floor, so nothing was exported; lower the floor or name a point.",
+                  file=sys.stderr)
+            raise SystemExit(1)
         if not choice.met_budget:
-            raise UsageError("Nothing at the floor meets the budget, so nothing was exported; raise the budget, "
-                             "lower the floor, or name a point.")
+            print("edgetrim: nothing at the floor meets the budget, so nothing was exported; raise the budget, "
+                  "lower the floor, or name a point.", file=sys.stderr)
+            raise SystemExit(1)
         point = store.get(choice.row["key"])
         picked = {"floor": round(choice.floor, 6), "judged_on": choice.judge, "runtime": choice.runtime,
                   **{k: v for k, v in (("board", args.board), ("max_flash_kb", args.max_flash_kb),

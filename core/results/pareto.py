@@ -386,17 +386,21 @@ def baseline_accuracy(df: pd.DataFrame, judge: str = "val", runtime: str = "onnx
     return float(base[col].iloc[0]) if len(base) else None
 
 
-def best_per_family(df: pd.DataFrame, floor: float, objective: str = "size", judge: str = "val") -> pd.DataFrame:
+def best_per_family(df: pd.DataFrame, floor: float, objective: str = "size", judge: str = "val",
+                    budgets: dict[str, float] | None = None) -> pd.DataFrame:
     """Each family's best point by `objective` at or above `floor` (judged on `judge`'s split, the
-    'judged_accuracy' column; latencies timed on a busy machine left out), best first, with its factor against
-    the baseline (above 1: that many times smaller or faster): where distillation beats pruning at this floor,
-    and where not. A family with nothing at the floor comes last with its most accurate point and `met_floor`
-    False."""
+    'judged_accuracy' column; latencies timed on a busy machine left out) and within `budgets` (column -> limit,
+    as `pick` takes them), best first, with its factor against the baseline (above 1: that many times smaller or
+    faster): where distillation beats pruning at this floor, and where not. A family with nothing at the floor
+    within the budgets comes last with its most accurate point and `met_floor` False."""
     col, _ = OBJECTIVES[objective]
+    budgets = {c: v for c, v in (budgets or {}).items() if v is not None}
     split, _ = judged_split(df, judge)
     ok = judged(df[(df["status"] == "ok")], split).dropna(subset=["judged_accuracy", col])
-    ok = ok[~busy_mask(ok, [col])]
+    ok = ok[~busy_mask(ok, [col, *budgets])]
     above = ok[ok["judged_accuracy"] >= floor - 1e-12]
+    for c, limit in budgets.items():
+        above = above[above[c] <= limit]  # a missing value is not within a budget
     best = above.sort_values([col, "judged_accuracy"], ascending=[True, False]).groupby("family", sort=False).head(1)
     short = ok[~ok["family"].isin(best["family"])].sort_values("judged_accuracy", ascending=False)
     short = short.groupby("family", sort=False).head(1)

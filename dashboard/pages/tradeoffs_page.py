@@ -276,9 +276,12 @@ def _front_table(ok: pd.DataFrame, objective: str, runtime: str, split: str) -> 
                          "Notes": fr["notes"]})
 
 
-def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, runtime: str, split: str) -> None:
-    """Each family's best point at the floor, side by side: where students beat pruning, and where not."""
-    best = pareto.best_per_family(df, floor, pick_by, judge=split)
+def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, runtime: str, split: str,
+                       limits: dict[str, float | None]) -> None:
+    """Each family's best point at the floor and within the budgets, side by side: where students beat pruning,
+    and where not."""
+    best = pareto.best_per_family(df, floor, pick_by, judge=split, budgets=limits)
+    nothing = "nothing at the floor" + (" within the budgets" if any(v is not None for v in limits.values()) else "")
     if best["family"].nunique() < 2:
         return
     col = pareto.OBJECTIVES[pick_by][0]
@@ -286,8 +289,7 @@ def _families_at_floor(df: pd.DataFrame, floor: float, pick_by: str, run: str, r
     st.markdown(f"**Each family's best at the floor** ({run_name(run)}, by {_in_sentence(name)})")
     st.dataframe(pd.DataFrame({
         "Family": best["family"],
-        "Point": [p if met else f"nothing at the floor; most accurate: {p}" for p, met in zip(best["label"],
-                                                                                          best["met_floor"])],
+        "Point": [p if met else f"{nothing}; most accurate: {p}" for p, met in zip(best["label"], best["met_floor"])],
         **_accuracy_columns(best, split),
         name: [figures.human(pick_by, v) for v in best[col]],
         "vs baseline": [_versus(f, pick_by) if met else "" for f, met in zip(best["factor"], best["met_floor"])]}),
@@ -445,7 +447,7 @@ def main() -> None:
               disabled=chosen == recommended,
               help="Your own choice stays selected while the floor and the budget move; this selects the "
                    "recommendation again (and lets the selection follow it).")
-    _families_at_floor(pareto.on_runtime(first, runtime), floor, pick_by, runs[0], runtime, split)
+    _families_at_floor(pareto.on_runtime(first, runtime), floor, pick_by, runs[0], runtime, split, limits)
     busy = pareto.busy_count(view, ["accuracy", objective])
     with st.expander("Pareto front table"):
         if busy:

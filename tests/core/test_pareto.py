@@ -91,6 +91,10 @@ def test_each_family_best_at_the_floor_and_the_families_that_miss_it(df):
     assert latency["quantization"]["factor"] == pytest.approx(1 / 1.2)  # slower than the baseline: below 1
     high = {r["family"]: r for r in pareto.best_per_family(df, 0.979, "size").to_dict("records")}
     assert not high["pruning"]["met_floor"] and high["pruning"]["key"] == "p50"  # its most accurate try
+    within = {r["family"]: r for r in pareto.best_per_family(df, 0.97, "size",
+                                                             budgets={"ort_b1_ms": 1.0}).to_dict("records")}
+    assert within["pruning"]["key"] == "p50" and within["pruning"]["met_floor"]  # 0.6 ms: within
+    assert not within["quantization"]["met_floor"]  # q8 is at the floor but takes 1.2 ms: nothing within both
 
 
 # ---- judged on validation, reported on test; busy latencies left out ------------------------------------------
