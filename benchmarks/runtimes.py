@@ -52,7 +52,7 @@ def device_memory(runner) -> dict:
     flash = runner.path.stat().st_size
     ram, source = runner.memory(runner.path)
     return {"ram bytes": ram, "ram from": source,
-            "fits on": " ".join(n for n, b in micro.BOARDS.items() if b.fits(flash, ram, source)) or "-"}
+            "fits on": " ".join(micro.boards_fitting(flash, ram, source)) or "-"}
 
 
 def bench(name: str, threads: int, rounds: int, budget_s: float, runtimes=RUNTIMES) -> list[dict]:

@@ -145,7 +145,7 @@ def _device_memory(fmt: str, path: Path) -> dict:
         return {}
     flash, (ram, source) = path.stat().st_size, memory(path)
     return {"microcontroller": {"flash_bytes": flash, "ram_bytes": ram, "ram_from": source,
-                                "fits_on": [b.name for b in micro.BOARDS.values() if b.fits(flash, ram, source)]}}
+                                "fits_on": micro.boards_fitting(flash, ram, source)}}
 
 
 def _write_card(out: Path, card: dict) -> Path:

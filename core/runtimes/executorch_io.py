@@ -21,14 +21,13 @@ import contextlib
 import copy
 import functools
 import logging
-import os
 from pathlib import Path
 
 import torch
 
 from core.inputs.data import Split
 from core.inputs.models import GraphModel, unwrap
-from core.runtimes import timing
+from core.runtimes import native_output, timing
 from core.runtimes.runtime import CannotRun, Runtime, missing_extra
 
 MAX_BATCH = 64          # the largest batch a .pte accepts (memory is planned for it)
@@ -86,20 +85,8 @@ def quiet_native_logs():
     level = pytree.level
     pytree.setLevel(logging.ERROR)
     try:
-        saved = os.dup(2)
-    except OSError:
-        saved = None
-    try:
-        if saved is None:
+        with native_output.hidden(2):
             yield
-            return
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
     finally:
         pytree.setLevel(level)
 

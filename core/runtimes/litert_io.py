@@ -36,7 +36,7 @@ import torch
 
 from core.inputs.data import Split
 from core.inputs.models import unwrap
-from core.runtimes import timing
+from core.runtimes import native_output, timing
 from core.runtimes.runtime import CannotRun, Runtime, missing_extra
 
 RUNTIME_NAME = "litert"
@@ -93,22 +93,9 @@ def quiet():
     XNNPACK's 'Created delegate'): hide both, which say nothing to a user. Python exceptions still propagate."""
     old = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
     os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
-    saved = []
     try:
-        for fd in (1, 2):
-            try:
-                saved.append((fd, os.dup(fd)))
-            except OSError:
-                pass
-        with open(os.devnull, "w") as null:
-            for fd, _ in saved:
-                os.dup2(null.fileno(), fd)
-            try:
-                yield
-            finally:
-                for fd, copy_ in saved:
-                    os.dup2(copy_, fd)
-                    os.close(copy_)
+        with native_output.hidden(1, 2):
+            yield
     finally:
         if old is None:
             os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)

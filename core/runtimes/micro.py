@@ -20,11 +20,12 @@ import contextlib
 import functools
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from core.runtimes import native_output
 
 CANNOT_RUN = "planner: TFLite Micro cannot run this file"  # the start of the source of a file TFLM refuses
 ALIGN = 16              # TFLM aligns each buffer in the arena to 16 bytes
@@ -58,6 +59,11 @@ BOARDS = {b.name: b for b in (  # on-chip flash and SRAM, from each board's data
 )}
 
 
+def boards_fitting(flash_bytes: int | None, ram_bytes: int | None, source: str | None = None) -> list[str]:
+    """The names of the boards a file fits on (see Board.fits)."""
+    return [n for n, b in BOARDS.items() if b.fits(flash_bytes, ram_bytes, source)]
+
+
 def board(name: str) -> Board:
     """The board called `name` (ValueError names the known ones)."""
     if name not in BOARDS:
@@ -70,7 +76,7 @@ def board(name: str) -> Board:
 def why_no_tflm() -> str | None:
     """None when TFLM's Python interpreter runs here, else why not (the planner is used then)."""
     try:
-        with _captured_stderr(), _stdout_closed():
+        with native_output.hidden(1, 2):
             from tflite_micro.python.tflite_micro import runtime  # noqa: F401
     except Exception as e:
         return f"tflite-micro is not installed here ({type(e).__name__})"
@@ -101,9 +107,9 @@ def tflm_arena(path: str | Path) -> tuple[int | None, str]:
     from tflite_micro.python.tflite_micro import runtime
 
     data = Path(path).read_bytes()
-    with _captured_stderr() as log:
-        try:
-            with contextlib.redirect_stdout(None), _stdout_closed():
+    with native_output.captured(2) as log:
+        try:  # TFLM prints the number of resource variables on stdout: nothing a user needs
+            with contextlib.redirect_stdout(None), native_output.hidden(1):
                 it = runtime.Interpreter.from_bytes(data, arena_size=min(TFLM_ARENA_MAX, max(1 << 20, 16 * len(data))))
                 detail = it.get_input_details(0)
                 it.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
@@ -114,7 +120,7 @@ def tflm_arena(path: str | Path) -> tuple[int | None, str]:
     if failed is not None:
         said = [line.strip() for line in log.text.splitlines() if line.strip()]
         return None, (said[0] if said else f"{type(failed).__name__}: {failed}").rstrip(".")
-    with _captured_stderr() as out:
+    with native_output.captured(2) as out:
         it.print_allocations()
     found = re.search(r"Arena allocation total (\d+) bytes", out.text)
     return (int(found.group(1)), "") if found else (None, "its allocator reported no total")
@@ -122,7 +128,7 @@ def tflm_arena(path: str | Path) -> tuple[int | None, str]:
 
 def planned_arena(path: str | Path) -> int:
     """The activations' peak under a greedy static plan of the graph at `path` (see the module's docstring)."""
-    with _captured_stderr(), _stdout_closed():  # LiteRT's C++ logs say nothing to a user
+    with native_output.hidden(1, 2):  # LiteRT's C++ logs say nothing to a user
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         it = Interpreter(model_path=str(path),
@@ -161,36 +167,3 @@ def greedy_plan(buffers: list[tuple[int, int, int]]) -> int:
 
 def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
-class _Text:
-    text = ""
-
-
-@contextlib.contextmanager
-def _captured_stderr():
-    """What C++ code writes on file descriptor 2 inside the block, as `.text`."""
-    out = _Text()
-    with tempfile.TemporaryFile() as f:
-        saved = os.dup(2)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            f.seek(0)
-            out.text = f.read().decode(errors="replace")
-
-
-@contextlib.contextmanager
-def _stdout_closed():
-    """TFLM prints the number of resource variables on stdout: nothing a user needs."""
-    with open(os.devnull, "w") as null:
-        saved = os.dup(1)
-        os.dup2(null.fileno(), 1)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)

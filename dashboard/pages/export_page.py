@@ -72,7 +72,7 @@ def main() -> None:
                    fmt.ms(lat) if lat is not None else "not timed",
                    help=None if lat is not None else "this point was not timed on this runtime")
     if shipped is not None and shipped.ram_bytes is not None:  # a LiteRT file: what a microcontroller needs
-        fits = [n for n, b in micro.BOARDS.items() if b.fits(shipped.bytes, shipped.ram_bytes, shipped.ram_source)]
+        fits = micro.boards_fitting(shipped.bytes, shipped.ram_bytes, shipped.ram_source)
         st.caption(f"On a microcontroller: {fmt.size(shipped.bytes)} of flash, {fmt.size(shipped.ram_bytes)} of RAM "
                    f"(tensor arena, from {shipped.ram_source}); fits on "
                    + (", ".join(fits) if fits else "none of edgetrim's boards") + ".")

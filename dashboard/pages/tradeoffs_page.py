@@ -34,12 +34,12 @@ def _x_names(runtime: str) -> dict[str, str]:
     return {o: n[0].upper() + n[1:] for o, n in names.items()}
 
 
-def _budget_steps(values: pd.Series) -> list[float]:
-    """Latency budgets a slider offers: 1-2-5 steps (and 1.5, 3, 4, 7) from below the fastest point to above
-    the slowest, in ms."""
+def _budget_steps(values: pd.Series, also: list[float] = ()) -> list[float]:
+    """Budgets a slider offers: 1-2-5 steps (and 1.5, 3, 4, 7) from below the least of `values` to above the
+    most (latencies in ms, sizes in KB), and the values `also` names (a board's figures)."""
     lo, hi = float(values.min()), float(values.max())
-    steps = [float(f"{m * 10.0 ** e:.3g}") for e in range(-4, 5) for m in (1, 1.5, 2, 3, 4, 5, 7)]
-    inside = [v for v in steps if lo / 1.5 <= v <= hi * 1.5]
+    steps = [float(f"{m * 10.0 ** e:.3g}") for e in range(-4, 7) for m in (1, 1.5, 2, 3, 4, 5, 7)]
+    inside = sorted({v for v in steps if lo / 1.5 <= v <= hi * 1.5} | {float(v) for v in also})
     return inside or [round(hi, 4)]
 BEST = {"archive": "the smallest", "size": "the smallest", "latency": "the fastest", "torch_latency": "the fastest",
         "macs": "the least compute", "ram": "the least RAM"}
@@ -52,15 +52,6 @@ def _in_sentence(name: str) -> str:
     file size' keep a proper name's capitals."""
     first = name.split(" ")[0]
     return name if any(c.isupper() for c in first[1:]) else name[0].lower() + name[1:]
-
-
-def _kb_steps(values: pd.Series, limits: list[int]) -> list[float]:
-    """Budgets in KB a slider offers: 1-2-5 steps around the points' `values` (bytes), and every board's
-    `limits` (KB), so that choosing a board sets the slider to its figure."""
-    kb = values.dropna() / 1024
-    lo, hi = (float(kb.min()), float(kb.max())) if len(kb) else (min(limits), max(limits))
-    steps = [float(f"{m * 10.0 ** e:.3g}") for e in range(0, 6) for m in (1, 1.5, 2, 3, 4, 5, 7)]
-    return sorted({v for v in steps if lo / 1.5 <= v <= hi * 1.5} | {float(v) for v in limits})
 
 
 def _board_chosen() -> None:
@@ -97,12 +88,12 @@ def _device_budgets(view: pd.DataFrame, swept_for: str | None) -> tuple[float | 
                  help="A board's flash (the .tflite file) and RAM (the tensor arena TFLite Micro allocates) become "
                       "the budgets; the runtime's code and your application need some of each on top.")
     kb = lambda v: v if v == NO_BUDGET else f"{v:,g} KB"  # noqa: E731
-    flash_steps = _kb_steps(view["onnx_bytes"], [b.flash_kb for b in micro.BOARDS.values()])
+    flash_steps = _budget_steps(view["onnx_bytes"].dropna() / 1024, [b.flash_kb for b in micro.BOARDS.values()])
     flash = state.widget(d2.select_slider, "Flash budget", key="tradeoffs.flash_kb", default=NO_BUDGET,
                          options=flash_steps + [NO_BUDGET], format_func=kb, on_change=_limits_moved,
                          valid=lambda v: v == NO_BUDGET or v in flash_steps,
                          help="The most flash the .tflite file may take (it is linked into flash as it is).")
-    ram_steps = _kb_steps(view["ram_bytes"], [b.ram_kb for b in micro.BOARDS.values()])
+    ram_steps = _budget_steps(view["ram_bytes"].dropna() / 1024, [b.ram_kb for b in micro.BOARDS.values()])
     ram = state.widget(d3.select_slider, "RAM budget", key="tradeoffs.ram_kb", default=NO_BUDGET,
                        options=ram_steps + [NO_BUDGET], format_func=kb, on_change=_limits_moved,
                        valid=lambda v: v == NO_BUDGET or v in ram_steps,
@@ -267,7 +258,7 @@ def _human_marked(objective: str, df: pd.DataFrame) -> list[str]:
 def _front_table(ok: pd.DataFrame, objective: str, runtime: str, split: str) -> pd.DataFrame:
     fr = pareto.front(ok, ["accuracy", objective], by="family", judge=split)
     fits = {} if fr["ram_bytes"].isna().all() else {"Fits on": [
-        ", ".join(n for n, b in micro.BOARDS.items() if b.fits(f, r, s)) or
+        ", ".join(micro.boards_fitting(f, r, s)) or
         ("none of the boards" if micro.runs_in_tflm(s) else "none: TFLite Micro cannot run it")
         for f, r, s in zip(fr["onnx_bytes"], fr["ram_bytes"], fr["tflite_ram_source"])]}
     return pd.DataFrame({"Run": fr["run"].map(run_name), "Family": fr["family"], "Point": fr["label"],

@@ -4,6 +4,7 @@ Skipped, loudly, when /usr/bin/chromium is missing (`make test` installs it with
 Screenshots for the README are written only by `make screenshots` (EDGETRIM_SCREENSHOTS=docs),
 so `make test` leaves the checkout clean.
 """
+import contextlib
 import os
 import re
 import shutil
@@ -35,6 +36,13 @@ def server(ui_env):
     if not Path(CHROMIUM).exists():
         pytest.skip("SKIPPED LOUDLY: no Chromium at /usr/bin/chromium (apt-get install chromium); "
                     "the end-to-end browser test did not run")
+    with streamlit_app() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def streamlit_app():
+    """The dashboard served on a free local port with this process's environment (its store and cache): its URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
                              "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
@@ -51,9 +59,11 @@ def server(ui_env):
     else:
         proc.kill()
         pytest.fail("streamlit did not answer on its health endpoint within 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def metric_value(page, label: str) -> str:

@@ -1,12 +1,7 @@
 """In Chromium: Trade-offs on LiteRT for a microcontroller. A board's flash and RAM as budgets, a RAM budget nothing
 meets (the closest point named, with how much it misses by), one that fits, and the recommended .tflite built,
 downloaded through the browser and re-scored to what the page shows. Skipped loudly without the LiteRT extra."""
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +11,7 @@ from core.inputs import data as D
 from core.inputs import models as M
 from core.results.store import Store
 from core.runtimes import litert_io, micro
-from tests.dashboard.test_browser import ARGS, CHROMIUM, ROOT, assert_clean, free_port, nav, settle, shot
+from tests.dashboard.test_browser import ARGS, CHROMIUM, assert_clean, nav, settle, shot, streamlit_app
 
 pytestmark = pytest.mark.browser
 
@@ -36,22 +31,8 @@ def micro_server(tmp_path, monkeypatch):
     store = Store()
     sweep.run_sweep(grid.load_config(RUN), store)
     store.close()
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-                             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with streamlit_app() as url:
+        yield url
 
 
 def _alert(page, kind: str) -> str:
