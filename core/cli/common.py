@@ -172,6 +172,13 @@ def measure_options(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def with_device(p):
+    """--device: where training and PyTorch-side evaluation run (files are scored in their own runtimes)."""
+    p.add_argument("--device", help="where training and PyTorch evaluation run: auto (a GPU when torch sees one, the "
+                   "default), cpu, cuda, cuda:N or mps; deployed files are still scored in their runtimes")
+    return p
+
+
 def with_store(p):
     p.add_argument("--store", help="results store: a SQLite file or a postgresql:// URL; "
                    "default $EDGETRIM_STORE, else results.sqlite in $EDGETRIM_CACHE or ~/.cache/edgetrim")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from core.cli.common import UsageError, _epoch_progress, _find_point, _store, device_budgets, with_floor, with_store
+from core.cli.common import (UsageError, _epoch_progress, _find_point, _store, device_budgets, with_device, with_floor,
+                             with_store)
 from core.cli.runs import _pick
 
 
 def add(sub) -> None:
     from core.results import export
 
-    p = with_store(sub.add_parser("export", help="export a point, reloaded and re-scored"))
+    p = with_device(with_store(sub.add_parser("export", help="export a point, reloaded and re-scored")))
     p.add_argument("run")
     p.add_argument("point", nargs="?", help="point key (prefix); omit to export the pick above --floor/--max-drop")
     p.add_argument("--format", choices=list(export.FORMATS),

@@ -30,8 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    from core.inputs import device
+
     try:
-        args.func(args)
+        with device.using(getattr(args, "device", None)):  # every command's training and evaluation run there
+            args.func(args)
     except BrokenPipeError:
         raise
     except (ValueError, OSError, RuntimeError) as e:  # DataError, ModelLoadError, SweepError, ExportError, ...

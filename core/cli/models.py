@@ -5,7 +5,7 @@ import json
 import sys
 
 from core.cli.common import (UsageError, _epoch_progress, format_table, measure_options, metrics_row, open_model,
-                             read_spec, warn_skipped)
+                             read_spec, warn_skipped, with_device)
 from core.inputs import data as D
 from core.inputs import models as M
 from core.methods import spec as S
@@ -19,7 +19,7 @@ def add(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the cards as JSON instead of a table")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("measure", help="measure one model")
+    p = with_device(sub.add_parser("measure", help="measure one model"))
     p.add_argument("--model", required=True, help="a sample name, or a .pt state_dict / TorchScript / .pt2 file")
     p.add_argument("--arch", help="architecture of a state_dict: mlp, mlp-<hidden>-<hidden> (e.g. mlp-1200-1200), "
                         "lenet5, lenet5_caffe, resnet18_small or tv:<torchvision name>")

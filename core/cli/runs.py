@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from core.cli.common import _store, device_budgets, format_table, judge_on, with_floor, with_store
+from core.cli.common import _store, device_budgets, format_table, judge_on, with_device, with_floor, with_store
 from core.cli.sweep import print_layer_comparison
 from core.results import describe
 
@@ -31,7 +31,7 @@ def add(sub) -> None:
     judge_on(p)
     p.set_defaults(func=cmd_layers)
 
-    p = with_store(sub.add_parser("pick", help="the best point above an accuracy floor"))
+    p = with_device(with_store(sub.add_parser("pick", help="the best point above an accuracy floor")))
     p.add_argument("run")
     with_floor(p)
     p.set_defaults(func=cmd_pick)

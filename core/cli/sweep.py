@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-from core.cli.common import _store, format_table, warn_skipped, with_store
+from core.cli.common import _store, format_table, warn_skipped, with_device, with_store
 from core.results import describe
 from core.runtimes import measure as ME
 
@@ -14,7 +14,7 @@ from core.runtimes import measure as ME
 def add(sub) -> None:
     from core.engine import sweep
 
-    p = with_store(sub.add_parser("sweep", help="run a sweep file (grid or search) into the store"))
+    p = with_device(with_store(sub.add_parser("sweep", help="run a sweep file (grid or search) into the store")))
     p.add_argument("config", help="a sweep file (.yaml / .json), e.g. sweeps/default.yaml")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (local executor)")
     p.add_argument("--executor", choices=sweep.EXECUTORS, default="local",
@@ -188,6 +188,7 @@ class SweepProgress:
 
 def cmd_sweep(args) -> None:
     from core.engine import grid, sweep
+    from core.inputs import device
 
     if args.verbose:
         import logging
@@ -198,6 +199,8 @@ def cmd_sweep(args) -> None:
     cfg = grid.load_config(args.config)
     if args.run:
         cfg = dataclasses.replace(cfg, run=args.run)
+    if args.device:  # wins over the file's settings.device, and travels to every worker with the measure options
+        cfg = dataclasses.replace(cfg, measure={**cfg.measure, "device": device.parse(args.device)})
     model = sweep.check(cfg, args.executor, args.workers)[0]  # refused before the store is opened (or created)
     warn_skipped(cfg.measure.get("runtimes") or ME.RUNTIMES, model)
     store = _store(args)

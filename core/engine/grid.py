@@ -25,6 +25,8 @@ A sweep file (YAML or JSON, or the same as a dict):
       qat_epochs: 3               # the training epochs of qat, dc (centroid tuning) and soft tokens
       quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
+      device: auto                # where training and PyTorch evaluation run: auto | cpu | cuda | cuda:N | mps
+                                  # (auto: a GPU when torch sees one; files are still scored in their runtimes)
     measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
               runtimes: [onnxruntime, pytorch],              # + executorch (.pte, XNNPACK), litert (.tflite), onnxruntime-cuda (a GPU)
               board: nano33ble}           # optional: a microcontroller (core.runtimes.micro.BOARDS); adds litert, whose
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.inputs import device
 from core.methods import deploy, quantize
 from core.methods import spec as S
 from core.methods.distill import Distill
@@ -57,10 +60,10 @@ AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"]
         "prune_ratio": [0.0], "prune_importance": ["magnitude"], "finetune_epochs": [0], "quantize": ["fp32"],
         "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
-SETTINGS = {"distill", "prune", "lottery", "qat_epochs", "quantize", "budget"}
+SETTINGS = {"distill", "prune", "lottery", "qat_epochs", "quantize", "budget", "device"}
 TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
-MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes", "board"}
+MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes", "board", "device"}
 MAX_POINTS = 5000
 PRUNE_IMPORTANCE = ("magnitude", "taylor", "hessian")
 PRUNE_KINDS = ("unstructured", "structured", "lottery")
@@ -170,6 +173,10 @@ def load_config(source: str | Path | dict) -> SweepConfig:
             raise SweepError(f"measure.board: {e}") from None
         runtimes = list(measure.get("runtimes") or RUNTIMES)
         measure = {**measure, "runtimes": runtimes + ["litert"] * ("litert" not in runtimes)}
+    try:  # the device travels with the measure options to every executor's workers (not part of a point's key)
+        measure = {**measure, "device": device.parse(settings.get("device", measure.get("device")))}
+    except device.DeviceError as e:
+        raise SweepError(f"settings.device: {e}") from None
     budget = measure.get("budget_s", 0.1)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 60:
         raise SweepError(f"measure.budget_s must be a number of seconds in (0, 60], not {budget!r}.")

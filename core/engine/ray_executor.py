@@ -22,6 +22,18 @@ from core.results.store import Point, Store
 MAX_RETRIES = 3
 
 
+def gpus_for(device: str | None, asked: float, cluster_gpus: float) -> float:
+    """The GPUs each task asks Ray for: what --gpus-per-point says, else one when the sweep's device is a GPU
+    (auto: when the cluster has any), so Ray places each point on a node with a free GPU."""
+    device = device or "auto"
+    if asked:
+        return asked
+    if device.startswith("cuda") and not cluster_gpus:
+        raise RuntimeError(f"The sweep's device is {device}, but the Ray cluster has no GPU; use --device cpu or "
+                           "join a cluster with GPU workers.")
+    return 1 if cluster_gpus and device.startswith(("cuda", "auto")) else 0
+
+
 def run_ray(cfg, store: Store, specs: list, positions: list[int], report: Callable[[Point], None],
             address: str | None = None, cpus_per_point: float = 1, gpus_per_point: float = 0) -> None:
     try:
@@ -40,7 +52,8 @@ def run_ray(cfg, store: Store, specs: list, positions: list[int], report: Callab
         context = ray.put((model, data))  # shipped once, shared by every task
         opts = R.keeping({**cfg.measure, "threads": cfg.measure.get("threads") or max(1, int(cpus_per_point))},
                          store)  # a worker on another machine keeps its files there: export rebuilds those
-        resources = dict(num_cpus=cpus_per_point, num_gpus=gpus_per_point, max_retries=MAX_RETRIES)
+        gpus = gpus_for(cfg.measure.get("device"), gpus_per_point, ray.cluster_resources().get("GPU", 0))
+        resources = dict(num_cpus=cpus_per_point, num_gpus=gpus, max_retries=MAX_RETRIES)
         students = list(dict.fromkeys(s.distill for s in specs if s.distill is not None))
         if students:
             train = ray.remote(**resources)(R.train_student_task)

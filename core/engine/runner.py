@@ -9,6 +9,7 @@ disk), each pruned model is reused for every quantization and file format of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from core.inputs import data as D
+from core.inputs import device as DV
 from core.inputs import models as M
 from core.inputs.cancel import Cancelled
 from core.inputs.train import Progress
@@ -117,20 +119,23 @@ def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], me
     (core.results.artefacts); `partial` hears each point's numbers as they come (core.runtimes.measure.measure)."""
     opts = dict(measure_opts)
     opts.pop("board", None)  # what the points are judged against, not how they are measured
+    dev = DV.resolve(opts.pop("device", None))  # where training and PyTorch evaluation run; files run on the CPU
     keep = Folder(opts.pop("keep")) if opts.get("keep") else None
     prefixes: dict[str, M.LoadedModel] = {}
     for spec in specs:
         t0 = time.perf_counter()
         try:
-            if spec.prefix.hash not in prefixes:
-                prefixes[spec.prefix.hash] = S.apply(model, spec.prefix, data, progress)
-            out = prefixes[spec.prefix.hash]
-            if spec.quantize is not None:
-                out = S.compress(out, spec.quantize, data, progress)
-            with tempfile.TemporaryDirectory(prefix="edgetrim-point-") as tmp:
-                metrics = ME.measure(out, data, spec.deploy, progress=progress, partial=partial,
-                                     keep_dir=tmp if keep else None, **opts)
-                kept = keep.keep_all(tmp) if keep else ()
+            with DV.using(dev):
+                if spec.prefix.hash not in prefixes:
+                    prefixes[spec.prefix.hash] = S.apply(model, spec.prefix, data, progress)
+                out = prefixes[spec.prefix.hash]
+                if spec.quantize is not None:
+                    out = S.compress(out, spec.quantize, data, progress)
+                with tempfile.TemporaryDirectory(prefix="edgetrim-point-") as tmp:
+                    metrics = ME.measure(out, data, spec.deploy, progress=progress, partial=partial,
+                                         keep_dir=tmp if keep else None, **opts)
+                    kept = keep.keep_all(tmp) if keep else ()
+            metrics = dataclasses.replace(metrics, trained_on=DV.describe(dev))
             yield Outcome(spec, metrics, None, time.perf_counter() - t0, kept)
         except Cancelled:
             raise
@@ -283,7 +288,8 @@ def train_student_task(context, distill_config, measure_opts: dict) -> None:
     """Train (and cache on disk) one student, so no two workers train the same one."""
     _threads(measure_opts)
     model, data = _resolve(context)
-    S.compress(model, distill_config, data)
+    with DV.using(measure_opts.get("device")):
+        S.compress(model, distill_config, data)
 
 
 def groups(specs: list[S.Spec]) -> list[list[int]]:

@@ -7,6 +7,7 @@ otherwise plain cross-entropy. The model with the best validation accuracy is ke
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.inputs import device as D
 from core.inputs.cancel import checkpoint
 from core.inputs.data import Split
 
@@ -41,11 +43,14 @@ def shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor | Split, batch: int = 512) -> torch.Tensor:
-    """Logits for `x` (a tensor, or a Split read as float32 batch by batch so uint8 data stays uint8), in eval mode."""
+    """Logits on the CPU for `x` (a tensor, or a Split read as float32 batch by batch so uint8 data stays uint8), in
+    eval mode, computed on the current device (core.inputs.device) in full precision."""
     was_training = model.training
     model.eval()
     chunks = x.batches(batch) if isinstance(x, Split) else (x[i:i + batch] for i in range(0, len(x), batch))
-    out = torch.cat([model(c) for c in chunks])  # a cancelled job stops in Split.batches
+    with D.on(model) as m:
+        dev = D.module_device(m)
+        out = torch.cat([m(c.to(dev, non_blocking=True)).float().cpu() for c in chunks])  # cancel: in Split.batches
     model.train(was_training)
     return out
 
@@ -70,8 +75,10 @@ def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128) -> nn.Modu
         m.momentum = None
     was_training = model.training
     model.train()
-    for x in split.batches(batch):
-        model(x)
+    with D.on(model) as on_device:
+        dev = D.module_device(on_device)
+        for x in split.batches(batch):
+            on_device(x.to(dev, non_blocking=True))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
@@ -109,34 +116,63 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
     if epochs <= 0:
         return model
     gen = seed_everything(seed)
+    if teacher is not None and teacher_logits is None and not augment_shift:
+        teacher_logits = predict(teacher, train)
+    dev = D.current()
+    with contextlib.ExitStack() as stack:  # the model (and a teacher) on the device, back where they were after
+        stack.enter_context(D.on(model, dev, extra_params))
+        if teacher is not None:
+            stack.enter_context(D.on(teacher, dev))
+        return _train_on(dev, model, train, val, epochs, lr, gen, batch_size, weight_decay, augment_shift, teacher,
+                         temperature, alpha, progress, after_step, samples_per_epoch, patience, penalty,
+                         extra_params, keep_best, None if teacher_logits is None else teacher_logits.to(dev),
+                         stop_after)
+
+
+def _batches_of(split: Split, order: torch.Tensor, size: int):
+    if hasattr(split, "batches_of"):
+        return split.batches_of(order, size)
+    return (split.batch(order[i:i + size]) for i in range(0, len(order), size))
+
+
+def _train_on(dev, model, train, val, epochs, lr, gen, batch_size, weight_decay, augment_shift, teacher, temperature,
+              alpha, progress, after_step, samples_per_epoch, patience, penalty, extra_params, keep_best,
+              teacher_logits, stop_after) -> nn.Module:
+    """train_'s loop, with everything already on `dev`; batches are read (and shifted) on the CPU, then moved."""
     opt = torch.optim.Adam([{"params": [p for p in model.parameters() if p.requires_grad]}, *(extra_params or [])],
                            lr=lr, weight_decay=weight_decay)
     per_epoch = min(len(train), samples_per_epoch or len(train))
     steps = epochs * ((per_epoch + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    if teacher is not None and teacher_logits is None and not augment_shift:
-        teacher_logits = predict(teacher, train)
+    scaler = D.scaler(dev)
+    labels = train.y.to(dev)
     best, best_acc, since_best, done = None, -1.0, 0, 0
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen)[:per_epoch]
-        for i in range(0, len(order), batch_size):
+        for i, x in zip(range(0, len(order), batch_size), _batches_of(train, order, batch_size)):
             idx = order[i:i + batch_size]
             if len(idx) < 2:
                 continue
-            x = shift(train.batch(idx), augment_shift, gen)
-            logits = model(x)
-            if teacher is None:
-                loss = F.cross_entropy(logits, train.y[idx])
-            else:
-                t_logits = predict(teacher, x) if augment_shift else teacher_logits[idx]
-                loss = distillation_loss(logits, t_logits, train.y[idx], temperature, alpha)
-            if penalty is not None:
-                loss = loss + penalty()
+            x = shift(x, augment_shift, gen).to(dev, non_blocking=True)
+            with D.autocast(dev):
+                logits = model(x)
+                if teacher is None:
+                    loss = F.cross_entropy(logits, labels[idx.to(dev)])
+                else:
+                    t_logits = predict(teacher, x).to(dev) if augment_shift else teacher_logits[idx.to(dev)]
+                    loss = distillation_loss(logits.float(), t_logits, labels[idx.to(dev)], temperature, alpha)
+                if penalty is not None:
+                    loss = loss + penalty()
             checkpoint()  # a cancelled dashboard job stops here, at the next batch
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:  # fp16 on a GPU without bf16: gradients scaled so small ones do not flush to zero
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             sched.step()
             if after_step is not None:
                 after_step(model)

@@ -261,7 +261,9 @@ def keep_zeros(module: nn.Module):
 
     @torch.no_grad()
     def hook(_model: nn.Module) -> None:
-        for w, m in masks:
+        for i, (w, m) in enumerate(masks):
+            if m.device != w.device:  # training moved the model to a GPU: the mask follows, once
+                masks[i] = (w, m := m.to(w.device))
             w.mul_(m)
     return hook
 

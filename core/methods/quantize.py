@@ -161,8 +161,11 @@ def _qat_(module: nn.Module, cfg: WeightQuant, data: DataSet, progress: Progress
 
     @torch.no_grad()
     def hold_zeros(_):
-        for m, mask in masks:
-            m.parametrizations.weight.original.mul_(mask)
+        for i, (m, mask) in enumerate(masks):
+            w = m.parametrizations.weight.original
+            if mask.device != w.device:  # training moved the model to a GPU: the mask follows, once
+                masks[i] = (m, mask := mask.to(w.device))
+            w.mul_(mask)
 
     train_(module, data.train, data.val, epochs=cfg.qat_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
            samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience,

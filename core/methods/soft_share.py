@@ -97,8 +97,8 @@ class MixturePrior(nn.Module):
     def nll(self, w: torch.Tensor) -> torch.Tensor:
         """-log p(w) - log p(precisions): the prior's negative log-likelihood with its Gamma hyperpriors."""
         lam = self.log_precisions.exp()
-        alpha = torch.tensor([ZERO_GAMMA[0]] + [OTHER_GAMMA[0]] * (len(lam) - 1))
-        beta = torch.tensor([ZERO_GAMMA[1]] + [OTHER_GAMMA[1]] * (len(lam) - 1))
+        alpha = lam.new_tensor([ZERO_GAMMA[0]] + [OTHER_GAMMA[0]] * (len(lam) - 1))
+        beta = lam.new_tensor([ZERO_GAMMA[1]] + [OTHER_GAMMA[1]] * (len(lam) - 1))
         hyper = ((alpha - 1) * self.log_precisions - beta * lam).sum()
         return -torch.logsumexp(self.log_joint(w), dim=1).sum() - hyper
 

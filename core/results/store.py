@@ -352,7 +352,7 @@ FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status"
                  "tflite_bytes", "tflite_accuracy", "tflite_val_accuracy", "lrt_b1_ms", "tflite_ram_bytes",
                  "tflite_ram_source",
                  "cuda_b1_ms", "state_dict_bytes", "runtimes", "threads", "busy", "ort_b1_busy", "torch_b1_busy",
-                 "et_b1_busy", "lrt_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "spec_json")
+                 "et_b1_busy", "lrt_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "device", "spec_json")
 # each runtime's batch-1 latency column -> the runtime (its flag says it was timed on a busy machine)
 B1_BUSY = {"ort_b1_busy": "onnxruntime", "torch_b1_busy": "pytorch", "et_b1_busy": "executorch", "lrt_b1_busy": "litert",
            "cuda_b1_busy": "onnxruntime-cuda"}
@@ -401,6 +401,7 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "float_compute_nodes": m.float_compute_nodes if m else None,
             "notes": " | ".join(describe.notes(m)) if m else "",  # worded on read, never stored
             "seconds": p.seconds,
+            "device": m.trained_on if m else None,  # where its training and PyTorch evaluation ran
             "spec_json": p.spec.to_json(),
         })
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)  # the columns even when the run has no point yet

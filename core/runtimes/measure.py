@@ -64,6 +64,7 @@ class Metrics:
     float_compute_nodes: int | None = None  # Conv / Gemm / MatMul nodes left in float (int8 files only)
     files: tuple[DeployedFile, ...] = ()    # each runtime's file (ONNX Runtime's first); () before edgetrim 0.2
     val_accuracy: float | None = None       # the deployed ONNX file's top-1 on the validation split (picks judge it)
+    trained_on: str | None = None           # the device its training and PyTorch evaluation ran on ('cpu', 'cuda:0 (…)')
 
     @property
     def flops(self) -> int:
