@@ -23,13 +23,14 @@ import streamlit as st
 from core import cache_dir
 from core.engine import estimate, runner
 from core.inputs import data as D
+from core.inputs import device
 from core.inputs import models as M
 from core.methods import prune
 from core.methods import spec as S
 from core.results import export
 from core.results.store import Store, point_key
 from core.runtimes import measure as ME
-from dashboard import work
+from dashboard import state, work
 
 EXPLORE_RUN = "explore"
 WORK_LOCK = threading.Lock()  # one model build / measurement / export at a time in this process
@@ -116,9 +117,12 @@ def point_job(model_json: str, data_source: str, spec_json: str, title: str, slo
               estimate_s: float | None = None) -> work.Job:
     """The queue's job computing this point (the one already there, or a new one), owned by this session; its
     numbers arrive in `job.partial` as they are measured."""
+    on = state.device()  # the session's choice, read now: the job runs in the queue's thread
+
     def compute(job: work.Job) -> dict:
-        return explore_point(model_json, data_source, spec_json, job.report,
-                             partial=lambda fields: setattr(job, "partial", fields))
+        with device.using(on):
+            return explore_point(model_json, data_source, spec_json, job.report,
+                                 partial=lambda fields: setattr(job, "partial", fields))
     return work.queue().submit(point_job_key(model_json, data_source, spec_json), title, compute,
                                owner=work.session_id(), slot=slot, estimate_s=estimate_s, trains=bool(estimate_s))
 
@@ -209,12 +213,14 @@ def is_explore_run(name: str) -> bool:
     return name == EXPLORE_RUN or name.startswith(f"{EXPLORE_RUN} · ")
 
 
-def sensitivity(model_json: str, data_source: str, ratios: tuple[float, ...], progress=None) -> list[dict]:
-    """Accuracy with each layer pruned alone at each ratio; computed once per model, data and ratios."""
+def sensitivity(model_json: str, data_source: str, ratios: tuple[float, ...], progress=None,
+                on: str = "auto") -> list[dict]:
+    """Accuracy with each layer pruned alone at each ratio (scored on the device `on`); computed once per model,
+    data and ratios."""
     tables, key = _sensitivity_tables(), (model_json, data_source, ratios)
     if key not in tables:
         lm, data = model(model_json), dataset(data_source)
-        with exclusive(progress):
+        with exclusive(progress), device.using(on):
             tables[key] = prune.sensitivity(lm, data, ratios, progress=progress)
     return tables[key]
 
@@ -224,8 +230,9 @@ def _sensitivity_tables() -> dict:
     return {}
 
 
-def export_point(key: str, fmt: str, progress=None) -> dict:
-    """Rebuild the stored point `key`, write it as `fmt`, reload and re-score it (under the lock).
+def export_point(key: str, fmt: str, progress=None, on: str = "auto") -> dict:
+    """Rebuild the stored point `key` (training on the device `on` if its kept model is gone), write it as `fmt`,
+    reload and re-score it (under the lock).
     Returns the file, its model card and the reloaded accuracy; never cached (it writes files)."""
     store = Store()
     try:
@@ -242,7 +249,7 @@ def export_point(key: str, fmt: str, progress=None) -> dict:
     lm = model(json.dumps(cfg["model"], sort_keys=True) if isinstance(cfg["model"], dict) else json.dumps(cfg["model"]))
     data = dataset(cfg["data"])
     out = Path(tempfile.mkdtemp(prefix="edgetrim-export-"))
-    with exclusive(progress):
+    with exclusive(progress), device.using(on):
         result = export.export_point(point, lm, data, fmt, out, baseline=base, progress=progress, kept=kept)
     return {"key": key, "format": fmt, "path": str(result.path), "card": str(result.card_path),
             "accuracy": result.reloaded_accuracy, "stored": result.stored_accuracy, "source": result.source}

@@ -87,3 +87,8 @@ def data_label(source: str) -> str:
     from core.results import describe
 
     return st.session_state.get("data.names", {}).get(source) or describe.source_name(source)
+
+
+def device() -> str:
+    """Where this session's training and PyTorch evaluation run (the Model page's choice): 'auto' by default."""
+    return st.session_state.get("device", "auto")

@@ -119,7 +119,8 @@ def measure_group(model: M.LoadedModel, data: D.DataSet, specs: list[S.Spec], me
     (core.results.artefacts); `partial` hears each point's numbers as they come (core.runtimes.measure.measure)."""
     opts = dict(measure_opts)
     opts.pop("board", None)  # what the points are judged against, not how they are measured
-    dev = DV.resolve(opts.pop("device", None))  # where training and PyTorch evaluation run; files run on the CPU
+    asked = opts.pop("device", None)  # where training and PyTorch evaluation run (files run on the CPU); when the
+    dev = DV.resolve(asked) if asked else DV.current()  # options name none, the caller's (core.inputs.device.using)
     keep = Folder(opts.pop("keep")) if opts.get("keep") else None
     prefixes: dict[str, M.LoadedModel] = {}
     for spec in specs:

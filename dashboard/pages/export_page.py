@@ -28,10 +28,11 @@ OWN_FILES = {"executorch": ("ExecuTorch", "ExecuTorch .pte"), "litert": ("LiteRT
 
 
 def _build(key: str, fmt_name: str) -> None:
+    on = state.device()  # read here: the job runs in the queue's thread
     try:
         st.session_state["export_result"] = progress.run(
             f"export|{key}|{fmt_name}", "Writing the file from the point's kept model, reloading and re-scoring it",
-            lambda report: cache.export_point(key, fmt_name, report))
+            lambda report: cache.export_point(key, fmt_name, report, on))
     except Exception as e:  # one sentence, never a traceback
         st.session_state.pop("export_result", None)
         st.error(f"The export did not complete: {fmt.one_sentence(e)}")

@@ -6,6 +6,7 @@ import json
 import streamlit as st
 
 from core.inputs import data as D
+from core.inputs import device
 from core.inputs import models as M
 from core.runtimes import measure as ME
 from dashboard import cache, figures, fmt, progress, state
@@ -102,10 +103,22 @@ def _choose_data() -> None:
             st.error(st.session_state.pop("data.error"))
 
 
+def _choose_device() -> None:
+    """Where this session's training and PyTorch evaluation run; deployed files are scored in their own runtimes."""
+    here = device.present()
+    auto = device.describe(device.resolve("auto"))
+    state.widget(st.selectbox, "Training device", key="device", default="auto", options=["auto", *here],
+                 format_func=lambda d: f"auto ({auto})" if d == "auto" else device.describe(device.resolve(d)),
+                 help="Fine-tuning, QAT, distillation and sensitivity scans run here (mixed precision on a GPU, "
+                      "for training only). Every deployed file is still scored and timed in its own runtime, and "
+                      "a point is the same on any device within float tolerance.")
+
+
 def main() -> None:
     st.title("Model & data")
     _choose_model()
     _choose_data()
+    _choose_device()
     model_json, data_source = cache.current_sources()
     try:
         with st.spinner("Loading the model and data…"):

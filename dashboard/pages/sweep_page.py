@@ -127,7 +127,7 @@ def _config() -> dict:
         st.warning(f"{RUNTIME_NAMES.get(line.split()[0], line.split()[0])} will be skipped: {line.split(': ', 1)[1]}")
     has_students = bool(students) or any(w != 1.0 for w in widths)
     training = ["distilled", "alone"] if alone and has_students else ["distilled"]
-    settings = {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}}
+    settings = {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}, "device": state.device()}
     if "lottery" in kinds:
         c2.caption("Lottery tickets retrain from early weights in each of 5 rounds: with a few epochs per round they "
                    "stay below plain pruning; they reach the baseline with a full training per round (0 epochs "

@@ -456,10 +456,11 @@ def main() -> None:
             st.session_state["show_sensitivity"] = True
         if st.session_state.get("show_sensitivity"):
             try:
+                on = state.device()  # read here: the job runs in the queue's thread
                 rows = progress.run(f"sensitivity|{model_json}|{data_source}",
                                     "Pruning each layer alone at 25 / 50 / 75 / 90 %",
                                     lambda report: cache.sensitivity(model_json, data_source, (0.25, 0.5, 0.75, 0.9),
-                                                                     report))
+                                                                     report, on))
             except Exception as e:  # one sentence, never a traceback
                 st.error(f"The sensitivity could not be computed: {fmt.one_sentence(e)}")
                 return
