@@ -6,7 +6,7 @@ import sys
 
 from core.cli.common import (UsageError, _epoch_progress, _find_point, _store, device_budgets, with_device, with_floor,
                              with_store)
-from core.cli.runs import _pick
+from core.cli.runs import settled_point, whole_split_pick
 
 
 def add(sub) -> None:
@@ -44,12 +44,11 @@ def cmd_export(args) -> None:
                          f"tflite-int8 or tflite-int4 (or leave --format out), not {args.format}.")
     picked = None  # the floor and budgets, when the point is the pick above them
     if args.point:
-        point = _find_point(store, args.run, args.point)
+        point, store = settled_point(args, store, _find_point(store, args.run, args.point))
     else:
-        df = store.table(args.run)
         if args.floor is None and args.max_drop is None:
             raise UsageError("Name a POINT key, or give --floor / --max-drop to export the best point above it.")
-        choice = _pick(df, args)
+        choice, store = whole_split_pick(args, store)
         print(choice.message)
         if not choice.met_floor:  # exit 1, as `pick` does: the question was fine, the answer is "none"
             print("edgetrim: nothing meets the floor, so nothing was exported; lower the floor or name a point.",

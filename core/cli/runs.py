@@ -77,10 +77,12 @@ def _show(df) -> str:
     with_et = "pte_bytes" in df and df["pte_bytes"].notna().any()
     with_lrt = "tflite_bytes" in df and df["tflite_bytes"].notna().any()
     with_val = "val_accuracy" in df and df["val_accuracy"].notna().any()
+    with_subset = "eval_subset" in df and df["eval_subset"].notna().any()
     busy = [c for c in BUSY_SHORT if c in df and df[c].eq(True).any()]
     return format_table([{
         "key": r["key"][:10], "family": r["family"], "label": r["label"],
         "acc %": _num(r["accuracy"], 100, 2), **({"val acc %": _num(r["val_accuracy"], 100, 2)} if with_val else {}),
+        **({"val 95 % interval": _interval_text(r)} if with_subset else {}),
         "onnx KB": _num(r["onnx_bytes"], 1 / 1024, 1), "archive KB": _num(r["archive_bytes"], 1 / 1024, 1),
         "ort b1 ms": _num(r["ort_b1_ms"]), "torch b1 ms": _num(r["torch_b1_ms"]),
         **({"pte acc %": _num(r["pte_accuracy"], 100, 2), "pte KB": _num(r["pte_bytes"], 1 / 1024, 1),
@@ -90,6 +92,15 @@ def _show(df) -> str:
            if with_lrt else {}),
         **({"busy": ", ".join(BUSY_SHORT[c] for c in busy if r.get(c) in (True,)) or "-"} if busy else {}),
     } for r in df.to_dict("records")])
+
+
+def _interval_text(r) -> str:
+    """'97.9-99.2 (n=1,000)' for a point scored on a subset, 'whole split' for one scored whole."""
+    import pandas as pd
+
+    if pd.isna(r.get("eval_subset")):
+        return "whole split"
+    return f"{100 * r['val_low']:.1f}-{100 * r['val_high']:.1f} (n={int(r['eval_subset']):,})"
 
 
 def cmd_front(args) -> None:
@@ -120,9 +131,9 @@ def cmd_front(args) -> None:
 
 
 def cmd_pick(args) -> None:
-
-    df = _store(args, read_only=True).table(args.run)
-    choice = _pick(df, args)
+    store = _store(args, read_only=True)
+    choice, store = whole_split_pick(args, store)
+    df = store.table(args.run)
     print(choice.message)
     if choice.judge_note:
         print(f"note: {choice.judge_note}")
@@ -131,6 +142,32 @@ def cmd_pick(args) -> None:
         raise SystemExit(1)
     fmt = f" --runtime {args.runtime}" if args.runtime in ("executorch", "litert") else ""
     print(f"export it: edgetrim export {args.run} {choice.row['key'][:10]}{fmt} -o <path>")
+
+
+def whole_split_pick(args, store):
+    """(the pick `args` ask for, judged and reported on the whole splits; the store): a run scored on a subset has
+    its choice scored whole before it counts (core.engine.runner.confirmed_pick), in the store opened to write."""
+    from core.engine import runner
+
+    df = store.table(args.run)
+    if df["eval_subset"].isna().all():
+        return _pick(df, args), store
+    store = _store(args)
+    print("this run was scored on a subset of its splits: the pick is scored on the whole splits before it counts",
+          file=sys.stderr)
+    return runner.confirmed_pick(store, args.run, lambda table: _pick(table, args)), store
+
+
+def settled_point(args, store, point):
+    """`point` scored on the whole splits (settled now when it was scored on a subset)."""
+    from core.engine import runner
+
+    if point.metrics is None or point.metrics.eval_subset is None:
+        return point, store
+    store = _store(args)
+    print(f"{point.spec.label} was scored on a subset: scoring it on the whole splits first", file=sys.stderr)
+    runner.settle(store, args.run, [point.key])
+    return store.get(point.key), store
 
 
 def _pick(df, args):

@@ -225,8 +225,22 @@ def cmd_sweep(args) -> None:
         raise SystemExit(130)
     finally:
         shown.close()
+    print_summary(cfg, result, store, sum(p.seconds for p in planned) / workers if planned else None)
+
+
+def print_summary(cfg, result, store, estimate_s: float | None) -> None:
+    """What a finished sweep says: its points and time (beside the estimate made before it ran), what was scored
+    on a subset, the board's fits, a per-layer search against its grid, and the failures (exit 1)."""
     print(f"run {result.run!r}: {result.total} points, {result.computed} measured now, {result.reused} from the store, "
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
+    if estimate_s and result.computed:
+        off = result.seconds / estimate_s - 1
+        print(f"it took {describe.duration(result.seconds)} against the {describe.duration(estimate_s)} estimated before "
+              f"it ran ({abs(100 * off):.0f} % {'longer' if off > 0 else 'shorter'})")
+    if result.settled is not None:
+        print(f"scored on {cfg.measure['subset']:,} seeded images of validation and of test each; "
+              f"{describe.n(result.settled, 'point')} a pick might take then scored on the whole splits (the "
+              "others show their 95 % interval; `edgetrim pick` scores its choice whole first)")
     if cfg.measure.get("board"):
         print(fits_line(store.table(cfg.run), cfg.measure["board"]))
     if result.search_seconds is not None:

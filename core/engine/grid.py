@@ -29,6 +29,8 @@ A sweep file (YAML or JSON, or the same as a dict):
                                   # (auto: a GPU when torch sees one; files are still scored in their runtimes)
     measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
               runtimes: [onnxruntime, pytorch],              # + executorch (.pte, XNNPACK), litert (.tflite), onnxruntime-cuda (a GPU)
+              subset: 2000,               # optional: score each point on 2,000 seeded val and test images; the
+                                          # points a pick might take are then scored whole (core.results.subset)
               board: nano33ble}           # optional: a microcontroller (core.runtimes.micro.BOARDS); adds litert, whose
                                           # file's flash and RAM are measured, and says which points fit on it
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid
@@ -63,8 +65,9 @@ TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "lottery", "qat_epochs", "quantize", "budget", "device"}
 TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
-MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes", "board", "device"}
+MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes", "board", "device", "subset"}
 MAX_POINTS = 5000
+MIN_SUBSET = 100  # fewer images give intervals too wide to settle anything
 PRUNE_IMPORTANCE = ("magnitude", "taylor", "hessian")
 PRUNE_KINDS = ("unstructured", "structured", "lottery")
 
@@ -173,6 +176,9 @@ def load_config(source: str | Path | dict) -> SweepConfig:
             raise SweepError(f"measure.board: {e}") from None
         runtimes = list(measure.get("runtimes") or RUNTIMES)
         measure = {**measure, "runtimes": runtimes + ["litert"] * ("litert" not in runtimes)}
+    n = measure.get("subset")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < MIN_SUBSET):
+        raise SweepError(f"measure.subset is a whole number of images, at least {MIN_SUBSET}, not {n!r}.")
     try:  # the device travels with the measure options to every executor's workers (not part of a point's key)
         measure = {**measure, "device": device.parse(settings.get("device", measure.get("device")))}
     except device.DeviceError as e:

@@ -57,6 +57,7 @@ class SweepResult:
     seconds: float
     errors: tuple[str, ...] = ()  # distinct causes of the failed points
     search_seconds: float | None = None  # a per-layer search's own time, beside its uniform grid
+    settled: int | None = None  # scored on a subset: how many points were then scored on the whole splits
 
 
 # ---- models and data -------------------------------------------------------------------
@@ -156,6 +157,8 @@ def covers(point: Point | None, model: M.LoadedModel, measure_opts: dict) -> boo
     runtime asked for that runs it here. A point that lacks one is measured again (and its record replaced)."""
     if point is None or point.status != "ok" or point.metrics is None:
         return False
+    if point.metrics.eval_subset is not None and not measure_opts.get("subset"):
+        return False  # scored on a subset; this sweep scores the whole splits
     for r in ME.check_runtimes(measure_opts.get("runtimes") or ME.RUNTIMES):
         if ME.why_unavailable(r) or ME.why_not_on(r, model, point.spec.deploy):
             continue
@@ -261,6 +264,74 @@ def retime_run(store: Store, run: str, every: bool = False, progress: Progress |
         done += 1
         still += any(l.busy for l in new)
     return Retimed(done, still, tuple(gone))
+
+
+# ---- points scored on a subset, settled on the whole splits -------------------------------------------
+
+def settle(store: Store, run: str, keys: list[str], progress: Progress | None = None) -> int:
+    """Score the run's subset points `keys` on the whole validation and test splits (core.results.subset): from
+    their kept files, or, where those are gone, computed again. Returns how many were settled."""
+    cfg = store.run_config(run)
+    model, data = load_context(cfg["model"], cfg["data"])
+    measure_opts = {k: v for k, v in (cfg.get("measure") or {}).items() if k != "subset"}
+    points = {p.key: p for p in store.points(run)}
+    done = 0
+    for i, key in enumerate(keys):
+        p = points.get(key)
+        if p is None or p.metrics is None or p.metrics.eval_subset is None:
+            continue
+        if progress:
+            progress(i, len(keys), f"scoring {p.spec.label} on the whole validation and test splits")
+        metrics = _rescored(store, p, data)
+        if metrics is None:  # its files are gone: computed again, on the whole splits
+            outcome = next(measure_group(model, data, [p.spec], keeping(measure_opts, store)))
+            if outcome.error is not None:
+                raise RunError(f"{p.spec.label} could not be scored on the whole splits ({outcome.error}).")
+            store.put(dataclasses.replace(p, metrics=outcome.metrics), artefacts=outcome.artefacts)
+        else:
+            store.put(dataclasses.replace(p, metrics=metrics))
+        done += 1
+    if progress:
+        progress(len(keys), len(keys), f"{done} point(s) scored on the whole splits")
+    return done
+
+
+def _rescored(store: Store, point: Point, data: D.DataSet) -> ME.Metrics | None:
+    from core.runtimes import archive
+
+    kept = store.artefacts(point.key)
+    if not kept:
+        return None
+    model = archive.load_archive(kept["archive"]) if "archive" in kept else None
+    return ME.rescore(point.metrics, kept, model, data)
+
+
+def settle_run(store: Store, run: str, progress: Progress | None = None) -> int:
+    """After a sweep scored on a subset: settle every point that might be picked at some floor."""
+    from core.results import subset
+
+    return settle(store, run, subset.to_confirm(store.table(run)), progress)
+
+
+def confirmed_pick(store: Store, run: str, choose: Callable, progress: Progress | None = None):
+    """`choose(table)` (a core.results.pareto.Pick) made on the whole splits: subset points are judged by the high
+    end of their intervals; a subset point chosen (or a subset baseline, where every drop starts) is scored on the
+    whole splits and the choice made again, until it falls on a point scored whole."""
+    import pandas as pd
+
+    from core.results import subset
+
+    for _ in range(len(store.points(run)) + 2):  # each turn settles one point
+        df = store.table(run)
+        base = df[(df["family"] == "baseline") & df["eval_subset"].notna()]
+        if len(base):
+            settle(store, run, list(base["key"]), progress)
+            continue
+        choice = choose(subset.optimistic(df))
+        if pd.isna(choice.row.get("eval_subset")):
+            return choice
+        settle(store, run, [choice.row["key"]], progress)
+    raise RunError(f"The pick of run {run!r} could not be settled on the whole splits.")
 
 
 # ---- in worker processes (process pool, Ray) ------------------------------------------------

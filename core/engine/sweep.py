@@ -11,6 +11,7 @@ killed sweep resumes where it stopped), and Ctrl-C stops after the point in flig
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import importlib.util
 import multiprocessing as mp
 import os
@@ -67,7 +68,8 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
     if cfg.search and not per_layer:
         from core.engine.search import run_search
 
-        return run_search(cfg, store, progress, t0)
+        found = run_search(cfg, store, progress, t0)
+        return dataclasses.replace(found, settled=_settle(cfg, store, progress, found.total))
     keys = [point_key(model.fingerprint, data.fingerprint, s, R.profile(cfg.measure)) for s in specs]
     todo = [i for i, k in enumerate(keys) if not R.covers(store.get(k), model, cfg.measure)]
     store.link(cfg.run, [k for i, k in enumerate(keys) if i not in set(todo)])
@@ -99,16 +101,27 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
                     progress=step if in_flight else None)
     else:
         _run_pool(cfg, store, todo_specs, positions, workers, report)
+    settled = _settle(cfg, store, progress, len(specs))
     errors = tuple(dict.fromkeys(p.error for p in failed))
-    grid = R.SweepResult(cfg.run, len(specs), len(todo), reused, len(failed), time.perf_counter() - t0, errors)
+    grid = R.SweepResult(cfg.run, len(specs), len(todo), reused, len(failed), time.perf_counter() - t0, errors,
+                         settled=settled)
     if not per_layer:
         return grid
     from core.engine.layerwise import run_layerwise  # the uniform grid above, then the per-layer search beside it
 
     found = run_layerwise(cfg, store, progress, time.perf_counter())
+    more = _settle(cfg, store, progress, grid.total + found.total)
     return R.SweepResult(cfg.run, grid.total + found.total, grid.computed + found.computed,
                          grid.reused + found.reused, grid.failed + found.failed, time.perf_counter() - t0,
-                         tuple(dict.fromkeys(grid.errors + found.errors)), search_seconds=found.seconds)
+                         tuple(dict.fromkeys(grid.errors + found.errors)), search_seconds=found.seconds,
+                         settled=None if more is None else settled + more)
+
+
+def _settle(cfg: SweepConfig, store: Store, progress: Progress | None, total: int) -> int | None:
+    """A sweep scored on a subset: its points a pick might take, scored on the whole splits (None: no subset)."""
+    if not cfg.measure.get("subset"):
+        return None
+    return R.settle_run(store, cfg.run, (lambda d, t, m: progress(total, total, m)) if progress else None)
 
 
 def _run_pool(cfg: SweepConfig, store: Store, specs: list, positions: list[int], workers: int,
@@ -188,7 +201,8 @@ def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
             except Exception:  # a graph that cannot take a training step here: no estimate, never a failed sweep
                 per_image[student] = 0.0
         step = per_image[student]
-        scored = len(data.test) + len(data.val) + len(data.test) * ((spec.deploy is None) + ("executorch" in runtimes))
+        n_val, n_test = (min(len(d), cfg.measure.get("subset") or len(d)) for d in (data.val, data.test))
+        scored = n_test + n_val + n_test * ((spec.deploy is None) + ("executorch" in runtimes))
         measure = MEASURE_OVERHEAD_S + scored * step / 3 + series * (budget + 0.05)  # a forward pass: ~1/3 of a step
         out.append(Planned(spec, tuple(runs), sum(r.epochs * r.images for r in runs) * step, measure))
     return out, len(specs) - len(todo)

@@ -352,7 +352,8 @@ FRAME_COLUMNS = ("run", "key", "model", "family", "label", "spec_hash", "status"
                  "tflite_bytes", "tflite_accuracy", "tflite_val_accuracy", "lrt_b1_ms", "tflite_ram_bytes",
                  "tflite_ram_source",
                  "cuda_b1_ms", "state_dict_bytes", "runtimes", "threads", "busy", "ort_b1_busy", "torch_b1_busy",
-                 "et_b1_busy", "lrt_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "device", "spec_json")
+                 "et_b1_busy", "lrt_b1_busy", "cuda_b1_busy", "int8_nodes", "float_compute_nodes", "notes", "seconds", "device", "eval_subset",
+                 "val_low", "val_high", "spec_json")
 # each runtime's batch-1 latency column -> the runtime (its flag says it was timed on a busy machine)
 B1_BUSY = {"ort_b1_busy": "onnxruntime", "torch_b1_busy": "pytorch", "et_b1_busy": "executorch", "lrt_b1_busy": "litert",
            "cuda_b1_busy": "onnxruntime-cuda"}
@@ -361,6 +362,16 @@ B1_BUSY = {"ort_b1_busy": "onnxruntime", "torch_b1_busy": "pytorch", "et_b1_busy
 def _busy(m: Metrics, runtime: str, batch: int = 1) -> bool:
     """Whether `runtime`'s latency at `batch` was timed on a busy machine (False when not timed)."""
     return any(l.busy for l in m.latency if l.runtime == runtime and l.batch == batch)
+
+
+def _interval(m: Metrics | None) -> dict:
+    """The 95 % interval of a subset point's validation accuracy (None for a point scored on the whole split)."""
+    if m is None or m.eval_subset is None or m.val_accuracy is None:
+        return {"val_low": None, "val_high": None}
+    from core.results.subset import wilson
+
+    low, high = wilson(m.val_accuracy, m.eval_subset)
+    return {"val_low": low, "val_high": high}
 
 
 def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
@@ -402,6 +413,8 @@ def points_frame(points: list[Point], run: str = "") -> pd.DataFrame:
             "notes": " | ".join(describe.notes(m)) if m else "",  # worded on read, never stored
             "seconds": p.seconds,
             "device": m.trained_on if m else None,  # where its training and PyTorch evaluation ran
+            "eval_subset": m.eval_subset if m else None,  # scored on this many images of val and test (None: whole)
+            **_interval(m),
             "spec_json": p.spec.to_json(),
         })
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)  # the columns even when the run has no point yet

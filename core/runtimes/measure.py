@@ -65,6 +65,7 @@ class Metrics:
     files: tuple[DeployedFile, ...] = ()    # each runtime's file (ONNX Runtime's first); () before edgetrim 0.2
     val_accuracy: float | None = None       # the deployed ONNX file's top-1 on the validation split (picks judge it)
     trained_on: str | None = None           # the device its training and PyTorch evaluation ran on ('cpu', 'cuda:0 (…)')
+    eval_subset: int | None = None          # scored on this many seeded images of each of val and test (None: whole)
 
     @property
     def flops(self) -> int:
@@ -245,6 +246,32 @@ def retime(kept: dict[str, Path], model: LoadedModel | None, deploy, runtimes, t
     return tuple(out)
 
 
+def rescore(metrics: Metrics, kept: dict[str, Path], model: LoadedModel | None, data: DataSet,
+            threads: int | None = None, progress=None) -> Metrics | None:
+    """A point scored on a subset (`eval_subset`) scored again on the whole validation and test splits from its kept
+    files, each in its runtime (PyTorch's accuracy from the kept archive's module); nothing is rebuilt or re-timed.
+    None when a file it was scored from is no longer kept."""
+    threads = threads or torch.get_num_threads()
+    data = data.adapted(model_shape(kept, model))
+    files = []
+    for i, f in enumerate(metrics.files):
+        rt = runtime_.get(f.runtime)
+        if not rt.measures_file or rt.kept_as not in kept or rt.why_unavailable():
+            return None
+        if progress:
+            progress(i, len(metrics.files) + 1, f"scoring {len(data.val) + len(data.test):,} images in {f.runtime}")
+        loaded = rt.load(kept[rt.kept_as], threads)
+        files.append(dataclasses.replace(f, accuracy=rt.score(loaded, data.test), val_accuracy=rt.score(loaded, data.val)))
+    torch_acc = metrics.torch_accuracy
+    if torch_acc is not None:
+        if model is None:
+            return None
+        torch_acc = torch_accuracy(model.module, data.test)
+    return dataclasses.replace(metrics, files=tuple(files), accuracy=files[0].accuracy,
+                               val_accuracy=files[0].val_accuracy, torch_accuracy=torch_acc,
+                               test_samples=len(data.test), eval_subset=None)
+
+
 def model_shape(kept: dict[str, Path], model: LoadedModel | None) -> tuple[int, ...]:
     """The input shape of a kept point: its model's, else read from its ONNX file."""
     if model is not None:
@@ -365,7 +392,7 @@ def time_honestly(timer, batch: int, budget_s: float, crowded: bool) -> Latency:
 def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True,
             batches: tuple[int, ...] = BATCHES, runtimes: tuple[str, ...] = RUNTIMES, threads: int | None = None,
             budget_s: float = TIME_BUDGET_S, keep_dir: str | Path | None = None, progress=None,
-            partial=None) -> Metrics:
+            partial=None, subset: int | None = None) -> Metrics:
     """Every metric of one model shipped as `deploy` (None: fp32 ONNX; else a core.methods.deploy format) on
     `data`'s test split (data adapted to the model's input shape).
 
@@ -376,7 +403,9 @@ def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True
     The module's train/eval mode is restored afterwards. `progress(done, total,
     message)` hears each stage (file, archive, accuracy, each latency series); `partial(fields)` hears the
     numbers as they come (accuracy first, then sizes, then each latency). A latency timed while other work
-    crowds the cores, or whose calls disagree, is timed again, and marked `busy` if it still is.
+    crowds the cores, or whose calls disagree, is timed again, and marked `busy` if it still is. With `subset`,
+    every file is scored on the same seeded `subset` images of the validation and of the test split
+    (`eval_subset`; core.results.subset says what that is worth and when the whole splits must settle it).
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}.")
@@ -385,17 +414,36 @@ def measure(model: LoadedModel, data: DataSet, deploy=None, latency: bool = True
     if mismatch:
         raise DataError(mismatch)
     data = data.adapted(model.input_shape)
+    scored = subsampled(data, subset)
     module = model.module
     was_training = module.training
     module.eval()
     try:
-        return _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir,
-                        progress or (lambda done, total, message: None), partial or (lambda fields: None))
+        metrics = _measure(model, module, scored, data.train, deploy, latency, batches, runtimes, threads, budget_s,
+                           keep_dir, progress or (lambda done, total, message: None), partial or (lambda fields: None))
     finally:
         module.train(was_training)
+    return dataclasses.replace(metrics, eval_subset=len(scored.val)) if scored is not data else metrics
 
 
-def _measure(model, module, data, deploy, latency, batches, runtimes, threads, budget_s, keep_dir,
+SUBSET_SEED = 0
+
+
+def subsampled(data: DataSet, n: int | None) -> DataSet:
+    """`data` with its validation and test splits cut to the same seeded `n` images each (in their stored order)
+    every time; `data` itself when `n` is None or covers both."""
+    if n is None or (n >= len(data.val) and n >= len(data.test)):
+        return data
+    if int(n) < 1:
+        raise ValueError(f"A subset is a positive number of images, not {n!r}.")
+
+    def cut(split):
+        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(SUBSET_SEED))
+        return split.take(order[:int(n)].sort().values)
+    return dataclasses.replace(data, val=cut(data.val), test=cut(data.test))
+
+
+def _measure(model, module, data, calibration, deploy, latency, batches, runtimes, threads, budget_s, keep_dir,
              progress, partial) -> Metrics:
     """See `measure`. The numbers come in the order a person wants them: the deployed file's accuracy, then the
     sizes, then each latency, each told to `partial(fields)` (every field known so far) as soon as it is known."""
@@ -408,8 +456,8 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
         folder = Path(keep_dir or tmp)
         progress(0, 1, "writing the deployable file")
         # ONNX Runtime's file is always written and scored: it is the point's reference accuracy and size
-        onnx_path = onnx_io.write_deployable(model, deploy, folder / f"{model.name}.onnx", calibration=data.train)
-        runners = open_runners(model, deploy, ("onnxruntime",), threads, folder, data.train, onnx_path)
+        onnx_path = onnx_io.write_deployable(model, deploy, folder / f"{model.name}.onnx", calibration=calibration)
+        runners = open_runners(model, deploy, ("onnxruntime",), threads, folder, calibration, onnx_path)
         progress(1, 3, f"scoring {len(data.test):,} test images in onnxruntime")
         ort = runners["onnxruntime"]
         known.update(accuracy=ort.score(data.test), onnx_bytes=os.path.getsize(ort.path))
@@ -417,7 +465,7 @@ def _measure(model, module, data, deploy, latency, batches, runtimes, threads, b
         progress(1, 3, f"scoring {len(data.val):,} validation images in onnxruntime")
         files = [DeployedFile(ort.runtime, known["onnx_bytes"], known["accuracy"], ort.version, ort.score(data.val))]
         known["val_accuracy"] = files[0].val_accuracy
-        runners.update(open_runners(model, deploy, runtimes, threads, folder, data.train, onnx_path))
+        runners.update(open_runners(model, deploy, runtimes, threads, folder, calibration, onnx_path))
         timed = [r for r in runtimes if r in runners]
         series = [(r, b) for r in timed for b in batches] if latency else []
         others = [r for r in runners if runners[r].path not in (None, onnx_path)]  # CUDA runs the same ONNX file
