@@ -109,6 +109,21 @@ def training_seconds(model_json: str, data_source: str, spec_json: str) -> float
     return estimate.seconds(lm, data, spec) if estimate.trains(lm, data, spec) else 0.0
 
 
+@st.cache_data(show_spinner=False, ttl=30, max_entries=64)
+def sweep_plan(config_json: str) -> tuple[int, int, float]:
+    """(points to compute, points stored already, about how many seconds here) of a sweep file
+    (core.engine.sweep.plan: a training step of each model that trains, timed once)."""
+    from core.engine import grid, sweep
+
+    cfg = grid.load_config(json.loads(config_json))
+    store = Store()
+    try:
+        planned, stored = sweep.plan(cfg, store)
+    finally:
+        store.close()
+    return len(planned), stored, sum(p.seconds for p in planned)
+
+
 def point_job_key(model_json: str, data_source: str, spec_json: str) -> str:
     return f"point|{model_json}|{data_source}|{spec_json}"
 

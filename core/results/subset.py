@@ -1,13 +1,14 @@
-"""Scoring a sweep's points on a subset: each accuracy's interval, and which points the whole splits must settle.
+"""Scoring a sweep's points on a subset: each accuracy's interval, and which points the whole splits settle.
 
 A sweep with `measure: {subset: N}` scores every point on the same seeded N images of the validation split
 (and N of the test split), far cheaper than the whole splits on big data. An accuracy seen on N images is known
-only to an interval (Wilson's, at 95 %). Floors are chosen after the sweep, so a point is scored on the whole
-splits unless, on every measure a pick could minimise, some other point is surely at least as accurate (its
-interval's low end at or above this point's high end) and no larger: such a point can never be the pick at any
-floor (budgets aside: a pick within a budget may still land on such a point, and is then settled as below).
-Picks judge a subset point by the high end of its interval and score their choice on the whole splits
-before it counts (core.engine.runner.confirmed_pick), so what is picked and reported is always whole-split.
+only to an interval (Wilson's, at 95 %). When the sweep ends, the points on a front (their subset accuracy
+against any cost a pick can minimise: file bytes on each runtime, the archive, MACs, each runtime's latency) and
+the baseline are scored on the whole splits, so every front a person looks at is whole-split. A pick then judges
+each point still on its subset by the HIGH end of its interval, and scores its choice on the whole splits before
+it counts, choosing again while the choice falls short (core.engine.runner.confirmed_pick): what is picked and
+reported is always whole-split, and it is the pick the whole-split sweep makes unless some point's accuracy lies
+above its interval (a 2.5 % chance for each point near the floor).
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ import math
 import pandas as pd
 
 Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
-# what a pick or a front can minimise, in the table's columns (core.results.store.FRAME_COLUMNS)
-COSTS = ("onnx_bytes", "archive_bytes", "nonzero_params", "macs", "ort_b1_ms", "torch_b1_ms", "pte_bytes", "et_b1_ms",
-         "tflite_bytes", "lrt_b1_ms", "tflite_ram_bytes", "cuda_b1_ms")
+# what a pick can minimise (core.results.pareto.MINIMISED), on every runtime, in the table's columns
+COSTS = ("onnx_bytes", "archive_bytes", "macs", "ort_b1_ms", "torch_b1_ms", "pte_bytes", "et_b1_ms", "tflite_bytes",
+         "lrt_b1_ms", "tflite_ram_bytes", "cuda_b1_ms")
 BUSY = {"ort_b1_ms": "ort_b1_busy", "torch_b1_ms": "torch_b1_busy", "et_b1_ms": "et_b1_busy", "lrt_b1_ms": "lrt_b1_busy",
-        "cuda_b1_ms": "cuda_b1_busy"}  # a latency timed on a busy machine is left out of picks: it beats nothing
+        "cuda_b1_ms": "cuda_b1_busy"}
 VAL_COLUMNS = ("val_accuracy", "pte_val_accuracy", "tflite_val_accuracy")  # each runtime's judged accuracy
 
 
@@ -31,12 +32,6 @@ def wilson(accuracy: float, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def interval(row) -> tuple[float, float]:
-    """(low, high) of a row's validation accuracy: the point itself for one scored on the whole split."""
-    acc = row["val_accuracy"]
-    return wilson(acc, int(row["eval_subset"])) if is_subset(row) else (acc, acc)
 
 
 def is_subset(row) -> bool:
@@ -58,28 +53,22 @@ def optimistic(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_confirm(df: pd.DataFrame) -> list[str]:
-    """Keys of the subset points the whole splits must settle: the baseline (every drop starts from it), and every
-    point that is not surely beaten on every cost at once (see the module's docstring)."""
+    """Keys of the subset points the whole splits settle when a sweep ends: the baseline (every drop starts from
+    it) and every point on a front of validation accuracy (as the subset saw it) against some cost."""
     ok = df[(df["status"] == "ok") & df["val_accuracy"].notna()]
     if ok.empty or "eval_subset" not in ok or ok["eval_subset"].isna().all():
         return []
-    bounds = ok.apply(interval, axis=1, result_type="expand")
-    low, high = bounds[0], bounds[1]
     costs = [c for c in COSTS if c in ok and ok[c].notna().any()]
-    out = []
-    for key, row in ok.iterrows():
-        if not is_subset(row):
-            continue
-        if row["family"] == "baseline" or any(_may_be_picked(ok, low, row, high[key], c) for c in costs):
-            out.append(row["key"])
-    return out
+    return [row["key"] for _, row in ok.iterrows()
+            if is_subset(row) and (row["family"] == "baseline" or any(_on_front(ok, row, c) for c in costs))]
 
 
-def _may_be_picked(ok: pd.DataFrame, low: pd.Series, row, high: float, cost: str) -> bool:
-    """Whether no other point is surely as accurate as `row` and no larger on `cost`."""
-    if pd.isna(row[cost]):
+def _on_front(ok: pd.DataFrame, row, cost: str) -> bool:
+    """Whether no other point is as accurate as `row` and no larger on `cost`, and better on one of them."""
+    if pd.isna(row[cost]) or (BUSY.get(cost) in row and row[BUSY[cost]] is True):
         return False  # a pick by this cost leaves the point out anyway
-    beats = (low >= high) & (ok[cost] <= row[cost]) & (ok["key"] != row["key"])
-    if BUSY.get(cost) in ok:
+    acc, size = ok["val_accuracy"], ok[cost]
+    beats = (acc >= row["val_accuracy"]) & (size <= row[cost]) & ((acc > row["val_accuracy"]) | (size < row[cost]))
+    if BUSY.get(cost) in ok:  # a latency timed on a busy machine is left out of picks: it beats nothing
         beats &= ~ok[BUSY[cost]].astype(bool)
     return not beats.any()

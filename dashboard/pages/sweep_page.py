@@ -35,7 +35,7 @@ STUDENTS = ["mlp", "mlp@0.5", "lenet5", "lenet5@0.5", "lenet5_caffe", "lenet5_ca
 COLUMNS = {"label": "Point", "status": "Status", "accuracy": "Accuracy (%)", "onnx_bytes": "ONNX (KB)",
            "archive_bytes": "Archive (KB)", "ort_b1_ms": "ORT b1 (ms)", "torch_b1_ms": "PyTorch b1 (ms)",
            "pte_bytes": ".pte (KB)", "et_b1_ms": "ExecuTorch b1 (ms)", "tflite_bytes": ".tflite (KB)",
-           "lrt_b1_ms": "LiteRT b1 (ms)"}  # the label
+           "lrt_b1_ms": "LiteRT b1 (ms)", "eval_subset": "Scored on"}  # the label
 # names the point's family already; short headers leave the label its room
 
 
@@ -53,6 +53,7 @@ def _restore(record: dict) -> None:
               "sweep.latency": (record.get("measure") or {}).get("latency"),
               "sweep.runtimes": (record.get("measure") or {}).get("runtimes"),
               "sweep.threads": (record.get("measure") or {}).get("threads") or 0,
+              "sweep.subset": (record.get("measure") or {}).get("subset") or 0,
               "sweep.layer_trials": (record.get("search") or {}).get("trials", 0)}
     for key, value in values.items():
         if value is not None:
@@ -123,6 +124,13 @@ def _config() -> dict:
                            format_func=lambda t: "all cores" if t == 0 else f"{t} thread{'s' * (t > 1)}",
                            help="The CPU threads every runtime may use. 1 thread approximates a small board; "
                                 "a profile is part of each point, so runs under two profiles sit side by side.")
+    subset = state.widget(c3.number_input, "Score on a subset first (images; 0: whole splits)", min_value=0,
+                          max_value=1_000_000, step=500, key="sweep.subset", default=0,
+                          valid=lambda n: n == 0 or n >= grid.MIN_SUBSET,
+                          help="Each point is scored on this many seeded validation and test images, with a 95 % "
+                               "interval; the points a pick might take at any floor are then scored on the whole "
+                               "splits, and a pick is always scored whole before it counts. Saves most scoring on "
+                               "big data; 0 scores every point whole.")
     for line in measure.skipped_runtimes(runtimes or ["onnxruntime"]):
         st.warning(f"{RUNTIME_NAMES.get(line.split()[0], line.split()[0])} will be skipped: {line.split(': ', 1)[1]}")
     has_students = bool(students) or any(w != 1.0 for w in widths)
@@ -141,7 +149,8 @@ def _config() -> dict:
                      "finetune_epochs": [int(finetune)], "quantize": quant, "deploy": files},
             "settings": settings,
             "measure": {"latency": latency, "budget_s": 0.05, "runtimes": runtimes or ["onnxruntime"],
-                        **({"threads": int(threads)} if threads else {})}}
+                        **({"threads": int(threads)} if threads else {}),
+                        **({"subset": int(subset)} if subset else {})}}
 
 
 def _expected(record: dict) -> tuple[int, set[str]]:
@@ -157,13 +166,17 @@ def _expected(record: dict) -> tuple[int, set[str]]:
 def _table(df: pd.DataFrame) -> pd.DataFrame:
     shown = {"pte_bytes": "pte_bytes", "et_b1_ms": "pte_bytes", "tflite_bytes": "tflite_bytes",
              "lrt_b1_ms": "tflite_bytes"}  # a runtime's columns, shown when some point has its file
-    columns = [c for c in COLUMNS if c not in shown or df[shown[c]].notna().any()]
+    columns = [c for c in COLUMNS if (c not in shown or df[shown[c]].notna().any())
+               and (c != "eval_subset" or df["eval_subset"].notna().any())]
     out = df[columns].copy()
     out["accuracy"] = (100 * out["accuracy"]).round(2)
     for col in {"onnx_bytes", "archive_bytes", "pte_bytes", "tflite_bytes"} & set(columns):
         out[col] = (out[col] / 1024).round(1)
     for col in {"ort_b1_ms", "torch_b1_ms", "et_b1_ms", "lrt_b1_ms"} & set(columns):  # an untimed point says so, not 'None'
         out[col] = out[col].map(lambda v: "not timed" if v is None or v != v else f"{v:.3f}")
+    if "eval_subset" in columns:  # a subset point: its images and its validation accuracy's 95 % interval
+        out["eval_subset"] = [f"{int(n):,} images, val {100 * lo:.1f}-{100 * hi:.1f} %" if n == n and n is not None
+                              else "whole splits" for n, lo, hi in zip(df["eval_subset"], df["val_low"], df["val_high"])]
     return out.rename(columns=COLUMNS)
 
 
@@ -196,6 +209,10 @@ def _progress(run: str) -> None:
     st.progress(min(1.0, done / max(total, 1)),
                 text=f"Run {run}: {done} of {'up to ' * bool(trials)}{total} points stored · {status}"
                      + (f" · {failed} failed" if failed else ""))
+    if status == "finished" and record is not None:  # what the sweep said at its end: its time against the estimate
+        said = [line for line in jobs.log_tail(run, 12).splitlines() if line.startswith(("it took", "scored on"))]
+        for line in said:
+            st.caption(line[0].upper() + line[1:] + ".")
     if running and st.button("Stop after the point in flight", key="stop_sweep"):
         jobs.stop(run)
     if status == "stopped" and record is not None:
@@ -239,8 +256,15 @@ def main() -> None:
         st.error(fmt.one_sentence(e))
         return
     trials = f", then **{describe.n(cfg.search['trials'], 'per-layer trial')}**" if cfg.search else ""
-    st.markdown(f"**{describe.n(total, 'point')}** (baseline included){trials}. Points already in the store are not "
-                "recomputed.")
+    try:
+        todo, stored, seconds = cache.sweep_plan(json.dumps(raw, sort_keys=True))
+        about = (f": {describe.n(todo, 'point')} to compute, **about {describe.duration(seconds)}** here"
+                 f"{' before the search' if cfg.search else ''}" if todo else ": every point is in the store already")
+        about += f" ({stored:,} in the store already)" if stored and todo else ""
+    except Exception as e:  # an estimate that cannot be made is said, never a reason not to run
+        about = f" (no time estimate: {fmt.one_sentence(e)})"
+    st.markdown(f"**{describe.n(total, 'point')}** (baseline included){trials}{about}. Points already in the store "
+                "are not recomputed.")
     c1, c2 = st.columns(2)
     executor = state.widget(c1.radio, "Executor", key="sweep.executor", default="local", options=["local", "ray"],
                             horizontal=True, help="ray: points become Ray tasks (a local Ray, or a cluster address)")
