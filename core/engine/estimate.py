@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.inputs import device
 from core.inputs.data import DataSet
 from core.inputs.models import LoadedModel
 from core.methods import spec as S
@@ -76,23 +77,28 @@ _TIMED: dict[str, float] = {}  # per architecture (layer shapes), input and batc
 def _time_step(module: torch.nn.Module, input_shape: tuple[int, ...], batch: int) -> float:
     import copy
 
-    m = copy.deepcopy(module).train()
+    dev = device.current()  # where the sweep will train: a GPU's step, mixed precision and all, is what is timed
+    m = copy.deepcopy(module).train().to(dev)
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad] or [torch.zeros(1, requires_grad=True)])
-    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
-    y = torch.zeros(batch, dtype=torch.long)
+    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0)).to(dev)
+    y = torch.zeros(batch, dtype=torch.long, device=dev)
     times, start = [], time.perf_counter()
     while len(times) < 3 or (len(times) < 12 and time.perf_counter() - start < 0.5):  # a small model: many steps
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(m(x), y).backward()
+        with device.autocast(dev):
+            loss = F.cross_entropy(m(x), y)
+        loss.backward()
         opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - t)
     return min(times[1:])  # the least: other work on the machine only ever adds to a step
 
 
 def _step_seconds(module, input_shape, batch) -> float:
     shapes = ";".join(f"{k}:{tuple(v.shape)}" for k, v in module.state_dict().items())
-    key = f"{type(module).__name__}|{shapes}|{input_shape}|{batch}"
+    key = f"{type(module).__name__}|{shapes}|{input_shape}|{batch}|{device.current()}"
     if key not in _TIMED:
         _TIMED[key] = _time_step(module, input_shape, batch)
     return _TIMED[key]

@@ -21,6 +21,7 @@ from typing import Callable
 
 from core.engine import runner as R
 from core.engine.grid import SweepConfig, SweepError, expand
+from core.inputs import device as DV
 from core.inputs.train import Progress
 from core.methods import spec as S
 from core.results.store import Point, Store, point_key
@@ -165,6 +166,33 @@ class Planned:
         return self.train_seconds + self.measure_seconds
 
 
+SETTLED_SHARE = 0.25  # of a subset sweep's points, about this share sit on some front and are then scored whole
+
+
+def _per_image(model, spec: S.Spec, train_on) -> tuple[float, float]:
+    """(seconds of a training step per image on the sweep's device, seconds of a forward pass per image on the CPU,
+    where deployed files are scored: about a third of a CPU step); (0, 0) for a graph that cannot take a step."""
+    from core.engine import estimate as E
+    from core.methods.distill import build_student
+
+    try:
+        module = model.module if spec.distill is None else build_student(model, spec.distill)
+        with DV.using(train_on):
+            step = E.step_seconds(module, model.input_shape) / E.STEP_BATCH
+        with DV.using("cpu"):
+            forward = E.step_seconds(module, model.input_shape) / E.STEP_BATCH / 3
+        return step, forward
+    except Exception:  # no estimate, never a failed sweep
+        return 0.0, 0.0
+
+
+def _images_scored(data, spec: S.Spec, runtimes: list[str], subset: int | None) -> int:
+    """Images a point's measurement scores: validation and test in ONNX Runtime, test again in PyTorch (fp32) and in
+    ExecuTorch."""
+    n_val, n_test = (min(len(d), subset or len(d)) for d in (data.val, data.test))
+    return n_test + n_val + n_test * ((spec.deploy is None) + ("executorch" in runtimes))
+
+
 def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
     """The grid's points not yet stored, in the order run_sweep computes them in this process, and how many are
     stored already. Times come from one training step of each model that trains, timed here (core.engine.estimate); a
@@ -175,6 +203,10 @@ def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
     model, data = R.load_context(cfg.model, cfg.data)
     if cfg.search and cfg.search.get("space") != "per-layer":
         return [], 0
+    try:
+        train_on = DV.resolve(cfg.measure.get("device"))
+    except DV.DeviceError:  # a GPU sweep planned where there is none (a Ray driver): its steps timed here
+        train_on = DV.current()
     specs = expand(cfg)
     R.preflight(model, data, specs)  # a point that cannot run is said before any estimate, as run_sweep says it
     todo = [s for s in specs if not R.covers(store.get(point_key(model.fingerprint, data.fingerprint, s,
@@ -193,16 +225,11 @@ def plan(cfg: SweepConfig, store: Store) -> tuple[list[Planned], int]:
         prefixes.add(spec.prefix.hash)
         students.add(student)
         if student not in per_image:
-            from core.methods.distill import build_student
-
-            try:
-                module = model.module if spec.distill is None else build_student(model, spec.distill)
-                per_image[student] = E.step_seconds(module, model.input_shape) / E.STEP_BATCH
-            except Exception:  # a graph that cannot take a training step here: no estimate, never a failed sweep
-                per_image[student] = 0.0
-        step = per_image[student]
-        n_val, n_test = (min(len(d), cfg.measure.get("subset") or len(d)) for d in (data.val, data.test))
-        scored = n_test + n_val + n_test * ((spec.deploy is None) + ("executorch" in runtimes))
-        measure = MEASURE_OVERHEAD_S + scored * step / 3 + series * (budget + 0.05)  # a forward pass: ~1/3 of a step
+            per_image[student] = _per_image(model, spec, train_on)
+        step, forward = per_image[student]
+        whole = _images_scored(data, spec, runtimes, None)
+        part = _images_scored(data, spec, runtimes, cfg.measure.get("subset"))
+        scoring = (part + SETTLED_SHARE * (whole - part)) * forward  # some subset points are then scored whole
+        measure = MEASURE_OVERHEAD_S + scoring + series * (budget + 0.05)
         out.append(Planned(spec, tuple(runs), sum(r.epochs * r.images for r in runs) * step, measure))
     return out, len(specs) - len(todo)
