@@ -63,9 +63,10 @@ def picks(store: Store, confirm: bool) -> tuple[dict, float]:
             except pareto.PickError as e:
                 out[f"{objective}@{drop}"] = {"error": str(e)}
                 continue
+            col = pareto.OBJECTIVES[objective][0]
             out[f"{objective}@{drop}"] = {"key": p.row["key"][:12], "label": p.row["label"],
                                           "val": p.row["judged_accuracy"], "test": p.row["accuracy"],
-                                          "met_floor": bool(p.met_floor)}
+                                          "cost": p.row[col], "met_floor": bool(p.met_floor)}
     return out, time.perf_counter() - t0
 
 
@@ -83,18 +84,23 @@ def main() -> None:
     whole_picks, _ = picks(whole["store"], confirm=False)
     part_total = part["seconds"] + confirm_s
     same = {k: part_picks[k].get("key") == whole_picks[k].get("key") for k in whole_picks}
+    same_cost = {k: part_picks[k].get("cost") == whole_picks[k].get("cost") and part_picks[k].get("met_floor")
+                 for k in whole_picks}  # of equal cost, both at the floor: they differ within the subset's interval
     record = {"date": started, "model": setup["model"], "data": setup["data"], "subset": setup["subset"],
               "latency": args.latency,
               "points": whole["points"], "whole_s": round(whole["seconds"], 1),
               "subset_s": round(part_total, 1), "settle_at_pick_s": round(confirm_s, 1),
               "settled_in_sweep": part["settled"], "speedup": round(whole["seconds"] / part_total, 2),
+              "sweep_speedup": round(whole["seconds"] / part["seconds"], 2),
               "estimate_whole_s": round(whole["estimate_s"], 1), "estimate_subset_s": round(part["estimate_s"], 1),
               "estimate_error_whole": round(whole["estimate_s"] / whole["seconds"] - 1, 3),
+              "estimate_error_subset": round(part["estimate_s"] / part["seconds"] - 1, 3),
               "same_picks": f"{sum(same.values())} of {len(same)}",
+              "same_cost": f"{sum(same_cost.values())} of {len(same)}",
               "picks": {k: {"whole": whole_picks[k], "subset": part_picks[k]} for k in whole_picks}}
     print(json.dumps({k: v for k, v in record.items() if k != "picks"}, indent=1))
     for k, v in record["picks"].items():
-        mark = "same" if same[k] else "DIFFERENT"
+        mark = "same" if same[k] else "same cost" if same_cost[k] else "DIFFERENT"
         print(f"{k:14} {mark:9} whole: {v['whole'].get('label', v['whole'].get('error'))} | "
               f"subset: {v['subset'].get('label', v['subset'].get('error'))}")
     if args.quick:
@@ -111,10 +117,20 @@ def write_markdown(runs: dict) -> None:
         "# Scoring on a subset, settling on the whole splits\n\n" + "\n".join(section(r) for r in runs.values()))
 
 
+def _subset_pick(v: dict) -> str:
+    whole, part = v["whole"], v["subset"]
+    if whole.get("key") == part.get("key"):
+        return "the same point"
+    if whole.get("cost") == part.get("cost") and part.get("met_floor"):
+        return (f"{part['label']}: the same cost, {100 * part['val']:.2f} % on validation against "
+                f"{100 * whole['val']:.2f} % (a tie the subset's interval cannot split)")
+    return f"{part.get('label', part.get('error'))}"
+
+
 def section(r: dict) -> str:
     rows = "\n".join(
         f"| {k.split('@')[0]} | {k.split('@')[1]} | {v['whole'].get('label', '-')} | "
-        f"{100 * v['whole'].get('test', float('nan')):.2f} | {'same' if v['whole'].get('key') == v['subset'].get('key') else v['subset'].get('label')} |"
+        f"{100 * v['whole'].get('test', float('nan')):.2f} | {_subset_pick(v)} |"
         for k, v in r["picks"].items())
     timed = "every point timed too" if r["latency"] else "no latency timed"
     return f"""## {r['points']} points, {timed}
@@ -129,9 +145,10 @@ scored whole before it counts.
 | | whole splits | subset, then settled |
 | --- | --- | --- |
 | sweep time | {r['whole_s']} s | {r['subset_s']} s (of which picks settling: {r['settle_at_pick_s']} s) |
-| estimate before it ran | {r['estimate_whole_s']} s | {r['estimate_subset_s']} s |
+| estimate before it ran | {r['estimate_whole_s']} s ({100 * r['estimate_error_whole']:+.0f} %) | {r['estimate_subset_s']} s ({100 * r['estimate_error_subset']:+.0f} %, against the sweep alone) |
 
-Speed-up: **{r['speedup']}x**. The same pick in {r['same_picks']} cases:
+Speed-up: **{r['speedup']}x** (the sweep alone: {r['sweep_speedup']}x). The same point picked in
+{r['same_picks']} cases, a point of the same cost at the floor in {r['same_cost']}:
 
 | pick by | floor (points below the baseline) | pick on the whole splits | its test accuracy % | pick on the subset run |
 | --- | --- | --- | --- | --- |

@@ -250,7 +250,8 @@ def test_sweep_says_its_training_up_front_and_the_point_in_flight_with_its_stage
     err = capsys.readouterr().err.splitlines()
     assert err[0] == ("8 points to compute (0 in the store already): 2 x fine-tuning after pruning (4 epochs); "
                       "1 x the student (2 epochs)")  # a shared prefix trains once for both weight formats
-    assert re.fullmatch(r"estimate: about \d+ s here \(training about \d+ s, measuring about \d+ s\); .*", err[1])
+    assert re.fullmatch(r"estimate: about \d+ s here \(training about \d+ s, measuring about \d+ s\)"
+                        r"( \(timed while other work crowds the cores: it may be far off\))?; .*", err[1])
     assert any(re.fullmatch(r"\[\d/8 points, 0:\d\d, about \d+ s left\] in flight: student width 0\.5 .*\| "
                             r"epoch 1/2 of the student: val 0\.\d+", l) for l in err), err
     assert any(l.endswith("| epoch 2/2 of fine-tuning after pruning: val " + l[-5:]) for l in err), err

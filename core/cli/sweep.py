@@ -50,10 +50,18 @@ def estimate_lines(planned: list, stored: int, workers: int = 1) -> list[str]:
     train = sum(p.train_seconds for p in planned) / workers
     measure = sum(p.measure_seconds for p in planned) / workers
     what = "; ".join(f"{len(e)} x {w} ({sum(e):,} epochs)" for w, e in trainings.items()) or "nothing to train"
+    busy = " (timed while other work crowds the cores: it may be far off)" if planned and busy_now() else ""
     return [f"{describe.n(len(planned), 'point')} to compute ({stored:,} in the store already): {what}",
             f"estimate: {describe.duration(train + measure)} here (training {describe.duration(train)}, measuring "
-            f"{describe.duration(measure)}){f', on {workers} workers' if workers > 1 else ''}; "
+            f"{describe.duration(measure)}){f', on {workers} workers' if workers > 1 else ''}{busy}; "
             "the time left follows the pace as points finish"]
+
+
+def busy_now() -> bool:
+    """Whether other work crowds the cores now, as the estimate's training steps are timed (core.runtimes.measure)."""
+    import torch
+
+    return ME.oversubscribed(torch.get_num_threads())
 
 
 class SweepProgress:

@@ -360,7 +360,11 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
                     f"No point{where} at the floor of {100 * floor:.2f} %{on} meets the budget; the closest is "
                     f"{best['label']} at {_accuracies(best, split)}: {'; '.join(misses)}.",
                     met_budget=False, **made)
-    best = within.sort_values([col, "judged_accuracy"], ascending=[True, False]).iloc[0]
+    # of equal cost, a point scored on the whole splits before one seen on a subset (core.results.subset): it needs
+    # no settling, and the two differ only within the subset's interval
+    whole_first = within.assign(_subset=within["eval_subset"].notna() if "eval_subset" in within else False)
+    best = whole_first.sort_values([col, "_subset", "judged_accuracy"], ascending=[True, True, False]).iloc[0]
+    best = best.drop("_subset")
     missing = len(measured) - len(ok) - n_busy - n_refused
     left_out = (f" Left out: {missing} point(s) with no {name} "
                 f"({WHY_MISSING.get(objective, 'not measured')})." if missing else "")
