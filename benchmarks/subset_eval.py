@@ -138,9 +138,9 @@ def section(r: dict) -> str:
 `python benchmarks/subset_eval.py{' --latency' if r['latency'] else ''}` ({r['date']}, alone on this 2-core machine):
 {r['model']} on {r['data']}, {r['points']} points (prune ratio x weight bits x deployed file, {timed}), each point
 scored on the whole
-validation and test splits, against the same sweep scored on {r['subset']:,} seeded images of each, its points a
-pick might take at any floor then scored whole ({r['settled_in_sweep']} of {r['points']}), and each pick below
-scored whole before it counts.
+validation and test splits, against the same sweep scored on {r['subset']:,} seeded images of each, its points on a
+front and its baseline then scored whole ({r['settled_in_sweep']} of {r['points']}), and each pick below scored whole
+before it counts (what `edgetrim pick` does; its time is counted in the subset column).
 
 | | whole splits | subset, then settled |
 | --- | --- | --- |

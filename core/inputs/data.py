@@ -11,34 +11,38 @@ FashionMNIST, KMNIST or CIFAR10 keep it. Where the data comes with its own split
 ``.npz`` with ``x_train``/``x_test``, an IDX folder with the ``t10k`` files, an
 ImageFolder with ``train/`` and ``test/``, torchvision's folders) those are kept and the
 test split is the official one; otherwise one fixed, stratified split is cut.
+
+An ImageFolder (or its zip) of more than STREAM_ABOVE images, or any with ``stream=True``, is streamed: its splits
+hold file names and labels and decode a batch at a time (core.inputs.stream), and its fingerprint hashes the file
+names, sizes and times (a zip's: names, sizes and CRCs) instead of every pixel.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
 import math
+import os
 import shutil
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.data
 
+from core.inputs import stream as S
 from core.inputs.cancel import checkpoint
+from core.inputs.stream import IMAGE_SUFFIXES, MAX_ZIP_RATIO, DataError  # noqa: F401  (data's names, defined below it)
 
 # Defaults: one fixed, stratified split for everything.
 SEED = 0
 TEST_FRACTION = 0.2  # digits: 360 test images, one error = 0.28 point
 VAL_FRACTION = 0.15
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-MAX_SAMPLES = 2_000_000
+MAX_SAMPLES = 2_000_000        # in memory; a streamed folder is bounded by stream.MAX_STREAM_FILES
 MAX_FILE_BYTES = 2 * 2**30
-
-
-class DataError(ValueError):
-    """Bad user data; the message is one sentence saying what to fix."""
+STREAM_ABOVE = 20_000          # an ImageFolder with more images than this is streamed from disk unless told not to
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,14 +63,21 @@ class Split:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images a batch holds."""
-        return self.size or tuple(self.raw.shape[1:])
+        return self.size or self.stored
+
+    @property
+    def stored(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images as stored."""
+        return tuple(self.raw.shape[1:])
 
     def batch(self, idx) -> torch.Tensor:
         """float32 images at `idx` (a slice or an index tensor), adapted to `shape`."""
-        x = self.raw[idx]
+        return self._floats(self.raw[idx])
+
+    def _floats(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:  # IEEE float32 division, as numpy's was; strides kept: the same kernels run
             x = x.to(torch.float32).div_(255.0)
-        return adapt(x, self.size) if self.size not in (None, tuple(self.raw.shape[1:])) else x
+        return adapt(x, self.size) if self.size not in (None, self.stored) else x
 
     def batches(self, size: int, stop: int | None = None):
         """float32 batches of `size` images in order, over the first `stop` images (all when None)."""
@@ -75,10 +86,80 @@ class Split:
             checkpoint()  # scoring in any runtime stops here when its dashboard job is cancelled
             yield self.batch(slice(i, min(i + size, n)))
 
+    def batches_of(self, order: torch.Tensor, size: int):
+        """float32 batches of the images at order[0:size], order[size:2 * size], ...: a shuffled epoch."""
+        for i in range(0, len(order), size):
+            checkpoint()
+            yield self.batch(order[i:i + size])
+
+    def resized(self, shape: tuple[int, int, int] | None) -> "Split":
+        """The same images, each batch adapted to `shape` when read (the stored ones are never changed)."""
+        return replace(self, size=shape)
+
+    def take(self, idx: torch.Tensor) -> "Split":
+        """The images at `idx` (an index tensor) as a split of their own: a seeded subset to score on."""
+        return replace(self, raw=self.raw[idx], y=self.y[idx])
+
     @property
     def x(self) -> torch.Tensor:
         """The whole split as one float32 tensor: for small uses; loops over big data use `batches`."""
         return self.batch(slice(None))
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedSplit(Split):
+    """Image files decoded a batch at a time (core.inputs.stream.Images): only names and labels are held, so memory
+    stays flat however many images there are. `raw` is None; `batches` and `batches_of` decode in DataLoader workers,
+    `batch` in this process; every read gives what an in-memory split of the same files would."""
+    images: S.Images = field(kw_only=True)
+
+    @property
+    def stored(self) -> tuple[int, int, int]:
+        return self.images.shape
+
+    def batch(self, idx) -> torch.Tensor:
+        idx = range(len(self))[idx] if isinstance(idx, slice) else torch.as_tensor(idx).reshape(-1).tolist()
+        x = self.images[idx]
+        if isinstance(x, str):
+            raise DataError(x)
+        return self._floats(x)
+
+    def batches(self, size: int, stop: int | None = None):
+        n = len(self) if stop is None else min(stop, len(self))
+        yield from self._read([range(i, min(i + size, n)) for i in range(0, n, size)])
+
+    def take(self, idx: torch.Tensor) -> "StreamedSplit":
+        idx = torch.as_tensor(idx)
+        return replace(self, y=self.y[idx], images=self.images.take(idx.numpy()))
+
+    def batches_of(self, order: torch.Tensor, size: int):
+        yield from self._read([order[i:i + size].tolist() for i in range(0, len(order), size)])
+
+    def _read(self, chunks: list):
+        checkpoint()
+        for x in S.read_batches(_Floats(self), chunks):
+            checkpoint()  # a cancelled job stops here; the workers end with the loader
+            yield x
+
+    @property
+    def x(self) -> torch.Tensor:
+        return torch.cat(list(self.batches(256)))
+
+
+class _Floats(torch.utils.data.Dataset):
+    """A streamed split's batches as `batch` gives them, made whole in the worker that decoded them: the conversion
+    and resize run beside the decoding, not in the loop that waits for the batch."""
+
+    def __init__(self, split: StreamedSplit):
+        self.split = split
+
+    def __getitem__(self, idx) -> torch.Tensor | str:
+        x = self.split.images[idx]
+        return x if isinstance(x, str) else self.split._floats(S.shared_floats(x))
+
+
+FINGERPRINTS = {"pixels": "every pixel and label", "files": "file names, sizes and times",
+                "zip": "member names, sizes and CRCs"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +170,7 @@ class DataSet:
     test: Split
     num_classes: int
     fingerprint: str
+    fingerprint_kind: str = "pixels"  # what the fingerprint hashes: a key of FINGERPRINTS
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -103,14 +185,16 @@ class DataSet:
         shape = tuple(int(s) for s in input_shape)
         if shape == self.input_shape:
             return self
-        splits = [Split(s.raw, s.y, shape) for s in (self.train, self.val, self.test)]
-        splits[0].batch(slice(0, 1))  # a shape no image can take is refused now, not in the middle of a loop
+        train, val, test = (s.resized(shape) for s in (self.train, self.val, self.test))
+        train.batch(slice(0, 1))  # a shape no image can take is refused now, not in the middle of a loop
         fp = _hash(self.fingerprint.encode(), repr(shape).encode())
-        return DataSet(self.name, *splits, self.num_classes, fp)
+        return replace(self, train=train, val=val, test=test, fingerprint=fp)
 
     def describe(self) -> str:
+        streamed = "" if self.fingerprint_kind == "pixels" else \
+            f", streamed from disk (fingerprint of {FINGERPRINTS[self.fingerprint_kind]})"
         return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test, "
-                f"{self.num_classes} classes, input {'x'.join(map(str, self.input_shape))}")
+                f"{self.num_classes} classes, input {'x'.join(map(str, self.input_shape))}{streamed}")
 
 
 def class_mismatch(data: DataSet, model_name: str, num_classes: int) -> str | None:
@@ -141,9 +225,19 @@ def adapt(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
 def split(x: np.ndarray, y: np.ndarray, name: str, seed: int = SEED,
           test_fraction: float = TEST_FRACTION, val_fraction: float = VAL_FRACTION) -> DataSet:
     """Validate images and labels, then cut one fixed, stratified train / val / test split."""
+    x, y = _check(x, y, name)
+    num_classes = int(y.max()) + 1
+    cuts = _cut(y, name, seed, test_fraction, val_fraction)
+    splits = [Split(torch.from_numpy(x[i]), torch.from_numpy(y[i])) for i in cuts]
+    fp = _fingerprint(b"", splits)
+    return DataSet(name, *splits, num_classes, fp)
+
+
+def _cut(y: np.ndarray, name: str, seed: int = SEED, test_fraction: float = TEST_FRACTION,
+         val_fraction: float = VAL_FRACTION) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted train, val and test indices of one fixed, stratified split of labels `y`."""
     from sklearn.model_selection import train_test_split
 
-    x, y = _check(x, y, name)
     idx = np.arange(len(y))
     try:
         rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
@@ -152,27 +246,29 @@ def split(x: np.ndarray, y: np.ndarray, name: str, seed: int = SEED,
     except ValueError as e:
         raise DataError(_too_few(y, 3, name, "to cut its train / validation / test splits by class") or
                         f"{name} is too small to split by class ({e}); give at least 5 examples of every class.") from e
-    num_classes = int(y.max()) + 1
-    splits = [Split(torch.from_numpy(x[i]), torch.from_numpy(y[i])) for i in (np.sort(train), np.sort(val), np.sort(test))]
-    fp = _fingerprint(b"", splits)
-    return DataSet(name, *splits, num_classes, fp)
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _carve_val(y: np.ndarray, name: str, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted train and val indices of a given train split whose validation part is cut from it by class."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        tr, va = train_test_split(np.arange(len(y)), test_size=VAL_FRACTION / (1 - TEST_FRACTION), stratify=y,
+                                  random_state=seed)
+    except ValueError as e:
+        raise DataError(_too_few(y, 2, f"{name}'s train split", "to keep a validation part of it by class")
+                        or f"{name}'s train split is too small to keep a validation part by class ({e}).") from e
+    return np.sort(tr), np.sort(va)
 
 
 def given(parts: dict[str, tuple[np.ndarray, np.ndarray]], name: str, seed: int = SEED) -> DataSet:
     """A data set with its own splits: `parts` has 'train' and 'test' (and maybe 'val') as (x, y).
     Without a validation split, a stratified part of train becomes one; test is never touched."""
-    from sklearn.model_selection import train_test_split
-
     checked = {k: _check(x, y, f"{name} ({k})") for k, (x, y) in parts.items()}
     if "val" not in checked:
         x, y = checked["train"]
-        try:
-            tr, va = train_test_split(np.arange(len(y)), test_size=VAL_FRACTION / (1 - TEST_FRACTION), stratify=y,
-                                      random_state=seed)
-        except ValueError as e:
-            raise DataError(_too_few(y, 2, f"{name}'s train split", "to keep a validation part of it by class")
-                            or f"{name}'s train split is too small to keep a validation part by class ({e}).") from e
-        tr, va = np.sort(tr), np.sort(va)
+        tr, va = _carve_val(y, name, seed)
         checked["train"], checked["val"] = (x[tr], y[tr]), (x[va], y[va])
     shapes = {k: v[0].shape[1:] for k, v in checked.items()}
     if len(set(shapes.values())) != 1:
@@ -309,55 +405,69 @@ def load_mnist(seed: int = SEED) -> DataSet:
     return load_npz(mnist.ensure(), seed, name="mnist")
 
 
-def load_image_folder(root: str | Path, size: tuple[int, int] | None = None, seed: int = SEED) -> DataSet:
+def load_image_folder(root: str | Path, size: tuple[int, int] | None = None, seed: int = SEED,
+                      stream: bool | None = None) -> DataSet:
     """root/<class>/<image>: classes are the sorted folder names; images resized to `size` (default: the first's).
-    root/train/<class>/... and root/test/<class>/... (and maybe val/): those splits are kept."""
+    root/train/<class>/... and root/test/<class>/... (and maybe val/): those splits are kept.
+    Streamed from disk when `stream` is True, or None and the folder holds more than STREAM_ABOVE images."""
     root = Path(root)
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        first = _read_folder(root / "train", None, size)
-        classes, size = first[2], first[3]
-        parts = {"train": first[:2]}
-        for k in ("val", "test"):
-            if (root / k).is_dir():
-                x, y, names, _ = _read_folder(root / k, classes, size)
-                parts[k] = (x, y)
-        return given(parts, root.name, seed)
-    x, y, _, _ = _read_folder(root, None, size)
-    return split(x, y, root.name, seed)
+    parts = S.list_image_folder(S.folder_entries(root), root.name)
+    n = sum(len(p.y) for p in parts.values())
+    if stream or (stream is None and n > STREAM_ABOVE):
+        return _streamed(str(root), parts, root.name, False, size, seed)
+    if n > MAX_SAMPLES:
+        raise DataError(f"{root.name} holds {n} images, more than the {MAX_SAMPLES} edgetrim holds in memory; "
+                        "stream it from disk (stream=True).")
+    arrays = {}
+    for k, listing in parts.items():
+        x, size = _read_folder(root / listing.base, listing, size)
+        arrays[k] = (x, listing.y)
+    return split(*arrays[""], root.name, seed) if "" in arrays else given(arrays, root.name, seed)
 
 
-def _read_folder(root: Path, classes: list[str] | None, size):
-    """(images, labels, class names, size) of root/<class>/<image>; `classes` fixes the label order."""
+def _read_folder(folder: Path, listing: S.Listing, size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """(images, size) of a listed folder, all in memory: resized to `size` (the first image's when None), RGB if
+    any image is in colour, else gray."""
     from PIL import Image, UnidentifiedImageError
 
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if classes is not None and set(found) - set(classes):
-        raise DataError(f"{root.name}/ has classes the train/ folder lacks: {sorted(set(found) - set(classes))[:3]}.")
-    classes = classes or found
-    if len(classes) < 2:
-        raise DataError(f"{root.name} needs one sub-folder per class, at least two; found {len(classes)}.")
-    images, labels = [], []
-    for label, cls in enumerate(classes):
-        if not (root / cls).is_dir():
-            continue
-        for f in sorted((root / cls).iterdir()):
-            if f.name.startswith(".") or f.is_dir():
-                continue
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                raise DataError(f"{cls}/{f.name} is not an image; an ImageFolder may hold only image files.")
-            try:
-                with Image.open(f) as im:
-                    im.load()
-                    images.append(im.convert("RGB") if im.mode not in ("L", "1", "I;16") else im.convert("L"))
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataError(f"{cls}/{f.name} could not be read as an image.") from e
-            labels.append(label)
-    if not images:
-        raise DataError(f"{root.name} holds no images.")
+    images = []
+    for name in map(os.fsdecode, listing.names):
+        try:
+            with Image.open(folder / name) as im:
+                im.load()
+                images.append(S.normalised(im))
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"{name} could not be read as an image.") from e
     size = size or images[0].size
     mode = "RGB" if any(im.mode == "RGB" for im in images) else "L"
-    arr = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR)) for im in images])
-    return arr, np.array(labels), classes, size
+    return np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR)) for im in images]), size
+
+
+def _streamed(source: str, parts: dict[str, S.Listing], name: str, zipped: bool, size: tuple[int, int] | None,
+              seed: int) -> DataSet:
+    """A DataSet of StreamedSplits over listed files: the same splits, labels, mode and size the in-memory reader
+    gives the same files; fingerprinted by names, labels and stamps (sizes and times, or a zip's sizes and CRCs)."""
+    mode, first = S.first_look(source, parts.get("train", parts.get("")), zipped)
+    size = size or first
+    for k, p in parts.items():
+        if k and len(np.unique(p.y)) < 2:
+            raise DataError(f"{name} ({k}) holds a single class; a classifier needs at least two.")
+    if "" in parts:
+        whole = parts[""]
+        parts = {k: whole.take(i) for k, i in zip(SPLIT_NAMES, _cut(whole.y, name, seed))}
+    elif "val" not in parts:
+        tr, va = _carve_val(parts["train"].y, name, seed)
+        parts = {**parts, "train": parts["train"].take(tr), "val": parts["train"].take(va)}
+    h = hashlib.sha256(b"zip" if zipped else b"files")
+    h.update(repr((mode, size)).encode())
+    splits = []
+    for k in SPLIT_NAMES:
+        p = parts[k]
+        for chunk in (p.base.encode(), p.names.tobytes(), p.stamps.tobytes(), p.y.tobytes()):
+            h.update(chunk)
+        splits.append(StreamedSplit(None, torch.from_numpy(p.y), images=S.Images(source, p, zipped, mode, size)))
+    num_classes = max(int(p.y.max()) for p in parts.values()) + 1
+    return DataSet(name, *splits, num_classes, h.hexdigest()[:16], "zip" if zipped else "files")
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -496,16 +606,14 @@ def _download(name: str, root: Path) -> None:
                         "the files out as torchvision keeps them.") from e
 
 
-MAX_ZIP_BYTES = 2 * 2**30   # uncompressed total
-MAX_ZIP_FILES = 200_000
-MAX_ZIP_RATIO = 200         # uncompressed / compressed, per member and for the whole zip: beyond it, a zip bomb
+MAX_ZIP_BYTES = 2 * 2**30   # uncompressed total, extracted (a streamed zip has no total bound)
+MAX_ZIP_FILES = 200_000     # extracted
 
 
 def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
     """Extract a user's zip after checking every member: no absolute paths, no '..', no links,
     and bounded sizes (total, count, compression ratio), so a hostile zip writes nothing. Nor CIFAR-10's
     python batches: those are pickles, and an upload never reaches an unpickler."""
-    import stat
     import zipfile
 
     archive, dest = Path(archive), Path(dest)
@@ -514,27 +622,11 @@ def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
     except zipfile.BadZipFile as e:
         raise DataError(f"{archive.name} is not a zip file.") from e
     with z:
-        members = z.infolist()
-        if len(members) > MAX_ZIP_FILES:
-            raise DataError(f"{archive.name} holds {len(members)} files, more than the {MAX_ZIP_FILES} allowed.")
-        total, packed = 0, 0
-        for m in members:
-            name = m.filename
-            if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
-                raise DataError(f"{archive.name} contains the unsafe path {name!r}; refusing to extract it.")
-            if stat.S_ISLNK(m.external_attr >> 16):
-                raise DataError(f"{archive.name} contains a symbolic link ({name}); refusing to extract it.")
+        S.check_zip(z, archive.name, MAX_ZIP_FILES, MAX_ZIP_BYTES)
+        for name in z.namelist():
             if CIFAR10_FOLDER in (part.lower() for part in Path(name).parts):
                 raise DataError(f"{archive.name} holds CIFAR-10's pickled batches ({name}), which an upload may not "
                                 "carry; save them as an .npz with x_train, y_train, x_test, y_test.")
-            total, packed = total + m.file_size, packed + m.compress_size
-            if m.compress_size and m.file_size / m.compress_size > MAX_ZIP_RATIO and m.file_size > 2**20:
-                raise DataError(f"{archive.name} looks like a zip bomb ({name} expands {m.file_size // m.compress_size}x).")
-        if total > 2**20 and total > MAX_ZIP_RATIO * max(packed, 1):  # many members, each just under the bar
-            raise DataError(f"{archive.name} looks like a zip bomb (its files together expand "
-                            f"{total // max(packed, 1)}x); refusing to extract it.")
-        if total > MAX_ZIP_BYTES:
-            raise DataError(f"{archive.name} expands to {total >> 20} MB, more than the {MAX_ZIP_BYTES >> 20} MB allowed.")
         made = not dest.exists()
         dest.mkdir(parents=True, exist_ok=True)
         try:
@@ -547,27 +639,41 @@ def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
 
 
-def load_zip(path: str | Path, seed: int = SEED) -> DataSet:
+def load_zip(path: str | Path, seed: int = SEED, stream: bool | None = None) -> DataSet:
     """A zipped data folder (an ImageFolder, IDX files: what the dashboard's upload takes), checked and extracted by
-    `safe_extract_zip` into a temporary folder that is removed once the images are in memory, refused or not."""
+    `safe_extract_zip` into a temporary folder that is removed once the images are in memory, refused or not.
+    A zipped ImageFolder is streamed from the zip instead (nothing extracted, the same checks on its members) when
+    `stream` is True, or None and it holds more than STREAM_ABOVE images."""
     import tempfile
+    import zipfile
 
     path = Path(path)
+    if stream is None:
+        try:
+            with zipfile.ZipFile(path) as z:
+                stream = sum(Path(n).suffix.lower() in IMAGE_SUFFIXES for n in z.namelist()) > STREAM_ABOVE
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DataError(f"{path.name} is not a zip file.") from e
+    if stream:
+        name, parts = S.list_zip(path)
+        return _streamed(str(path), parts, name, True, None, seed)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(f"{path.name} is larger than the {MAX_FILE_BYTES >> 20} MB edgetrim reads.")
     with tempfile.TemporaryDirectory(prefix="edgetrim-zip-") as tmp:
         root = safe_extract_zip(path, Path(tmp) / path.stem)  # named as the zip, or as the one folder in it
-        return load_data(str(root), seed)
+        return load_data(str(root), seed, stream=False)
 
 
 BUILT_IN = ("digits", "mnist")
 
 
-def load_data(source: str = "digits", seed: int = SEED, download: bool = False) -> DataSet:
+def load_data(source: str = "digits", seed: int = SEED, download: bool = False, stream: bool | None = None) -> DataSet:
     """Resolve a data source: 'digits', 'mnist', an .npz, an ImageFolder directory, a directory of IDX files (or a
     .zip of one of those folders), or
     a root laid out as torchvision keeps MNIST, FashionMNIST, KMNIST or CIFAR10 (recognised; never downloaded).
-    'torchvision:<Name>:<root>' names one; only that spelling with `download=True` fetches it when missing."""
+    'torchvision:<Name>:<root>' names one; only that spelling with `download=True` fetches it when missing.
+    `stream`: an ImageFolder (or its zip) is streamed from disk when True, read into memory when False, and
+    streamed when None if it holds more than STREAM_ABOVE images."""
     if source == "digits":
         return load_digits(seed)
     if source == "mnist":
@@ -586,7 +692,7 @@ def load_data(source: str = "digits", seed: int = SEED, download: bool = False) 
         if path.suffix == ".npz":
             return load_npz(path, seed)
         if path.suffix.lower() == ".zip":
-            return load_zip(path, seed)
+            return load_zip(path, seed, stream)
         raise DataError(f"{path.name} is not a data set edgetrim reads; use an .npz with x and y, or a zipped "
                         "ImageFolder.")
     found = torchvision_layouts(path)
@@ -597,4 +703,4 @@ def load_data(source: str = "digits", seed: int = SEED, download: bool = False) 
         return load_torchvision(found[0], path, seed)
     if any("idx" in p.name and "ubyte" in p.name for p in path.iterdir()):
         return load_idx_folder(path, seed)
-    return load_image_folder(path, seed=seed)
+    return load_image_folder(path, seed=seed, stream=stream)
