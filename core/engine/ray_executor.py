@@ -22,6 +22,11 @@ from core.results.store import Point, Store
 MAX_RETRIES = 3
 
 
+def _task_device(device: str | None) -> dict:
+    """A task Ray gives a GPU sees it as cuda:0 (Ray sets CUDA_VISIBLE_DEVICES): cuda:N becomes cuda there."""
+    return {"device": "cuda"} if device and device.startswith("cuda:") else {}
+
+
 def gpus_for(device: str | None, asked: float, cluster_gpus: float) -> float:
     """The GPUs each task asks Ray for: what --gpus-per-point says, else one when the sweep's device is a GPU
     (auto: when the cluster has any), so Ray places each point on a node with a free GPU."""
@@ -50,8 +55,8 @@ def run_ray(cfg, store: Store, specs: list, positions: list[int], report: Callab
     try:
         model, data = R.load_context(cfg.model, cfg.data)
         context = ray.put((model, data))  # shipped once, shared by every task
-        opts = R.keeping({**cfg.measure, "threads": cfg.measure.get("threads") or max(1, int(cpus_per_point))},
-                         store)  # a worker on another machine keeps its files there: export rebuilds those
+        opts = R.keeping({**cfg.measure, "threads": cfg.measure.get("threads") or max(1, int(cpus_per_point)),
+                          **_task_device(cfg.measure.get("device"))}, store)  # a worker on another machine keeps its files there: export rebuilds those
         gpus = gpus_for(cfg.measure.get("device"), gpus_per_point, ray.cluster_resources().get("GPU", 0))
         resources = dict(num_cpus=cpus_per_point, num_gpus=gpus, max_retries=MAX_RETRIES)
         students = list(dict.fromkeys(s.distill for s in specs if s.distill is not None))
@@ -65,9 +70,11 @@ def run_ray(cfg, store: Store, specs: list, positions: list[int], report: Callab
             group = pending.pop(done[0])
             try:
                 outcomes = ray.get(done[0])
-            except Exception as e:  # the task died more than MAX_RETRIES times
-                outcomes = [R.Outcome(specs[i], None, f"Ray task lost after {MAX_RETRIES} retries: "
-                                      f"{type(e).__name__}", 0.0) for i in group]
+            except Exception as e:  # the task raised outside a point, or its worker died more than MAX_RETRIES times
+                lost = type(e).__name__ in ("WorkerCrashedError", "NodeDiedError", "OwnerDiedError")
+                why = (f"Ray task lost after {MAX_RETRIES} retries ({type(e).__name__})" if lost else
+                       f"Ray task failed: {(str(getattr(e, 'cause', None) or e).splitlines() or [''])[0][:300]}")
+                outcomes = [R.Outcome(specs[i], None, why, 0.0) for i in group]
             for i, outcome in zip(group, outcomes):
                 report(R.record(store, cfg.run, cfg.model, model, data, outcome, positions[i], cfg.measure))
     finally:

@@ -59,9 +59,13 @@ def accuracy(model: nn.Module, split: Split) -> float:
     return (predict(model, split).argmax(1) == split.y).float().mean().item()
 
 
+BN_IMAGES = 50_000  # BatchNorm statistics settle long before this; ImageNet's 1.28 M images would cost a pass each
+
+
 @torch.no_grad()
 def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128) -> nn.Module:
-    """Re-estimate BatchNorm statistics on `split` (cumulative average). In place; no-op without BatchNorm.
+    """Re-estimate BatchNorm statistics on `split` (cumulative average; on a seeded BN_IMAGES of a bigger split). In
+    place; no-op without BatchNorm.
 
     Pruning and rounding shift every activation's mean and variance; stale statistics
     alone can drop a pruned MobileNet to chance, and fine-tuning from there stalls.
@@ -75,9 +79,11 @@ def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128) -> nn.Modu
         m.momentum = None
     was_training = model.training
     model.train()
+    reads = split.batches(batch) if len(split) <= BN_IMAGES else \
+        split.batches_of(torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:BN_IMAGES], batch)
     with D.on(model) as on_device:
         dev = D.module_device(on_device)
-        for x in split.batches(batch):
+        for x in reads:
             on_device(x.to(dev, non_blocking=True))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
@@ -129,12 +135,6 @@ def train_(model: nn.Module, train: Split, val: Split, epochs: int, lr: float = 
                          stop_after)
 
 
-def _batches_of(split: Split, order: torch.Tensor, size: int):
-    if hasattr(split, "batches_of"):
-        return split.batches_of(order, size)
-    return (split.batch(order[i:i + size]) for i in range(0, len(order), size))
-
-
 def _train_on(dev, model, train, val, epochs, lr, gen, batch_size, weight_decay, augment_shift, teacher, temperature,
               alpha, progress, after_step, samples_per_epoch, patience, penalty, extra_params, keep_best,
               teacher_logits, stop_after) -> nn.Module:
@@ -150,7 +150,7 @@ def _train_on(dev, model, train, val, epochs, lr, gen, batch_size, weight_decay,
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen)[:per_epoch]
-        for i, x in zip(range(0, len(order), batch_size), _batches_of(train, order, batch_size)):
+        for i, x in zip(range(0, len(order), batch_size), train.batches_of(order, batch_size)):
             idx = order[i:i + batch_size]
             if len(idx) < 2:
                 continue
