@@ -42,13 +42,13 @@ def sweep_once(setup: dict, subset: int | None, folder: Path, latency: bool) -> 
     store = Store(folder / "store.sqlite")
     planned, _ = sweep.plan(cfg, store)
     estimate = sum(p.seconds for p in planned)
-    t0 = time.perf_counter()
+    t0, load = time.perf_counter(), os.getloadavg()[0]
     result = sweep.run_sweep(cfg, store, progress=lambda d, t, m: print(f"\r  {d}/{t} {m[:70]:70}", end="",
                                                                           file=sys.stderr))
     seconds = time.perf_counter() - t0
     print(file=sys.stderr)
     return {"store": store, "points": result.total, "seconds": seconds, "estimate_s": estimate,
-            "settled": result.settled}
+            "settled": result.settled, "load": [round(load, 1), round(os.getloadavg()[0], 1)]}
 
 
 def picks(store: Store, confirm: bool) -> tuple[dict, float]:
@@ -87,7 +87,7 @@ def main() -> None:
     same_cost = {k: part_picks[k].get("cost") == whole_picks[k].get("cost") and part_picks[k].get("met_floor")
                  for k in whole_picks}  # of equal cost, both at the floor: they differ within the subset's interval
     record = {"date": started, "model": setup["model"], "data": setup["data"], "subset": setup["subset"],
-              "latency": args.latency,
+              "latency": args.latency, "load_subset": part["load"], "load_whole": whole["load"],
               "points": whole["points"], "whole_s": round(whole["seconds"], 1),
               "subset_s": round(part_total, 1), "settle_at_pick_s": round(confirm_s, 1),
               "settled_in_sweep": part["settled"], "speedup": round(whole["seconds"] / part_total, 2),
@@ -135,7 +135,9 @@ def section(r: dict) -> str:
     timed = "every point timed too" if r["latency"] else "no latency timed"
     return f"""## {r['points']} points, {timed}
 
-`python benchmarks/subset_eval.py{' --latency' if r['latency'] else ''}` ({r['date']}, alone on this 2-core machine):
+`python benchmarks/subset_eval.py{' --latency' if r['latency'] else ''}` ({r['date']}, on this 2-core machine, load average
+{r['load_subset'][0]}-{r['load_subset'][1]} during the subset sweep and {r['load_whole'][0]}-{r['load_whole'][1]} during the whole one, 2 meaning other work
+kept both cores busy):
 {r['model']} on {r['data']}, {r['points']} points (prune ratio x weight bits x deployed file, {timed}), each point
 scored on the whole
 validation and test splits, against the same sweep scored on {r['subset']:,} seeded images of each, its points on a
