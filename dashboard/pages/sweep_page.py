@@ -258,7 +258,7 @@ def main() -> None:
     trials = f", then **{describe.n(cfg.search['trials'], 'per-layer trial')}**" if cfg.search else ""
     try:
         todo, stored, seconds = cache.sweep_plan(json.dumps(raw, sort_keys=True))
-        about = (f": {describe.n(todo, 'point')} to compute, **about {describe.duration(seconds)}** here"
+        about = (f": {describe.n(todo, 'point')} to compute, **{describe.duration(seconds)}** here"
                  f"{' before the search' if cfg.search else ''}" if todo else ": every point is in the store already")
         about += f" ({stored:,} in the store already)" if stored and todo else ""
     except Exception as e:  # an estimate that cannot be made is said, never a reason not to run
