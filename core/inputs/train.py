@@ -48,11 +48,17 @@ def predict(model: nn.Module, x: torch.Tensor | Split, batch: int = 512) -> torc
     was_training = model.training
     model.eval()
     chunks = x.batches(batch) if isinstance(x, Split) else (x[i:i + batch] for i in range(0, len(x), batch))
+    out, done = None, 0
     with D.on(model) as m:
         dev = D.module_device(m)
-        out = torch.cat([m(c.to(dev, non_blocking=True)).float().cpu() for c in chunks])  # cancel: in Split.batches
+        for c in chunks:  # a cancelled job stops in Split.batches
+            logits = m(c.to(dev, non_blocking=True)).float().cpu()
+            if out is None:  # one tensor filled in place: a list of batches to concatenate grows the heap with N
+                out = torch.empty((len(x), *logits.shape[1:]))
+            out[done:done + len(logits)] = logits
+            done += len(logits)
     model.train(was_training)
-    return out
+    return out if out is not None else torch.empty(0)
 
 
 def accuracy(model: nn.Module, split: Split) -> float:
