@@ -243,8 +243,8 @@ def print_summary(cfg, result, store, estimate_s: float | None) -> None:
           f"{result.failed} failed, {result.seconds:.1f} s; store {store.path}")
     if estimate_s and result.computed:
         off = result.seconds / estimate_s - 1
-        print(f"it took {describe.duration(result.seconds)} against the {describe.duration(estimate_s)} estimated before "
-              f"it ran ({abs(100 * off):.0f} % {'longer' if off > 0 else 'shorter'})")
+        print(f"it took {result.seconds:,.0f} s; the estimate before it ran was {describe.duration(estimate_s)} (it took "
+              f"{abs(100 * off):.0f} % {'longer' if off > 0 else 'less'})")
     if result.settled is not None:
         print(f"scored on {cfg.measure['subset']:,} seeded images of validation and of test each; "
               f"{describe.n(result.settled, 'point')} a pick might take then scored on the whole splits (the "
