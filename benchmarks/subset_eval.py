@@ -136,8 +136,8 @@ def section(r: dict) -> str:
     return f"""## {r['points']} points, {timed}
 
 `python benchmarks/subset_eval.py{' --latency' if r['latency'] else ''}` ({r['date']}, on this 2-core machine, load average
-{r['load_subset'][0]}-{r['load_subset'][1]} during the subset sweep and {r['load_whole'][0]}-{r['load_whole'][1]} during the whole one, 2 meaning other work
-kept both cores busy):
+{r['load_subset'][0]}-{r['load_subset'][1]} during the subset sweep and {r['load_whole'][0]}-{r['load_whole'][1]} during the whole one, the sweep's own two
+threads count in it: about 2 is this benchmark alone):
 {r['model']} on {r['data']}, {r['points']} points (prune ratio x weight bits x deployed file, {timed}), each point
 scored on the whole
 validation and test splits, against the same sweep scored on {r['subset']:,} seeded images of each, its points on a

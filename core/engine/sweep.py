@@ -149,7 +149,12 @@ def _run_pool(cfg: SweepConfig, store: Store, specs: list, positions: list[int],
 
 # ---- what a grid will do, said before it starts ------------------------------------------------
 
-MEASURE_OVERHEAD_S = 1.0  # writing the ONNX file and the archive, opening the sessions: about a second a point
+# Calibrated on this machine (benchmarks/subset_eval.py, alone, 2026-12-02: 126 LeNet-5 points on MNIST scored whole
+# and on 1,000-image subsets): writing a point's files and opening its sessions costs about a quarter second; scoring
+# an image in a runtime about two thirds of an image's share of a training step (session calls, conversions);
+# about a tenth of a subset sweep's points sit on some front and are then scored whole.
+MEASURE_OVERHEAD_S = 0.25
+SCORE_PER_STEP = 2 / 3
 
 
 @dataclass(frozen=True)
@@ -166,12 +171,12 @@ class Planned:
         return self.train_seconds + self.measure_seconds
 
 
-SETTLED_SHARE = 0.25  # of a subset sweep's points, about this share sit on some front and are then scored whole
+SETTLED_SHARE = 0.1
 
 
 def _per_image(model, spec: S.Spec, train_on) -> tuple[float, float]:
-    """(seconds of a training step per image on the sweep's device, seconds of a forward pass per image on the CPU,
-    where deployed files are scored: about a third of a CPU step); (0, 0) for a graph that cannot take a step."""
+    """(seconds of a training step per image on the sweep's device, seconds of scoring an image on the CPU, where
+    deployed files are scored: SCORE_PER_STEP of a CPU step); (0, 0) for a graph that cannot take a step."""
     from core.engine import estimate as E
     from core.methods.distill import build_student
 
@@ -180,7 +185,7 @@ def _per_image(model, spec: S.Spec, train_on) -> tuple[float, float]:
         with DV.using(train_on):
             step = E.step_seconds(module, model.input_shape) / E.STEP_BATCH
         with DV.using("cpu"):
-            forward = E.step_seconds(module, model.input_shape) / E.STEP_BATCH / 3
+            forward = E.step_seconds(module, model.input_shape) / E.STEP_BATCH * SCORE_PER_STEP
         return step, forward
     except Exception:  # no estimate, never a failed sweep
         return 0.0, 0.0
