@@ -247,7 +247,7 @@ def print_summary(cfg, result, store, estimate_s: float | None) -> None:
               f"{abs(100 * off):.0f} % {'longer' if off > 0 else 'less'})")
     if result.settled is not None:
         print(f"scored on {cfg.measure['subset']:,} seeded images of validation and of test each; "
-              f"{describe.n(result.settled, 'point')} a pick might take then scored on the whole splits (the "
+              f"{describe.n(result.settled, 'point')} on a front then scored on the whole splits (the "
               "others show their 95 % interval; `edgetrim pick` scores its choice whole first)")
     if cfg.measure.get("board"):
         print(fits_line(store.table(cfg.run), cfg.measure["board"]))

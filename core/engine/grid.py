@@ -30,7 +30,7 @@ A sweep file (YAML or JSON, or the same as a dict):
     measure: {latency: true, budget_s: 0.1, threads: null,   # threads: 1 approximates a small board (a device profile)
               runtimes: [onnxruntime, pytorch],              # + executorch (.pte, XNNPACK), litert (.tflite), onnxruntime-cuda (a GPU)
               subset: 2000,               # optional: score each point on 2,000 seeded val and test images; the
-                                          # points a pick might take are then scored whole (core.results.subset)
+                                          # points on a front are then scored whole (core.results.subset)
               board: nano33ble}           # optional: a microcontroller (core.runtimes.micro.BOARDS); adds litert, whose
                                           # file's flash and RAM are measured, and says which points fit on it
     search: {trials: 30, sampler: nsga2, objectives: [accuracy, size]}   # optional, instead of the grid

@@ -307,7 +307,7 @@ def _rescored(store: Store, point: Point, data: D.DataSet) -> ME.Metrics | None:
 
 
 def settle_run(store: Store, run: str, progress: Progress | None = None) -> int:
-    """After a sweep scored on a subset: settle every point that might be picked at some floor."""
+    """After a sweep scored on a subset: settle its baseline and the points on a front (core.results.subset)."""
     from core.results import subset
 
     return settle(store, run, subset.to_confirm(store.table(run)), progress)

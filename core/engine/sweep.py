@@ -119,7 +119,7 @@ def run_sweep(cfg: SweepConfig, store: Store, workers: int = 1, progress: Progre
 
 
 def _settle(cfg: SweepConfig, store: Store, progress: Progress | None, total: int) -> int | None:
-    """A sweep scored on a subset: its points a pick might take, scored on the whole splits (None: no subset)."""
+    """A sweep scored on a subset: its baseline and the points on a front, scored on the whole splits (None: no subset)."""
     if not cfg.measure.get("subset"):
         return None
     return R.settle_run(store, cfg.run, (lambda d, t, m: progress(total, total, m)) if progress else None)

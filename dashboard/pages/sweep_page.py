@@ -128,7 +128,7 @@ def _config() -> dict:
                           max_value=1_000_000, step=500, key="sweep.subset", default=0,
                           valid=lambda n: n == 0 or n >= grid.MIN_SUBSET,
                           help="Each point is scored on this many seeded validation and test images, with a 95 % "
-                               "interval; the points a pick might take at any floor are then scored on the whole "
+                               "interval; the baseline and the points on a front are then scored on the whole "
                                "splits, and a pick is always scored whole before it counts. Saves most scoring on "
                                "big data; 0 scores every point whole.")
     for line in measure.skipped_runtimes(runtimes or ["onnxruntime"]):
