@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dashboard test test-all bench bench-heavy samples clean chromium postgres screenshots mnist screenshots litert
+.PHONY: install dashboard test test-all bench bench-heavy samples clean chromium postgres screenshots mnist screenshots litert peers
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: $(STAMP) chromium postgres
 # the LiteRT tests are skipped, loudly.
 litert: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,executorch,litert,micro]'
+
+# The toolkits benchmarks/peers_toolkits.py measures edgetrim against (NNCF, Neural Compressor, MCT, AIMET; torchao
+# comes with executorch): an extra of the benchmarks only, about 300 MB, never needed by core or the tests.
+peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,executorch,peers]'
 
 # The dashboard's end-to-end test drives Debian's Chromium; without it that test is skipped, loudly.
 chromium:
