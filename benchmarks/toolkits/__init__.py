@@ -1,6 +1,9 @@
 """The peer toolkits, each driven by its own documented recipe: one module per tool (`with_<tool>.py`), each
 with `compress(job) -> list[Output]`.
 
+The harness calls `compress` once with no floor (`job.max_drop is None`: what the tool makes whatever the floor),
+then, if the module sets `PER_FLOOR = True`, once per floor (what it tunes to a tolerated loss, or to a size).
+
 A module holds only what a user of that tool would write (load nothing, score nothing: the harness in
 benchmarks/peers_toolkits.py hands it a `Job` and re-scores every file it writes in the runtime it names), so
 its code lines are the "lines of user code" the table reports (`user_lines`).
@@ -27,8 +30,8 @@ class Job:
     calibration: list[torch.Tensor]    # float32 batches of training images (CALIB_IMAGES in all)
     val_x: torch.Tensor                # the validation split (float32) and its labels: for tools that
     val_y: torch.Tensor                # tune to a tolerated loss, as their docs show
-    max_drop: float                    # tolerated accuracy loss as a fraction: 0.001 is 0.1 point
-    target_bytes: int | None           # edgetrim's smallest file at this floor (MCT's memory target)
+    max_drop: float | None             # tolerated accuracy loss as a fraction (0.001 is 0.1 point); None: no floor
+    target_bytes: int | None           # edgetrim's smallest file at this floor (MCT's memory target); None: no floor
     folder: Path                       # where the tool writes its files
 
     def example(self, batch: int = 1) -> torch.Tensor:

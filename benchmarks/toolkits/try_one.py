@@ -1,6 +1,7 @@
 """Run one tool's `compress` on one sample at one floor and score what it wrote (no latency): a quick check.
 
-    python benchmarks/toolkits/try_one.py with_nncf lenet5_caffe_mnist --drop 0.5
+    python benchmarks/toolkits/try_one.py with_nncf lenet5_caffe_mnist              # what it makes with no floor
+    python benchmarks/toolkits/try_one.py with_nncf lenet5_caffe_mnist --drop 0.5   # tuned to 0.5 point
     python benchmarks/toolkits/try_one.py with_mct mobilenet_v3_small --drop 1 --target-bytes 300000
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from core.inputs import models as M  # noqa: E402
 from toolkits import CALIB_IMAGES, Job, user_lines, val_accuracy  # noqa: E402
 
 
-def make_job(sample: str, drop_points: float, target_bytes: int | None, folder: Path) -> tuple[Job, D.DataSet]:
+def make_job(sample: str, drop_points: float | None, target_bytes: int | None, folder: Path) -> tuple[Job, D.DataSet]:
     """The Job a tool gets for `sample` at `drop_points` below its baseline, and the data it came from."""
     lm = M.load_sample(sample)
     data = D.load_data(lm.card["data"]).adapted(lm.input_shape)
@@ -29,7 +30,7 @@ def make_job(sample: str, drop_points: float, target_bytes: int | None, folder: 
     idx = torch.randperm(len(data.train), generator=g)[:CALIB_IMAGES]
     calib = [data.train.batch(idx[i:i + 64]) for i in range(0, len(idx), 64)]
     return Job(sample, lm.copy_module().eval(), tuple(lm.input_shape), calib, data.val.x, data.val.y,
-               drop_points / 100, target_bytes, folder), data
+               None if drop_points is None else drop_points / 100, target_bytes, folder), data
 
 
 def score(output, data: D.DataSet) -> tuple[float, float]:
@@ -47,7 +48,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("tool")
     ap.add_argument("sample")
-    ap.add_argument("--drop", type=float, default=0.5, help="points below the baseline")
+    ap.add_argument("--drop", type=float, help="points below the baseline (omit: the tool's run with no floor)")
     ap.add_argument("--target-bytes", type=int)
     args = ap.parse_args()
     tool = importlib.import_module(f"toolkits.{args.tool}")

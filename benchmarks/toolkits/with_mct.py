@@ -23,6 +23,8 @@ import torch
 
 from toolkits import Job, Output
 
+PER_FLOOR = True  # mixed precision targets edgetrim's file size at each floor; plain PTQ is made once
+
 
 def compress(job: Job) -> list[Output]:
     def representative_data_gen():
@@ -39,16 +41,15 @@ def compress(job: Job) -> list[Output]:
                                               quantization_format=mct.exporter.QuantizationFormat.FAKELY_QUANT)
         return Output(label, path, "onnxruntime")
 
-    ptq_model, _ = mct.ptq.pytorch_post_training_quantization(job.fresh_model(), representative_data_gen)
-    outputs = [export(ptq_model, "mct_ptq.onnx", "PTQ W8A8")]
+    if not job.target_bytes:
+        ptq_model, _ = mct.ptq.pytorch_post_training_quantization(job.fresh_model(), representative_data_gen)
+        return [export(ptq_model, "mct_ptq.onnx", "PTQ W8A8")]
 
-    if job.target_bytes:
-        core_config = mct.core.CoreConfig(mixed_precision_config=mct.core.MixedPrecisionQuantizationConfig(
-            num_of_images=32, use_hessian_based_scores=False))
-        mp_model, info = mct.ptq.pytorch_post_training_quantization(
-            job.fresh_model(), representative_data_gen,
-            target_resource_utilization=mct.core.ResourceUtilization(weights_memory=job.target_bytes),
-            core_config=core_config)
-        weights = info.final_resource_utilization.weights_memory
-        outputs.append(export(mp_model, "mct_mp.onnx", f"mixed-precision PTQ (MCT weights {weights:,.0f} B)"))
-    return outputs
+    core_config = mct.core.CoreConfig(mixed_precision_config=mct.core.MixedPrecisionQuantizationConfig(
+        num_of_images=32, use_hessian_based_scores=False))
+    mp_model, info = mct.ptq.pytorch_post_training_quantization(
+        job.fresh_model(), representative_data_gen,
+        target_resource_utilization=mct.core.ResourceUtilization(weights_memory=job.target_bytes),
+        core_config=core_config)
+    weights = info.final_resource_utilization.weights_memory
+    return [export(mp_model, "mct_mp.onnx", f"mixed-precision PTQ (MCT weights {weights:,.0f} B)")]
