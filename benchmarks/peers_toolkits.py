@@ -65,12 +65,10 @@ measure: {latency: true, budget_s: 0.05}
 model: mobilenet_v3_small
 data: digits
 axes:
-  student_width: [1.0, 0.5]
   prune: [structured]
-  prune_ratio: [0.0, 0.2, 0.4, 0.6]
+  prune_ratio: [0.0, 0.1, 0.2, 0.3, 0.4]
   finetune_epochs: [10]
-  deploy: [fp32, int8, int8-dynamic]
-settings: {distill: {epochs: 40}}
+  deploy: [fp32, int8, int8-dynamic, int4]
 measure: {latency: true, budget_s: 0.05}
 """,
     "resnet18_mnist": """\

@@ -335,7 +335,12 @@ def pick(df: pd.DataFrame, floor: float, objective: str = "size", max_latency_ms
     if busy.all():
         raise PickError(f"Every point's latency{where} was timed on a busy machine; time them again on a quiet "
                         "one (or pick by another measure).")
+    at_floor_busy = int((busy & (ok["judged_accuracy"] >= floor - 1e-12)).sum())
     ok, n_busy = ok[~busy], int(busy.sum())
+    if at_floor_busy and not (ok["judged_accuracy"] >= floor - 1e-12).any():
+        raise PickError(f"Every point at the floor of {100 * floor:.2f} % ({at_floor_busy}) had its latency{where} "
+                        "timed on a busy machine; time them again on a quiet one (edgetrim retime RUN), or pick by "
+                        "another measure.")
     refused = _refused_by_tflm(ok) if "ram_bytes" in budgets or objective == "ram" else pd.Series(False, ok.index)
     if refused.all():
         raise PickError("TFLite Micro cannot run any of these files (LiteRT's 4-bit files); sweep with deploy: "

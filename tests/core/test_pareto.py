@@ -179,6 +179,10 @@ def test_busy_latencies_are_left_out_of_latency_fronts_picks_and_budgets_and_cou
     assert "fast" not in set(pareto.best_per_family(judged_df, 0.98, "latency")["key"])
     with pytest.raises(pareto.PickError, match="busy machine"):
         pareto.pick(judged_df.assign(ort_b1_busy=True), 0.98, "latency")
+    # only busy points reach the floor: said so, not "no point reaches the floor"
+    with pytest.raises(pareto.PickError, match=r"Every point at the floor of 98.80 % \(2\) had its latency timed on a "
+                                               r"busy machine; time them again .*edgetrim retime RUN"):
+        pareto.pick(judged_df.assign(ort_b1_busy=[True, False, False, True]), 0.988, "latency")
 
 
 def test_points_frame_has_validation_accuracies_and_busy_flags():
