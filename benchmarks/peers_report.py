@@ -64,8 +64,34 @@ Cells a peer wins: {lost}.
 """
 
 
+def _brief(cell: dict) -> str:
+    small, fast = cell["smallest"], cell["fastest"]
+    if small is None:
+        return "none at the floor"
+    return f"{_kb(small['bytes'])} · {fast['ms']:.3f} ms"
+
+
+def summary(runs: dict) -> str:
+    """One line per model and floor: each tool's smallest file and fastest batch-1 latency at the floor."""
+    tools = [t for t in NAMES if any(f"{t}@" in k for r in runs.values() for k in r["cells"])]
+    head = "| model | floor | " + " | ".join(NAMES[t] for t in tools) + " |\n|" + " --- |" * (len(tools) + 2)
+    rows = []
+    for sample, run in runs.items():
+        for drop in sorted({k.split("@")[1] for k in run["cells"]}, key=float):
+            cells = []
+            for t in tools:
+                cell = run["cells"].get(f"{t}@{drop}")
+                text = _brief(cell) if cell else ("not run" if t in run["errors"] else "-")
+                cells.append(f"**{text}**" if t == "edgetrim" else text)
+            rows.append(f"| {sample} | {drop} | " + " | ".join(cells) + " |")
+    return head + "\n" + "\n".join(rows)
+
+
 def write(runs: dict) -> None:
     PAGE.write_text("# edgetrim beside NNCF, Neural Compressor, MCT, torchao and AIMET\n\n"
                     "What the table means and why each cell is what it is: [the README's section](../../README.md#"
                     "beside-the-toolkits-people-use-today) and [If you use X today](../peers.md).\n\n"
+                    "Each tool's smallest file and fastest batch-1 latency at each floor (below the fp32 baseline, "
+                    "judged on validation):\n\n" + summary(runs) + "\n\n"
                     + "\n".join(section(s, r) for s, r in runs.items()))
+    print(summary(runs))

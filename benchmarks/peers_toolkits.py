@@ -54,10 +54,10 @@ model: lenet5_caffe_mnist
 data: mnist
 axes:
   prune: [structured]
-  prune_ratio: [0.0, 0.3, 0.5, 0.7, 0.8, 0.9]
+  prune_ratio: [0.0, 0.3, 0.5, 0.7, 0.8]
   finetune_epochs: [2]
   quantize: [fp32, w4]
-  deploy: [fp32, int8, int4]
+  deploy: [fp32, int8, int4, w4a8]
 settings: {budget: {samples_per_epoch: 20000}}
 measure: {latency: true, budget_s: 0.05}
 """,
@@ -68,7 +68,7 @@ axes:
   prune: [structured]
   prune_ratio: [0.0, 0.1, 0.2, 0.3, 0.4]
   finetune_epochs: [10]
-  deploy: [fp32, int8, int8-dynamic, int4]
+  deploy: [fp32, int8, int8-dynamic, int4, w4a8]
 measure: {latency: true, budget_s: 0.05}
 """,
     "resnet18_mnist": """\
@@ -78,7 +78,7 @@ axes:
   prune: [structured]
   prune_ratio: [0.0, 0.3, 0.5, 0.7]
   finetune_epochs: [1]
-  deploy: [fp32, int8, int4]
+  deploy: [fp32, int8, w4a8]
 settings: {budget: {samples_per_epoch: 4000}}
 measure: {latency: true, budget_s: 0.05, subset: 1000}
 """,

@@ -16,7 +16,7 @@ A sweep file (YAML or JSON, or the same as a dict):
       finetune_epochs: [2]
       quantize: [fp32, w4, qat3]  # weights: fp32 | w2..w8 | qat2..qat8 | share2..share8 | dc2..dc8 | soft2..soft8
                                   # (int8 / fp16 accepted: see deploy)
-      deploy: [fp32, int8]        # the file: fp32 | fp16 | int8 | int8-dynamic | int4 (4-bit Linear weights)
+      deploy: [fp32, int8]        # the file: fp32 | fp16 | int8 | int8-dynamic | int4 (4-bit Linear weights) | w4a8
     settings:                     # fixed knobs of each method
       distill: {epochs: 30, temperature: 4.0, alpha: 0.9}
       prune: {scope: global, importance: l2, steps: 1}

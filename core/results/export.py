@@ -26,7 +26,7 @@ import core
 from core.inputs.data import DataSet
 from core.inputs.models import LoadedModel
 from core.methods import spec as S
-from core.methods.deploy import Float16, Int4, Int8
+from core.methods.deploy import W4A8, Float16, Int4, Int8
 from core.results.store import Point
 from core.runtimes import archive, runtime
 from core.runtimes.measure import Metrics
@@ -35,7 +35,7 @@ TOLERANCE = 0.003        # 0.3 accuracy point, against the stored accuracy of th
 CROSS_TOLERANCE = 0.005  # 0.5 point, against the ONNX file's when the point never ran in this runtime
 FORMATS = {  # format -> (the runtime that writes and reloads it, the kind of deploy format it ships)
     "onnx": ("onnxruntime", None), "onnx-fp16": ("onnxruntime", Float16), "onnx-int8": ("onnxruntime", Int8),
-    "onnx-int4": ("onnxruntime", Int4), "pte": ("executorch", None), "pte-int8": ("executorch", Int8),
+    "onnx-int4": ("onnxruntime", Int4), "onnx-w4a8": ("onnxruntime", W4A8), "pte": ("executorch", None), "pte-int8": ("executorch", Int8),
     "pte-int4": ("executorch", Int4), "tflite": ("litert", None), "tflite-int8": ("litert", Int8),
     "tflite-int4": ("litert", Int4), "pt2": ("pytorch", None), "archive": ("archive", None)}
 

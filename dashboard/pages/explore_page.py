@@ -18,7 +18,7 @@ from dashboard import cache, fmt, progress, state, work
 FORMATS = ["2", "3", "4", "5", "6", "7", "8", "fp32"]
 WEIGHT_METHODS = {"w": "rounding", "share": "shared values (k-means)",
                   "dc": "shared values, trained (Deep Compression)", "soft": "soft weight-sharing"}  # token prefixes
-FILE_FORMATS = ["fp32", "int8", "fp16", "int4"]  # tokens of core.methods.deploy.TOKENS
+FILE_FORMATS = ["fp32", "int8", "fp16", "int4", "w4a8"]  # tokens of core.methods.deploy.TOKENS
 STUDENTS = {"copy": "a narrower copy of this model", "mlp": "mlp (LeNet-300-100)", "lenet5": "lenet5 (61k weights)",
             "lenet5_caffe": "lenet5_caffe (431k weights)", "resnet18_small": "resnet18_small (ResNet-18, small stem)",
             "tv:mobilenet_v3_small": "tv:mobilenet_v3_small"}

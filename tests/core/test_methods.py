@@ -6,7 +6,7 @@ import torch
 
 from core.inputs.train import accuracy
 from core.methods import spec as S
-from core.methods.deploy import Float16, Int8
+from core.methods.deploy import W4A8, Float16, Int8, from_token
 from core.methods.distill import Distill
 from core.methods.prune import StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
 from core.methods.quantize import WeightQuant, WeightShare, fake_quantize
@@ -20,7 +20,7 @@ ALL_CONFIGS = [UnstructuredPrune(0.5), UnstructuredPrune(0.3, scope="layer", fin
                WeightQuant(3, qat_epochs=1), WeightShare(3), Distill(0.5, epochs=1),
                UnstructuredPrune(0.6, scope="std", finetune_epochs=1, weight_decay=1e-4),
                WeightShare(5, conv_bits=6, finetune_epochs=1), SoftShare(components=8, epochs=1, tune_epochs=1)]
-FORMATS = [Int8(), Int8(mode="dynamic", per_channel=False), Float16()]
+FORMATS = [Int8(), Int8(mode="dynamic", per_channel=False), Float16(), W4A8()]
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def _private_cache(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("config", ALL_CONFIGS + FORMATS, ids=lambda c: c.label)
 def test_every_config_round_trips_through_json(config):
-    step = {"Distill": "distill", "Int8": "deploy", "Float16": "deploy"}.get(type(config).__name__)
+    step = {"Distill": "distill", "Int8": "deploy", "Float16": "deploy", "W4A8": "deploy"}.get(type(config).__name__)
     spec = S.Spec(**{step or ("prune" if "Prune" in type(config).__name__ else "quantize"): config})
     again = S.Spec.from_json(spec.to_json())
     assert again == spec and again.hash == spec.hash
@@ -139,6 +139,22 @@ def test_int8_onnx_runtime_accuracy_within_one_point_of_fp32(lenet5, digits, tmp
     census = onnx_io.op_census(tmp_path / f"{lenet5.name}.onnx")
     assert census["int8_nodes"] >= 4 and m.int8_nodes == census["int8_nodes"]
     assert any("integer kernels" in n for n in describe.notes(m))
+
+
+def test_w4a8_holds_4_bit_weights_in_every_layer_at_about_half_an_int8_file(lenet5, digits, tmp_path):
+    import onnx
+    from onnx import TensorProto
+
+    int8 = ME.measure(lenet5, digits, Int8(), latency=False)
+    m = ME.measure(lenet5, digits, W4A8(), latency=False, keep_dir=tmp_path)
+    assert m.accuracy >= lenet5.card["test_accuracy"] - 0.03  # rounded, never trained: a few points at most
+    assert m.onnx_bytes < 0.7 * int8.onnx_bytes
+    model = onnx.load(str(tmp_path / f"{lenet5.name}.onnx"))
+    four_bit = {t.name for t in model.graph.initializer if t.data_type == TensorProto.INT4}
+    weights = [n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    dequantized = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    assert weights and all(dequantized.get(w) in four_bit for w in weights)  # every layer's weights, 4 bits
+    assert W4A8().label.startswith("w4a8 file") and from_token("w4a8") == W4A8()
 
 
 def test_fp16_halves_the_file(lenet5, digits):
