@@ -54,11 +54,10 @@ model: lenet5_caffe_mnist
 data: mnist
 axes:
   prune: [structured]
-  prune_ratio: [0.0, 0.3, 0.5, 0.7, 0.8]
-  finetune_epochs: [2]
+  prune_ratio: [0.0, 0.2, 0.3, 0.5, 0.7]
+  finetune_epochs: [4]
   quantize: [fp32, w4]
   deploy: [fp32, int8, int4, w4a8]
-settings: {budget: {samples_per_epoch: 20000}}
 measure: {latency: true, budget_s: 0.05}
 """,
     "mobilenet_v3_small": """\
