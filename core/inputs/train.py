@@ -69,9 +69,10 @@ BN_IMAGES = 50_000  # BatchNorm statistics settle long before this; ImageNet's 1
 
 
 @torch.no_grad()
-def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128) -> nn.Module:
-    """Re-estimate BatchNorm statistics on `split` (cumulative average; on a seeded BN_IMAGES of a bigger split). In
-    place; no-op without BatchNorm.
+def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128, images: int | None = None) -> nn.Module:
+    """Re-estimate BatchNorm statistics on `split` (cumulative average; on a seeded BN_IMAGES, or `images` when
+    fewer, of a bigger split: a method's samples_per_epoch budget bounds this pass too). In place; no-op without
+    BatchNorm.
 
     Pruning and rounding shift every activation's mean and variance; stale statistics
     alone can drop a pruned MobileNet to chance, and fine-tuning from there stalls.
@@ -85,8 +86,9 @@ def recalibrate_bn_(model: nn.Module, split: Split, batch: int = 128) -> nn.Modu
         m.momentum = None
     was_training = model.training
     model.train()
-    reads = split.batches(batch) if len(split) <= BN_IMAGES else \
-        split.batches_of(torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:BN_IMAGES], batch)
+    most = min(BN_IMAGES, images or BN_IMAGES)
+    reads = split.batches(batch) if len(split) <= most else \
+        split.batches_of(torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:most], batch)
     with D.on(model) as on_device:
         dev = D.module_device(on_device)
         for x in reads:

@@ -271,7 +271,7 @@ def keep_zeros(module: nn.Module):
 def _finetune_(model: LoadedModel, data: DataSet, cfg: _Pruning, epochs: int, progress: Progress | None) -> None:
     """Re-estimate BatchNorm statistics on the training split, then fine-tune for `epochs` (zeros kept)."""
     d = data.adapted(model.input_shape)
-    recalibrate_bn_(model.module, d.train)
+    recalibrate_bn_(model.module, d.train, images=cfg.samples_per_epoch)
     if epochs > 0:
         train_(model.module, d.train, d.val, epochs=epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
                samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, weight_decay=cfg.weight_decay,

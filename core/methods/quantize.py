@@ -147,7 +147,7 @@ def weight_quant(model: LoadedModel, cfg: WeightQuant, data: DataSet,
     with torch.no_grad():
         for name, w in prunable_weights(module):
             w.copy_(fake_quantize(w, cfg.bits_of(name), cfg.granularity, cfg.scheme))
-    recalibrate_bn_(module, data.adapted(model.input_shape).train)
+    recalibrate_bn_(module, data.adapted(model.input_shape).train, images=cfg.samples_per_epoch)
     return model.derive(module)
 
 
@@ -218,7 +218,7 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
         with torch.no_grad():
             for (name, w), (centroids, codes) in zip(prunable_weights(module), shared.values()):
                 w.copy_(torch.cat([centroids, centroids.new_zeros(1)])[codes])
-    recalibrate_bn_(module, d.train)
+    recalibrate_bn_(module, d.train, images=cfg.samples_per_epoch)
     return model.derive(module)
 
 

@@ -131,5 +131,5 @@ def soft_share(model: LoadedModel, cfg: SoftShare, data: DataSet, progress: Prog
         shared = {name: codes_of(w) for name, w in prunable_weights(module)}
         tune_shared_(module, shared, d, epochs=cfg.tune_epochs, lr=MEAN_LR, seed=cfg.seed, progress=progress,
                      samples_per_epoch=cfg.samples_per_epoch, augment_shift=cfg.augment_shift)
-    recalibrate_bn_(module, d.train)
+    recalibrate_bn_(module, d.train, images=cfg.samples_per_epoch)
     return model.derive(module)

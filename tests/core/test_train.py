@@ -33,3 +33,18 @@ def test_a_sweep_budget_reaches_every_training_step():
         grid.load_config({"model": "mlp", "settings": {"budget": {"epochs": 3}}})
     with pytest.raises(ValueError, match="samples_per_epoch must be a whole number"):
         UnstructuredPrune(0.5, samples_per_epoch=0)
+
+
+def test_batchnorm_re_estimation_reads_at_most_the_budget_s_images():
+    from core.inputs import data as D
+    from core.inputs.train import BN_IMAGES, recalibrate_bn_
+
+    split = D.Split(torch.rand(600, 1, 4, 4), torch.zeros(600, dtype=torch.long))
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    seen = []
+    model[0].register_forward_hook(lambda _m, inputs, _out: seen.append(len(inputs[0])))
+    recalibrate_bn_(model, split, batch=128, images=200)  # a samples_per_epoch budget of 200 images
+    assert sum(seen) == 200 and model[1].num_batches_tracked == 2
+    seen.clear()
+    recalibrate_bn_(model, split, batch=128)  # no budget: the whole split, it is below BN_IMAGES
+    assert sum(seen) == 600 and BN_IMAGES >= 600
