@@ -81,7 +81,7 @@ def summary(runs: dict) -> str:
             cells = []
             for t in tools:
                 cell = run["cells"].get(f"{t}@{drop}")
-                text = _brief(cell) if cell else ("not run" if t in run["errors"] else "-")
+                text = "not run" if run["errors"].get(t, "").startswith("not run") else _brief(cell) if cell else "-"
                 cells.append(f"**{text}**" if t == "edgetrim" else text)
             rows.append(f"| {sample} | {drop} | " + " | ".join(cells) + " |")
     return head + "\n" + "\n".join(rows)
