@@ -13,35 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-from core.inputs import data as D  # noqa: E402
-from core.inputs import models as M  # noqa: E402
-from toolkits import CALIB_IMAGES, Job, user_lines, val_accuracy  # noqa: E402
-
-
-def make_job(sample: str, drop_points: float | None, target_bytes: int | None, folder: Path) -> tuple[Job, D.DataSet]:
-    """The Job a tool gets for `sample` at `drop_points` below its baseline, and the data it came from."""
-    lm = M.load_sample(sample)
-    data = D.load_data(lm.card["data"]).adapted(lm.input_shape)
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(data.train), generator=g)[:CALIB_IMAGES]
-    calib = [data.train.batch(idx[i:i + 64]) for i in range(0, len(idx), 64)]
-    return Job(sample, lm.copy_module().eval(), tuple(lm.input_shape), calib, data.val.x, data.val.y,
-               None if drop_points is None else drop_points / 100, target_bytes, folder), data
-
-
-def score(output, data: D.DataSet) -> tuple[float, float]:
-    """(validation, test) accuracy of a written file, in the runtime it names."""
-    from core.runtimes import onnx_io
-
-    if output.runtime == "onnxruntime":
-        s = onnx_io.onnx_session(output.path)
-        return onnx_io.onnx_accuracy(s, data.val), onnx_io.onnx_accuracy(s, data.test)
-    module = torch.export.load(str(output.path)).module()
-    return tuple(val_accuracy(module, split.x, split.y) for split in (data.val, data.test))  # type: ignore
+from peers_toolkits import evaluation, make_job, score  # noqa: E402
+from toolkits import user_lines  # noqa: E402
 
 
 def main() -> None:
@@ -52,8 +27,8 @@ def main() -> None:
     ap.add_argument("--target-bytes", type=int)
     args = ap.parse_args()
     tool = importlib.import_module(f"toolkits.{args.tool}")
-    folder = Path(tempfile.mkdtemp(prefix=f"peer-{args.tool}-"))
-    job, data = make_job(args.sample, args.drop, args.target_bytes, folder)
+    lm, data = evaluation(args.sample)
+    job = make_job(lm, data, args.drop, args.target_bytes, Path(tempfile.mkdtemp(prefix=f"peer-{args.tool}-")))
     t0 = time.perf_counter()
     outputs = tool.compress(job)
     took = time.perf_counter() - t0
