@@ -12,7 +12,7 @@ The tensor names a state_dict must have for each architecture (`--arch`, a sweep
 
 | architecture | tensor names |
 | --- | --- |
-| `mlp` (= `mlp-300-100`), `mlp-<h1>-<h2>-...` | an `nn.Sequential` (Flatten, then Linear and ReLU per hidden layer): Linear layers `1`, `3`, `5`, ... (`1.weight`, `1.bias`, `3.weight`, ...), the last one the classes; with `arch_kwargs: {dropout: p}` a Dropout follows each ReLU: `1`, `4`, `7`, ... |
+| `mlp` (= `mlp-300-100`), `mlp-<h1>-<h2>-...` | an `nn.Sequential` (Flatten, then Linear and ReLU per hidden layer): Linear layers `1`, `3`, `5`, ... (`1.weight`, `1.bias`, `3.weight`, ...), the last one the classes; with `arch_kwargs: {dropout: p}` a Dropout follows each ReLU: `1`, `4`, `7`, ...; `input_dropout: p` puts a Dropout at `1` (after Flatten), moving every Linear one on: `2`, `4`, ... (`2`, `5`, ... with both) |
 | `lenet5` | `features.0` (conv, 6), `features.3` (conv, 16), `classifier.1` (fc, 120), `classifier.3` (fc, 84), `classifier.5` (fc, classes) |
 | `lenet5_caffe` | `features.0` (conv, 20), `features.2` (conv, 50), `classifier.1` (fc, 500), `classifier.3` (fc, classes) |
 | `resnet18_small` | torchvision's ResNet-18 names (122 tensors): `conv1` (no bias), `bn1`, `layer1.0.conv1`, `layer1.0.bn1`, `layer1.0.conv2`, `layer1.0.bn2`, ... `layer4.1.bn2` (convs without bias), `layer2.0.downsample.0` (conv) and `.1` (BatchNorm) in layers 2 to 4, `fc` |
@@ -58,11 +58,13 @@ def _scaled(n: int, width: float) -> int:
 
 class MLP(nn.Sequential):
     """LeNet-300-100 by default: fully connected hidden layers; `width` scales them (students); `dropout` after
-    each hidden layer (Hinton's 1200-1200 teacher)."""
+    each hidden layer and `input_dropout` on the pixels (Hinton's 1200-1200 teacher: 0.5 and 0.2). Without
+    input dropout the layer indices are as they always were (`1.weight` is the first Linear)."""
 
     def __init__(self, in_features: int = 784, num_classes: int = 10, hidden: tuple[int, ...] = (300, 100),
-                 width: float = 1.0, dropout: float = 0.0):
+                 width: float = 1.0, dropout: float = 0.0, input_dropout: float = 0.0):
         layers: list[nn.Module] = [nn.Flatten()]
+        layers += [nn.Dropout(input_dropout)] if input_dropout else []
         for h in hidden:
             layers += [nn.Linear(in_features, _scaled(h, width)), nn.ReLU()]
             layers += [nn.Dropout(dropout)] if dropout else []

@@ -187,3 +187,15 @@ def test_students_are_narrower(lenet5):
         assert half < full
     with pytest.raises(M.ModelLoadError, match="no width multiplier"):
         M.build("tv:resnet18", 10, (3, 32, 32), width=0.5)
+
+
+def test_mlp_input_dropout_comes_after_flatten_and_leaves_other_mlps_unmoved():
+    plain = M.build("mlp-1200-1200", 10, (1, 28, 28), dropout=0.5)
+    assert [k for k in plain.state_dict()][:2] == ["1.weight", "1.bias"]  # existing files still load
+    both = M.build("mlp-1200-1200", 10, (1, 28, 28), dropout=0.5, input_dropout=0.2)
+    assert isinstance(both[1], torch.nn.Dropout) and both[1].p == 0.2 and isinstance(both[2], torch.nn.Linear)
+    assert [k for k in both.state_dict() if k.endswith("weight")] == ["2.weight", "5.weight", "8.weight"]
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 28, 28)
+    assert both.eval()(x).shape == (4, 10)
+    assert torch.equal(both(x), both(x))  # no dropout in eval mode
