@@ -15,6 +15,8 @@ A sweep file (YAML or JSON, or the same as a dict):
                                               # hessian (structured only): Torch-Pruning's second-order score
       finetune_epochs: [2]
       quantize: [fp32, w4, qat3]  # weights: fp32 | w2..w8 | qat2..qat8 | share2..share8 | dc2..dc8 | soft2..soft8
+                                  # | vd2..vd8, vd (sparse variational dropout; vd: widths from the posterior)
+                                  # | bayes, bayes2..bayes8 (the same, whole units removed too)
                                   # (int8 / fp16 accepted: see deploy)
       deploy: [fp32, int8]        # the file: fp32 | fp16 | int8 | int8-dynamic | int4 (4-bit Linear weights) | w4a8
     settings:                     # fixed knobs of each method
@@ -22,7 +24,7 @@ A sweep file (YAML or JSON, or the same as a dict):
       prune: {scope: global, importance: l2, steps: 1}
       lottery: {rounds: 5, rewind: weights, rewind_to: 0.02, epochs: 0}   # rewind: lr for your own model; epochs
                                   # per round (0: the sample's recipe); a finetune_epochs axis value above 0 overrides
-      qat_epochs: 3               # the training epochs of qat, dc (centroid tuning) and soft tokens
+      qat_epochs: 3               # the training epochs of qat, dc (centroid tuning), soft, vd and bayes tokens
       quantize: {conv_bits: 8}    # any further field of the weight-format configs that has it (lr, tau, ...)
       budget: {samples_per_epoch: 10000, patience: 2}   # every training step on big data (MNIST): optional
       device: auto                # where training and PyTorch evaluation run: auto | cpu | cuda | cuda:N | mps
@@ -57,13 +59,14 @@ from core.methods.lottery import LotteryTicket
 from core.methods.prune import StructuredPrune, UnstructuredPrune
 from core.methods.registry import SpecError, check_kinds, make
 from core.methods.soft_share import SoftShare
+from core.methods.variational import VariationalDropout
 
 AXES = {"student_width": [1.0], "student": [], "student_training": ["distilled"], "prune": ["unstructured"],
         "prune_ratio": [0.0], "prune_importance": ["magnitude"], "finetune_epochs": [0], "quantize": ["fp32"],
         "deploy": ["fp32"]}
 TOP_KEYS = {"run", "model", "data", "axes", "settings", "measure", "search"}
 SETTINGS = {"distill", "prune", "lottery", "qat_epochs", "quantize", "budget", "device"}
-TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs"}  # what a quantize token itself sets
+TOKEN_FIELDS = {"bits", "components", "qat_epochs", "finetune_epochs", "epochs", "groups"}  # what a token itself sets
 BUDGET_KEYS = {"samples_per_epoch", "patience"}
 MEASURE_KEYS = {"latency", "budget_s", "threads", "runtimes", "board", "device", "subset"}
 MAX_POINTS = 5000
@@ -142,7 +145,8 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     bad = sorted(set(settings.get("budget") or {}) - BUDGET_KEYS)
     if bad:
         raise SweepError(f"Unknown budget setting {bad[0]!r}; a budget may have {', '.join(sorted(BUDGET_KEYS))}.")
-    known = {f.name for c in (quantize.WeightQuant, quantize.WeightShare, SoftShare) for f in dataclasses.fields(c)}
+    known = {f.name for c in (quantize.WeightQuant, quantize.WeightShare, SoftShare, VariationalDropout)
+             for f in dataclasses.fields(c)}
     known -= TOKEN_FIELDS
     given = set(settings.get("quantize") or {})
     bad = sorted(given & TOKEN_FIELDS)
@@ -272,9 +276,10 @@ def _check_axes(axes: dict) -> None:
         if not isinstance(e, int) or e < 0:
             raise SweepError(f"finetune_epochs values must be whole numbers >= 0, got {e!r}.")
     for q in axes["quantize"]:
-        if not isinstance(q, str) or not (quantize.TOKEN.match(q) or q in deploy.TOKENS):
+        if not isinstance(q, str) or not (quantize.parse_token(q) or q in deploy.TOKENS):
             raise SweepError(f"quantize value {q!r} is not one of fp32, w2..w8, qat2..qat8, share2..share8, dc2..dc8, "
-                             f"soft2..soft8 (bit widths are 2 to 8), or a file format: {', '.join(deploy.TOKENS)}.")
+                             f"soft2..soft8, vd / vd2..vd8, bayes / bayes2..bayes8 (bit widths are 2 to 8), or a file "
+                             f"format: {', '.join(deploy.TOKENS)}.")
     for f in axes["deploy"]:
         if f not in deploy.TOKENS:
             raise SweepError(f"deploy value {f!r} is not one of {', '.join(deploy.TOKENS)}.")

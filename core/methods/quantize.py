@@ -224,7 +224,7 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
 
 # ---- the one spelling of the quantize tokens: w4 (rounding), qat3 (QAT), share4 (k-means) ----------
 
-TOKEN = re.compile(r"^(w|qat|share|dc|soft)([2-8])$")
+TOKEN = re.compile(r"^(?:(w|qat|share|dc|soft)([2-8])|(vd|bayes)([2-8]?))$")  # vd, bayes: widths from the posterior
 TOKEN_HELP = {"w4": "each weight rounded to 4 bits after training, one scale per output channel (w8 .. w2 alike)",
               "qat3": "3-bit weights after a few epochs of quantization-aware training: slower, usually more accurate "
                       "(qat8 .. qat2 alike)",
@@ -234,35 +234,57 @@ TOKEN_HELP = {"w4": "each weight rounded to 4 bits after training, one scale per
                      "shared values fine-tuned for a few epochs (dc8 .. dc2 alike)",
               "soft4": "soft weight-sharing: retrained under a mixture prior of 2^4 - 1 = 15 components plus one at "
                        "zero (16 values, 4-bit codes), which prunes and quantizes in one pass (soft8 .. soft2 alike; "
-                       "slow: it retrains)"}
+                       "slow: it retrains)",
+              "vd4": "sparse variational dropout: retrained with a dropout rate per weight, the weights that carry "
+                     "only noise pruned, then 2^4 = 16 trained shared values per layer (vd8 .. vd2 alike; vd: each "
+                     "layer's width read from its posterior; slow: it retrains)",
+              "bayes": "Bayesian compression: as vd, and whole units / channels go too (a smaller model, every file "
+                       "shrinks), each layer's width read from its posterior (bayes4: 4 bits everywhere)"}
 
 
 CHOICES = ("fp32", "w8", "w6", "w5", "w4", "w3", "w2", "qat4", "qat3", "qat2", "share4", "share3", "dc6", "dc5",
-           "soft4")  # offered in the UI
+           "soft4", "vd4", "vd", "bayes")  # offered in the UI
+
+
+def parse_token(token) -> tuple[str, int] | None:
+    """'dc5' -> ('dc', 5); 'vd' -> ('vd', 0) (0: widths from the posterior); None if not a weight token."""
+    m = TOKEN.match(str(token))
+    if m is None:
+        return None
+    kind, bits = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    return kind, int(bits or 0)
 
 
 def token_name(token: str) -> str:
     """What a person reads for a token: 'w4 (4-bit)', 'qat3 (3-bit, QAT)', 'share4 (16 values)'."""
-    m = TOKEN.match(token)
-    if m is None:
+    parsed = parse_token(token)
+    if parsed is None:
         return "fp32 (as trained)" if token == "fp32" else token
-    kind, bits = m.group(1), int(m.group(2))
-    return f"{token} " + {"w": f"({bits}-bit)", "qat": f"({bits}-bit, QAT)", "share": f"({2 ** bits} values)",
-                          "dc": f"({2 ** bits} values, trained)", "soft": f"(soft sharing, {2 ** bits} values)"}[kind]
+    kind, bits = parsed
+    values = f"{2 ** bits} values" if bits else "widths from the posterior"
+    return f"{token} " + {"w": f"({bits}-bit)", "qat": f"({bits}-bit, QAT)", "share": f"({values})",
+                          "dc": f"({values}, trained)", "soft": f"(soft sharing, {values})",
+                          "vd": f"(sparse variational dropout, {values})",
+                          "bayes": f"(Bayesian compression, {values})"}[kind]
 
 
 def from_token(token: str, epochs: int = 3):
     """'w4' -> WeightQuant(4), 'qat3' -> WeightQuant(3, qat_epochs=epochs), 'share4' -> WeightShare(4),
-    'dc5' -> WeightShare(5, finetune_epochs=epochs), 'soft4' -> SoftShare(15 components + zero, epochs); 'fp32' -> None."""
+    'dc5' -> WeightShare(5, finetune_epochs=epochs), 'soft4' -> SoftShare(15 components + zero, epochs),
+    'vd4' / 'vd' -> VariationalDropout(bits 4 / from the posterior, epochs), 'bayes' -> the same with whole units;
+    'fp32' -> None."""
     from core.methods.soft_share import SoftShare
+    from core.methods.variational import Groups, VariationalDropout
 
     if token == "fp32":
         return None
-    m = TOKEN.match(str(token))
-    if m is None:
-        raise SpecError(f"{token!r} is not a weight format: use w2..w8, qat2..qat8, share2..share8, dc2..dc8 or "
-                        "soft2..soft8 (or fp32).")
-    kind, bits = m.group(1), int(m.group(2))
+    parsed = parse_token(token)
+    if parsed is None:
+        raise SpecError(f"{token!r} is not a weight format: use w2..w8, qat2..qat8, share2..share8, dc2..dc8, "
+                        "soft2..soft8, vd or vd2..vd8, bayes or bayes2..bayes8 (or fp32).")
+    kind, bits = parsed
     return {"w": lambda: WeightQuant(bits), "qat": lambda: WeightQuant(bits, qat_epochs=epochs),
             "share": lambda: WeightShare(bits), "dc": lambda: WeightShare(bits, finetune_epochs=epochs),
-            "soft": lambda: SoftShare(components=2 ** bits - 1, epochs=max(1, epochs))}[kind]()
+            "soft": lambda: SoftShare(components=2 ** bits - 1, epochs=max(1, epochs)),
+            "vd": lambda: VariationalDropout(bits=bits, epochs=max(1, epochs)),
+            "bayes": lambda: VariationalDropout(groups=Groups.UNITS, bits=bits, epochs=max(1, epochs))}[kind]()

@@ -18,7 +18,7 @@ from core.inputs.models import LoadedModel
 from core.inputs.train import Progress
 
 # the methods register themselves on import; the registry is a leaf they all import
-from core.methods import deploy, distill, lottery, prune, quantize, soft_share  # noqa: F401
+from core.methods import deploy, distill, lottery, prune, quantize, soft_share, variational  # noqa: F401
 from core.methods.registry import (SpecError, check_keys, compress, config_from_dict, config_to_dict,  # noqa: F401
                                    why_not)
 

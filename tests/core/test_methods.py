@@ -11,6 +11,7 @@ from core.methods.distill import Distill
 from core.methods.prune import StructuredPrune, UnstructuredPrune, prunable_weights, schedule, sensitivity
 from core.methods.quantize import WeightQuant, WeightShare, fake_quantize
 from core.methods.soft_share import SoftShare
+from core.methods.variational import VariationalDropout
 from core.results import describe
 from core.runtimes import archive, onnx_io
 from core.runtimes import measure as ME
@@ -19,7 +20,8 @@ ALL_CONFIGS = [UnstructuredPrune(0.5), UnstructuredPrune(0.3, scope="layer", fin
                StructuredPrune(0.25, importance="l1"), WeightQuant(4, granularity="per_tensor", scheme="affine"),
                WeightQuant(3, qat_epochs=1), WeightShare(3), Distill(0.5, epochs=1),
                UnstructuredPrune(0.6, scope="std", finetune_epochs=1, weight_decay=1e-4),
-               WeightShare(5, conv_bits=6, finetune_epochs=1), SoftShare(components=8, epochs=1, tune_epochs=1)]
+               WeightShare(5, conv_bits=6, finetune_epochs=1), SoftShare(components=8, epochs=1, tune_epochs=1),
+               VariationalDropout(bits=3, epochs=1, tune_epochs=0), VariationalDropout(groups="units", bits=0, epochs=1)]
 FORMATS = [Int8(), Int8(mode="dynamic", per_channel=False), Float16(), W4A8()]
 
 

@@ -15,6 +15,7 @@ from core.methods.distill import Distill
 from core.methods.prune import StructuredPrune, UnstructuredPrune, prunable_weights
 from core.methods.quantize import WeightQuant, WeightShare
 from core.methods.soft_share import SoftShare
+from core.methods.variational import VariationalDropout
 from core.results import describe
 from core.runtimes import measure as ME
 
@@ -91,6 +92,7 @@ def test_unstructured_pruning_with_fine_tuning_keeps_the_zeros(kinds, kind, digi
     (WeightQuant(3, qat_epochs=1), "quantization-aware training needs an nn.Module"),
     (WeightShare(4, finetune_epochs=1), "fine-tuning shared centroids needs an nn.Module"),
     (SoftShare(epochs=1, tune_epochs=1), "tuning the shared means needs an nn.Module"),
+    (VariationalDropout(epochs=1), "variational dropout needs an nn.Module"),
 ])
 def test_what_a_fixed_graph_cannot_do_is_refused_in_one_sentence_before_any_work(kinds, kind, config, refusal,
                                                                                  digits):
