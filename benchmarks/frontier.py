@@ -39,6 +39,7 @@ from core.runtimes import measure as ME  # noqa: E402
 FLOORS = (0.1, 1.0)    # points below our baseline, on validation
 BITS = (0, 3, 4, 5)    # widths the variational points are shared at (0: from the posterior)
 VD = dict(lr=5e-4, augment_shift=1, finetune_epochs=2, tune_epochs=2)
+BAYES = dict(noise_lr=3e-3)  # unit scales start at 1: a higher rate lets the unneeded ones reach zero within the budget
 SOFT = dict(components=16, tau=5e-2, zero_share=0.999, augment_shift=1, tune_epochs=2)  # the paper's tau, pi_0, 17
 PLANS = {  # epochs of retraining per method: the budgets of the accuracy-against-budget curve
     "lenet300_mnist": {"vd": (20, 60), "bayes": (20, 60), "soft": (10, 40)},
@@ -68,12 +69,13 @@ def row(name: str, method: str, epochs: int, bits: int | str, spec: S.Spec, out,
 def variational_points(name, model, data, base, method: str, epochs: int, bits: tuple[int, ...]):
     """One variational training, shared at each width: the rows."""
     groups = V.Groups.UNITS if method == "bayes" else V.Groups.WEIGHTS
-    cfg = V.VariationalDropout(groups=groups, epochs=epochs, **VD)
+    cfg = V.VariationalDropout(groups=groups, epochs=epochs, **VD, **(BAYES if method == "bayes" else {}))
     t0 = time.perf_counter()
     sparse, widths = V.sparsify(model, cfg, data, progress=lambda i, n, msg: print(f"      {msg}", flush=True))
     trained = time.perf_counter() - t0
     for b in bits:
-        shared_cfg = V.VariationalDropout(groups=groups, epochs=epochs, bits=b, **VD)
+        shared_cfg = V.VariationalDropout(groups=groups, epochs=epochs, bits=b, **VD,
+                                          **(BAYES if method == "bayes" else {}))
         t1 = time.perf_counter()
         out = V.share(sparse, shared_cfg, widths, data)
         label = "posterior" if b == 0 else b

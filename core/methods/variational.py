@@ -231,9 +231,15 @@ def sparsify(model: LoadedModel, cfg: VariationalDropout, data: DataSet,
         return cfg.kl_weight * ramp * sum(n.kl() for n in layers) / len(d.train)
 
     noise = [{"params": [p for n in layers for p in n.params()], "lr": cfg.noise_lr or cfg.lr}]
+
+    def report(done_epochs: int, total: int, msg: str) -> None:  # each epoch: the share of weights still kept
+        if progress:
+            kept = sum(float(n.keep().sum()) for n in layers) / sum(n.layer.weight.numel() for n in layers)
+            progress(done_epochs, total, f"{msg}, {100 * kept:.2f} % of weights kept")
+
     try:
         train_(module, d.train, d.val, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, batch_size=BATCH,
-               progress=progress, samples_per_epoch=cfg.samples_per_epoch, augment_shift=cfg.augment_shift,
+               progress=report, samples_per_epoch=cfg.samples_per_epoch, augment_shift=cfg.augment_shift,
                penalty=penalty, extra_params=noise, keep_best=False)
         variances = {n.name: n.posterior_variance() for n in layers}
         for n in layers:
