@@ -162,6 +162,11 @@ def test_sweep_page_estimates_points_and_refuses_an_empty_axis(ui_env):
     ratios = at.multiselect(key=W("sweep.ratios"))
     assert all(o.endswith(" %") for o in ratios.options), ratios.options  # percent, as on Explore
     assert "qat3" in at.multiselect(key=W("sweep.quant")).help and "share3" in at.multiselect(key=W("sweep.quant")).help
+    weights = at.multiselect(key=W("sweep.quant"))
+    assert {"vd4 (sparse variational dropout, 16 values)", "bayes (Bayesian compression, widths from the posterior)"} \
+        <= set(weights.options) and "sparse variational dropout" in weights.help
+    weights.set_value(["fp32", "vd4", "bayes"]).run()   # the research methods, chosen like any weight format
+    assert not at.exception and not at.error and any("points" in m.value for m in at.markdown)
     at.multiselect(key=W("sweep.kinds")).set_value(["unstructured", "lottery"]).run()
     at.number_input(key=W("sweep.layer_trials")).set_value(20).run()
     assert not at.exception and any("then **20 per-layer trials**" in m.value for m in at.markdown)
