@@ -50,7 +50,7 @@ from methods import write_csv  # noqa: E402
 
 # ---- defaults -------------------------------------------------------------------------
 # The schedule (optimiser, lr, epochs) is what --validate chose: docs/results/hinton.md has the numbers.
-TEACHER = dict(arch="mlp-1200-1200", dropout=0.5, input_dropout=0.2, max_norm=3.5, optimiser="sgd", lr=0.1,
+TEACHER = dict(arch="mlp-1200-1200", dropout=0.5, input_dropout=0.2, max_norm=3.5, optimiser="adam", lr=1e-3,
                momentum=0.9, epochs=60, augment_shift=2, batch_size=128)
 STUDENT = dict(student="mlp-800-800", width=1.0, epochs=12, lr=1e-3, augment_shift=0)
 TEMPERATURE, ALPHA = 20.0, 0.9
@@ -73,6 +73,12 @@ def all_training(data: DataSet) -> DataSet:
     train = Split(torch.cat([data.train.raw, data.val.raw]), torch.cat([data.train.y, data.val.y]))
     fp = hashlib.sha256(f"{data.fingerprint}+train+val".encode()).hexdigest()[:16]
     return dataclasses.replace(data, name=f"{data.name} (train + val)", train=train, fingerprint=fp)
+
+
+def at_bound(module: nn.Module, c: float) -> float:
+    """The share of hidden units whose incoming weight vector is at the max-norm bound (the constraint acting)."""
+    norms = torch.cat([m.weight.norm(dim=1) for m in module.modules() if isinstance(m, nn.Linear)][:-1])
+    return (norms > c * 0.999).float().mean().item()
 
 
 def val_errors(module: nn.Module, split: Split) -> int:
@@ -116,8 +122,10 @@ def train_teacher(train: Split, val: Split, epochs: int, optimiser: str, lr: flo
         if curve is not None:
             row["val_errors"] = val_errors(module, val)
             curve.append(row)
+        row["at_max_norm"] = round(at_bound(module, t["max_norm"]), 3)
         print(f"  teacher epoch {epoch + 1}/{epochs} ({row['seconds']} s)"
-              + (f": {row['val_errors']} val errors" if "val_errors" in row else ""), flush=True)
+              + (f": {row['val_errors']} val errors" if "val_errors" in row else "")
+              + f"; {row['at_max_norm']:.0%} of hidden units at the max-norm bound", flush=True)
 
     def after_step(m: nn.Module) -> None:
         max_norm_(m, t["max_norm"])
@@ -184,7 +192,8 @@ def main() -> None:
     teacher = train_teacher(full.train, data.val.take(torch.arange(1000)), teacher_epochs, args.optimiser, args.lr)
     rows = [{"model": "teacher 784-1200-1200-10 (dropout 0.2 / 0.5, max-norm, jitter 2 px)", "seed": 0,
              "epochs": teacher_epochs, "train_images": len(full.train), "test_errors": errors(teacher, data),
-             "paper_errors": PAPER["teacher"], "seconds": round(time.perf_counter() - t0)}]
+             "paper_errors": PAPER["teacher"], "seconds": round(time.perf_counter() - t0),
+             "at_max_norm": round(at_bound(teacher.module, TEACHER["max_norm"]), 3)}]
     print(f"teacher: {rows[0]['test_errors']} test errors ({rows[0]['seconds']} s)", flush=True)
     for seed in range(seeds):
         for alone in (True, False):
