@@ -76,3 +76,11 @@ def test_tokens_and_the_sweep_file_spell_the_variational_methods():
 def test_bad_settings_are_one_sentence(bad, message):
     with pytest.raises((S.SpecError, ValueError), match=message):
         make(VariationalDropout, **bad)
+
+
+def test_a_sweep_counts_the_variational_training_before_it_runs(mlp, digits):
+    from core.engine.estimate import trainings
+
+    spec = S.Spec(quantize=VariationalDropout(epochs=5, finetune_epochs=1, tune_epochs=2))
+    [t] = trainings(mlp, digits, spec)
+    assert t.what == "variational dropout" and t.epochs == 2 * 5 + 1 + 2   # a noisy epoch is about two plain ones
