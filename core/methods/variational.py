@@ -78,7 +78,8 @@ class VariationalDropout:
         what = "Bayesian compression (units and weights" if self.groups is Groups.UNITS else "sparse VD (weights"
         width = "widths from the posterior" if self.bits == 0 else f"{self.bits}-bit shared values"
         kl = f", KL x{self.kl_weight:g}" if self.kl_weight != 1 else ""
-        return f"{what}, {self.epochs} ep{kl}) → {width}"
+        tuned = f", {self.finetune_epochs} ep fine-tuning" if self.finetune_epochs else ""
+        return f"{what}, {self.epochs} ep{kl}{tuned}) → {width}"
 
 
 class _Noisy:
