@@ -67,16 +67,18 @@ FIELDS = ["model", "method", "epochs", "bits", "label", "val %", "test %", "weig
           "onnx bytes", "compression", "seconds"]
 
 
-def kept(model) -> float:
-    ws = [w for _, w in prunable_weights(model.module)]
-    return sum(int((w != 0).sum()) for w in ws) / sum(w.numel() for w in ws)
+def kept(model, original) -> float:
+    """Non-zero weights over the original model's weights (a model whose units went has fewer to count)."""
+    nonzero = sum(int((w != 0).sum()) for _, w in prunable_weights(model.module))
+    return nonzero / sum(w.numel() for _, w in prunable_weights(original.module))
 
 
-def row(name: str, method: str, epochs: int, bits: int | str, spec: S.Spec, out, data, base, seconds: float) -> dict:
+def row(name: str, method: str, epochs: int, bits: int | str, spec: S.Spec, out, model, data, base,
+        seconds: float) -> dict:
     m = ME.measure(out, data, latency=False)
     return {"model": name, "method": method, "epochs": epochs, "bits": bits, "label": spec.label,
             "val %": round(100 * m.val_accuracy, 2), "test %": round(100 * m.accuracy, 2),
-            "weights kept %": round(100 * kept(out), 2), "archive bytes": m.archive_bytes, "onnx bytes": m.onnx_bytes,
+            "weights kept %": round(100 * kept(out, model), 2), "archive bytes": m.archive_bytes, "onnx bytes": m.onnx_bytes,
             "compression": round(base.onnx_bytes / m.archive_bytes, 1), "seconds": round(seconds)}
 
 
@@ -93,7 +95,7 @@ def variational_points(name, model, data, base, method: str, epochs: int, bits: 
         t1 = time.perf_counter()
         out = V.share(sparse, shared_cfg, widths, data)
         label = "posterior" if b == 0 else b
-        yield row(name, method, epochs, label, S.Spec(quantize=shared_cfg), out, data, base,
+        yield row(name, method, epochs, label, S.Spec(quantize=shared_cfg), out, model, data, base,
                   trained + time.perf_counter() - t1)
 
 
@@ -101,7 +103,8 @@ def soft_points(name, model, data, base, epochs: int):
     cfg = SoftShare(epochs=epochs, **SOFT)
     t0 = time.perf_counter()
     out = S.compress(model, cfg, data, progress=lambda i, n, msg: print(f"      {msg}", flush=True))
-    yield row(name, "soft", epochs, 4, S.Spec(quantize=cfg), out, data, base, time.perf_counter() - t0)
+    yield row(name, "soft", epochs, 4, S.Spec(quantize=cfg), out, model, data, base,
+              time.perf_counter() - t0)
 
 
 def done_rows() -> list[dict]:
