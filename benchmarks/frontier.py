@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import sys
 import tempfile
 import time
@@ -84,13 +85,32 @@ def row(name: str, method: str, epochs: int, bits: int | str, spec: S.Spec, out,
             "compression": round(base.onnx_bytes / m.archive_bytes, 1), "seconds": round(seconds)}
 
 
+def curve_logger(name: str, method: str, budget: int):
+    """A progress callback that prints each epoch and appends its validation accuracy and weights kept to
+    frontier_epochs.csv: the accuracy-against-budget curve within one run."""
+    pattern = re.compile(r"epoch (\d+)/\d+: val ([\d.]+), ([\d.]+) % of weights kept")
+
+    def log(done: int, total: int, msg: str) -> None:
+        print(f"      {msg}", flush=True)
+        m = pattern.search(msg)
+        if m:
+            path = RESULTS.with_name(RESULTS.stem + "_epochs.csv")
+            new = not path.exists()
+            with open(path, "a", newline="") as f:
+                w = csv.writer(f)
+                if new:
+                    w.writerow(["model", "method", "budget", "epoch", "val %", "weights kept %"])
+                w.writerow([name, method, budget, m[1], round(100 * float(m[2]), 2), m[3]])
+    return log
+
+
 def variational_points(name, model, data, base, method: str, epochs: int, bits: tuple[int, ...]):
     """One variational training, shared at each width: the rows."""
     groups = V.Groups.UNITS if method == "bayes" else V.Groups.WEIGHTS
     extra = {**VD, **{"bayes": BAYES, "vdft": FINETUNED, "vdkl3": HARDER}.get(method, {})}
     cfg = V.VariationalDropout(groups=groups, epochs=epochs, **extra)
     t0 = time.perf_counter()
-    sparse, widths = V.sparsify(model, cfg, data, progress=lambda i, n, msg: print(f"      {msg}", flush=True))
+    sparse, widths = V.sparsify(model, cfg, data, progress=curve_logger(name, method, epochs))
     trained = time.perf_counter() - t0
     for b in bits:
         shared_cfg = V.VariationalDropout(groups=groups, epochs=epochs, bits=b, **extra)
