@@ -52,8 +52,8 @@ PLANS = {  # epochs of retraining per method: the budgets of the accuracy-agains
     "lenet5_mnist": {"vd": (20,), "vdft": (20,), "bayes": (20,), "soft": (10, 40)},
 }
 QUICK = {"vd": (2,), "vdft": (2,), "vdkl3": (2,), "bayes": (2,), "soft": (2,)}
-PAPERS = {  # the field's figures, as their authors' tables print them: (method, error before -> after %, weights kept %,
-            # compression as the source counts it); the Bayesian papers' PDFs were not readable here, so their rows
+PAPERS = {  # the field's figures as their authors' tables print them: (method, error before -> after %,
+            # weights kept %, compression as the source counts it); the Bayesian papers' PDFs were not readable here, so their rows
             # are from the authors' own repositories' README tables (see docs/results/frontier.md for the sources)
     "lenet300_mnist": [("Sparse VD (Molchanov et al. 2017)", "1.64 → 1.92", 100 / 68, "68x fewer weights"),
                        ("Soft weight-sharing (Ullrich et al. 2017)", "1.89 → 1.94", 4.3, "64x")],
@@ -81,7 +81,8 @@ def row(name: str, method: str, epochs: int, bits: int | str, spec: S.Spec, out,
     m = ME.measure(out, data, latency=False)
     return {"model": name, "method": method, "epochs": epochs, "bits": bits, "label": spec.label,
             "val %": round(100 * m.val_accuracy, 2), "test %": round(100 * m.accuracy, 2),
-            "weights kept %": round(100 * kept(out, model), 2), "archive bytes": m.archive_bytes, "onnx bytes": m.onnx_bytes,
+            "weights kept %": round(100 * kept(out, model), 2), "archive bytes": m.archive_bytes,
+            "onnx bytes": m.onnx_bytes,
             "compression": round(base.onnx_bytes / m.archive_bytes, 1), "seconds": round(seconds)}
 
 
@@ -178,14 +179,16 @@ def best_rows(name: str, rows: list[dict]) -> list[dict]:
         out.append({"model": TITLES[name], "floor (val)": f"within {drop} pt", "method": r["label"] if r else "none",
                     "error before → after (test %)": f"{100 - 100 * base.accuracy:.2f} → "
                     + (f"{100 - float(r['test %']):.2f}" if r else "-"),
-                    "weights kept %": r["weights kept %"] if r else "", "compression": f"{r['compression']}x" if r else ""})
+                    "weights kept %": r["weights kept %"] if r else "",
+                    "compression": f"{r['compression']}x" if r else ""})
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(PLANS), choices=list(PLANS))
-    ap.add_argument("--methods", nargs="+", default=["vd", "bayes", "soft"], choices=["vd", "vdft", "vdkl3", "bayes", "soft"])
+    ap.add_argument("--methods", nargs="+", default=["vd", "vdft", "vdkl3", "bayes", "soft"],
+                    choices=["vd", "vdft", "vdkl3", "bayes", "soft"])
     ap.add_argument("--epochs", type=int, nargs="+", help="these budgets instead of each model's plan")
     ap.add_argument("--quick", action="store_true", help="LeNet-300-100 only, 2 epochs per method")
     ap.add_argument("--again", action="store_true", help="re-run points already in the results file")

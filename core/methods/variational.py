@@ -31,7 +31,7 @@ from core.methods.shared import tune_shared_
 
 Groups = enum.Enum("Groups", [("WEIGHTS", "weights"), ("UNITS", "units")], type=str)
 K1, K2, K3 = 0.63576, 1.87320, 1.48695   # Molchanov et al. 2017, eq. 14: -KL(alpha) ~ k1 s(k2 + k3 log a) - ...
-LOG_SIGMA2_INIT = -10.0  # unclipped log alpha: a clip would freeze a fresh unit scale (log alpha -10) in place
+LOG_SIGMA2_INIT = -10.0  # the papers' start; log alpha is left unclipped (a clip freezes a fresh unit scale at -10)
 MIN_BITS, MAX_BITS = 2, 8
 BATCH = 128
 SHARE_ITERATIONS, TUNE_LR = 30, 1e-4   # k-means iterations, and the shared values' fine-tuning rate (as WeightShare)
