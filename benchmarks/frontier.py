@@ -53,8 +53,8 @@ PLANS = {  # epochs of retraining per method: the budgets of the accuracy-agains
 }
 QUICK = {"vd": (2,), "vdft": (2,), "vdkl3": (2,), "bayes": (2,), "soft": (2,)}
 PAPERS = {  # the field's figures as their authors' tables print them: (method, error before -> after %,
-            # weights kept %, compression as the source counts it); the Bayesian papers' PDFs were not readable here, so their rows
-            # are from the authors' own repositories' README tables (see docs/results/frontier.md for the sources)
+            # weights kept %, compression as the source counts it); the Bayesian papers' PDFs were not readable
+            # here, so their rows are from their authors' repositories' README tables (docs/results/frontier.md)
     "lenet300_mnist": [("Sparse VD (Molchanov et al. 2017)", "1.64 → 1.92", 100 / 68, "68x fewer weights"),
                        ("Soft weight-sharing (Ullrich et al. 2017)", "1.89 → 1.94", 4.3, "64x")],
     "lenet5_caffe_mnist": [("Sparse VD (Molchanov et al. 2017)", "0.80 → 0.75", 100 / 280, "280x fewer weights"),
