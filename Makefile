@@ -55,7 +55,8 @@ mnist: $(STAMP)
 	$(BIN)/python -c "from core.inputs import mnist; print(mnist.ensure())"
 
 # The benchmarks: `make bench` runs the quick ones (tables on stdout, CSV in benchmarks/results/), `make bench-heavy`
-# the ones that train for an hour or more each (Deep Compression, the ResNet-18 teacher, Hinton's MNIST experiment);
+# the ones that train for an hour or more each (Deep Compression, the ResNet-18 teacher, Hinton's MNIST experiment,
+# the Bayesian methods' frontier);
 # each prints its total time last. The README says which command produced each table, and how long it took.
 ELAPSED = echo "$@: $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s in all"
 
@@ -80,6 +81,7 @@ bench-heavy: $(STAMP) mnist
 	$(BIN)/python benchmarks/teacher.py && \
 	$(BIN)/python benchmarks/hinton.py && \
 	$(BIN)/python benchmarks/deep_compression.py && \
+	$(BIN)/python benchmarks/frontier.py && \
 	$(ELAPSED)
 
 samples: $(STAMP) mnist
