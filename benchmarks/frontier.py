@@ -41,8 +41,8 @@ from core.runtimes import measure as ME  # noqa: E402
 # ---- defaults -------------------------------------------------------------------------
 FLOORS = (0.1, 1.0)    # points below our baseline, on validation
 BITS = (0, 3, 4, 5)    # widths the variational points are shared at (0: from the posterior)
-VD = dict(lr=5e-4, augment_shift=1, finetune_epochs=2, tune_epochs=2)
-FINETUNED = dict(finetune_epochs=10)  # the method "vdft": vd, then the kept weights retrained longer (zeros held)
+VD = dict(lr=5e-4, augment_shift=1, retrain_epochs=2, tune_epochs=2)
+FINETUNED = dict(retrain_epochs=10)  # the method "vdft": vd, then the kept weights retrained longer (zeros held)
 HARDER = dict(kl_weight=3.0)          # the method "vdkl3": vd with the KL weighed 3x, sparser for a looser floor
 BAYES = dict(noise_lr=3e-3)  # unit scales start at 1: a higher rate lets the unneeded ones reach zero within the budget
 SOFT = dict(components=16, tau=5e-2, zero_share=0.999, augment_shift=1, tune_epochs=2)  # the paper's tau, pi_0, 17

@@ -56,8 +56,10 @@ def trainings(model: LoadedModel, data: DataSet, spec: S.Spec) -> list[Training]
     q = spec.quantize
     if q is not None:
         add("quantization-aware training", getattr(q, "qat_epochs", 0), getattr(q, "samples_per_epoch", None))
-        if type(q).__name__ == "VariationalDropout":  # a noisy epoch costs about two plain ones (mean and variance)
-            add("variational dropout", 2 * q.epochs + q.finetune_epochs + q.tune_epochs, q.samples_per_epoch)
+        if type(q).__name__ == "VariationalDropout":  # a noisy epoch costs about two plain ones (mean and variance):
+            images = min(n, q.samples_per_epoch or n)  # counted as twice the images, so the epochs read true
+            out.append(Training("variational dropout", q.epochs, 2 * images))
+            add("retraining and tuning shared values", q.retrain_epochs + q.tune_epochs, q.samples_per_epoch)
         else:
             add("fine-tuning shared values", getattr(q, "finetune_epochs", 0), getattr(q, "samples_per_epoch", None))
         if type(q).__name__ == "SoftShare":

@@ -14,6 +14,7 @@ layer's posterior, the fewer bits it needs.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ Groups = enum.Enum("Groups", [("WEIGHTS", "weights"), ("UNITS", "units")], type=
 K1, K2, K3 = 0.63576, 1.87320, 1.48695   # Molchanov et al. 2017, eq. 14: -KL(alpha) ~ k1 s(k2 + k3 log a) - ...
 LOG_SIGMA2_INIT = -10.0  # the papers' start; log alpha is left unclipped (a clip freezes a fresh unit scale at -10)
 MIN_BITS, MAX_BITS = 2, 8
+MIN_THRESHOLD, MAX_THRESHOLD = 0.0, 10.0   # log alpha: 0 prunes weights as noisy as they are large; 3 is the papers'
 BATCH = 128
 SHARE_ITERATIONS, TUNE_LR = 30, 1e-4   # k-means iterations, and the shared values' fine-tuning rate (as WeightShare)
 
@@ -47,7 +49,7 @@ class VariationalDropout:
     kl_weight: float = 1.0           # 1: the ELBO; above 1 trades accuracy for sparsity
     warmup: float = 0.25             # share of the training over which the KL's weight rises from 0
     threshold: float = 3.0           # log alpha above which a weight (or unit) is pruned
-    finetune_epochs: int = 0         # after pruning, before sharing: the kept weights fine-tuned, zeros held
+    retrain_epochs: int = 0          # after pruning, before sharing: the kept weights retrained, zeros held
     tune_epochs: int = 2             # after sharing: the shared values fine-tuned, codes fixed
     seed: int = 0
     samples_per_epoch: int | None = None
@@ -67,9 +69,12 @@ class VariationalDropout:
             raise SpecError(f"kl_weight must be positive, got {self.kl_weight}.")
         if not 0 <= self.warmup <= 1:
             raise SpecError(f"warmup is a share of the training, from 0 to 1, got {self.warmup}.")
-        if self.tune_epochs < 0 or self.finetune_epochs < 0:
-            raise SpecError(f"finetune_epochs and tune_epochs must be 0 or more, got {self.finetune_epochs} and "
+        if self.tune_epochs < 0 or self.retrain_epochs < 0:
+            raise SpecError(f"retrain_epochs and tune_epochs must be 0 or more, got {self.retrain_epochs} and "
                             f"{self.tune_epochs}.")
+        if not MIN_THRESHOLD <= self.threshold <= MAX_THRESHOLD:
+            raise SpecError(f"threshold is the log alpha above which a weight is pruned, from {MIN_THRESHOLD:g} to "
+                            f"{MAX_THRESHOLD:g} (the paper's: 3), got {self.threshold}.")
         if self.augment_shift not in range(0, 9):
             raise SpecError(f"augment_shift must be a whole number of pixels from 0 to 8, got {self.augment_shift!r}.")
 
@@ -77,9 +82,15 @@ class VariationalDropout:
     def label(self) -> str:
         what = "Bayesian compression (units and weights" if self.groups is Groups.UNITS else "sparse VD (weights"
         width = "widths from the posterior" if self.bits == 0 else f"{self.bits}-bit shared values"
-        kl = f", KL x{self.kl_weight:g}" if self.kl_weight != 1 else ""
-        tuned = f", {self.finetune_epochs} ep fine-tuning" if self.finetune_epochs else ""
-        return f"{what}, {self.epochs} ep{kl}{tuned}) → {width}"
+        d = {f.name: f.default for f in dataclasses.fields(self)}
+        extra = [text for name, text in (("kl_weight", f"KL x{self.kl_weight:g}"), ("lr", f"lr {self.lr:g}"),
+                                         ("noise_lr", f"noise lr {self.noise_lr:g}" if self.noise_lr else ""),
+                                         ("warmup", f"warm-up {self.warmup:g}"),
+                                         ("threshold", f"pruned at log alpha > {self.threshold:g}"),
+                                         ("retrain_epochs", f"{self.retrain_epochs} ep retraining"),
+                                         ("tune_epochs", f"values tuned {self.tune_epochs} ep"))
+                 if getattr(self, name) != d[name]]
+        return f"{what}, {', '.join([f'{self.epochs} ep', *extra])}) → {width}"
 
 
 class _Noisy:
@@ -216,7 +227,7 @@ def remove_dead_units_(module: nn.Module, example: torch.Tensor, layers: list[_N
 
 def sparsify(model: LoadedModel, cfg: VariationalDropout, data: DataSet,
              progress: Progress | None = None) -> tuple[LoadedModel, dict[str, int]]:
-    """The variational training and pruning (and `finetune_epochs`), before any sharing: (the pruned model, each
+    """The variational training and pruning (and `retrain_epochs`), before any sharing: (the pruned model, each
     layer's width read from its posterior). What `bits` does after is separate, so a benchmark can share one
     trained model at several widths."""
     module = model.copy_module()
@@ -255,8 +266,8 @@ def sparsify(model: LoadedModel, cfg: VariationalDropout, data: DataSet,
         kept = sum(int((n.layer.weight != 0).sum()) for n in layers) / sum(n.layer.weight.numel() for n in layers)
         progress(cfg.epochs, cfg.epochs, f"kept {100 * kept:.2f} % of the weights, {gone} units removed; posterior "
                  "widths " + ", ".join(f"{name} {b}" for name, b in widths.items()))
-    if cfg.finetune_epochs:
-        train_(module, d.train, d.val, epochs=cfg.finetune_epochs, lr=cfg.lr / 10, seed=cfg.seed, progress=progress,
+    if cfg.retrain_epochs:
+        train_(module, d.train, d.val, epochs=cfg.retrain_epochs, lr=cfg.lr / 10, seed=cfg.seed, progress=progress,
                samples_per_epoch=cfg.samples_per_epoch, augment_shift=cfg.augment_shift, after_step=keep_zeros(module))
     return model.derive(module), widths
 

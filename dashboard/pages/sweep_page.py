@@ -50,6 +50,7 @@ def _restore(record: dict) -> None:
               "sweep.finetune": (axes.get("finetune_epochs") or [None])[0], "sweep.quant": axes.get("quantize"),
               "sweep.deploy": axes.get("deploy"),
               "sweep.distill_epochs": (settings.get("distill") or {}).get("epochs"),
+              "sweep.weight_epochs": settings.get("qat_epochs"),
               "sweep.latency": (record.get("measure") or {}).get("latency"),
               "sweep.runtimes": (record.get("measure") or {}).get("runtimes"),
               "sweep.threads": (record.get("measure") or {}).get("threads") or 0,
@@ -105,6 +106,12 @@ def _config() -> dict:
                          options=list(quantize.CHOICES), format_func=quantize.token_name, help=WEIGHTS_HELP)
     files = state.widget(c3.multiselect, "File formats", key="sweep.deploy", default=["fp32", "int8"],
                          options=list(deploy.TOKENS), format_func=lambda t: f"{t} file", help=FILES_HELP)
+    weight_epochs = state.widget(c3.number_input, "Weight training epochs", min_value=1, max_value=200, step=1,
+                                 key="sweep.weight_epochs", default=3,
+                                 help="Epochs of the weight formats that train: qat (quantization-aware training), "
+                                      "dc (tuning the shared values), soft, vd and bayes (their retraining). The "
+                                      "variational ones (vd, bayes) prune little in a few epochs: give them 10 or more "
+                                      "on big data, more on small.")
     distill_epochs = state.widget(c3.number_input, "Student training epochs", min_value=1, max_value=200, step=1,
                                   key="sweep.distill_epochs", default=30,
                                   help="Epochs to train each student (widths below 1.0, other architectures).")
@@ -135,7 +142,8 @@ def _config() -> dict:
         st.warning(f"{RUNTIME_NAMES.get(line.split()[0], line.split()[0])} will be skipped: {line.split(': ', 1)[1]}")
     has_students = bool(students) or any(w != 1.0 for w in widths)
     training = ["distilled", "alone"] if alone and has_students else ["distilled"]
-    settings = {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}, "device": state.device()}
+    settings = {"distill": {"epochs": int(distill_epochs), "augment_shift": int(shift)}, "device": state.device(),
+                "qat_epochs": int(weight_epochs)}
     if "lottery" in kinds:
         c2.caption("Lottery tickets retrain from early weights in each of 5 rounds: with a few epochs per round they "
                    "stay below plain pruning; they reach the baseline with a full training per round (0 epochs "

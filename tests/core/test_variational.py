@@ -58,6 +58,8 @@ def test_tokens_and_the_sweep_file_spell_the_variational_methods():
     assert quantize.from_token("vd", epochs=5) == VariationalDropout(bits=0, epochs=5)
     assert quantize.from_token("bayes3").groups is Groups.UNITS
     assert quantize.token_name("bayes") == "bayes (Bayesian compression, widths from the posterior)"
+    assert VariationalDropout(noise_lr=0.01, threshold=2).label == (
+        "sparse VD (weights, 10 ep, noise lr 0.01, pruned at log alpha > 2) → 4-bit shared values")  # every field set
     for bad in ("vd9", "bayes1", "vdx"):
         with pytest.raises(S.SpecError, match="not a weight format"):
             quantize.from_token(bad)
@@ -72,7 +74,8 @@ def test_tokens_and_the_sweep_file_spell_the_variational_methods():
 
 @pytest.mark.parametrize("bad, message", [({"bits": 1}, "bits must be 0"), ({"epochs": 0}, "epochs must be at least"),
                                           ({"kl_weight": 0}, "kl_weight must be positive"),
-                                          ({"groups": "layers"}, "layers")])
+                                          ({"groups": "layers"}, "layers"),
+                                          ({"threshold": -100}, "threshold is the log alpha")])
 def test_bad_settings_are_one_sentence(bad, message):
     with pytest.raises((S.SpecError, ValueError), match=message):
         make(VariationalDropout, **bad)
@@ -81,6 +84,7 @@ def test_bad_settings_are_one_sentence(bad, message):
 def test_a_sweep_counts_the_variational_training_before_it_runs(mlp, digits):
     from core.engine.estimate import trainings
 
-    spec = S.Spec(quantize=VariationalDropout(epochs=5, finetune_epochs=1, tune_epochs=2))
-    [t] = trainings(mlp, digits, spec)
-    assert t.what == "variational dropout" and t.epochs == 2 * 5 + 1 + 2   # a noisy epoch is about two plain ones
+    spec = S.Spec(quantize=VariationalDropout(epochs=5, retrain_epochs=1, tune_epochs=2))
+    noisy, rest = trainings(mlp, digits, spec)
+    assert (noisy.what, noisy.epochs, rest.epochs) == ("variational dropout", 5, 1 + 2)
+    assert noisy.images == 2 * rest.images        # a noisy epoch costs about two plain ones

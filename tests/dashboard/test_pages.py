@@ -166,6 +166,7 @@ def test_sweep_page_estimates_points_and_refuses_an_empty_axis(ui_env):
     assert {"vd4 (sparse variational dropout, 16 values)", "bayes (Bayesian compression, widths from the posterior)"} \
         <= set(weights.options) and "sparse variational dropout" in weights.help
     weights.set_value(["fp32", "vd4", "bayes"]).run()   # the research methods, chosen like any weight format
+    at.number_input(key=W("sweep.weight_epochs")).set_value(12).run()   # their training epochs: qat_epochs
     assert not at.exception and not at.error and any("points" in m.value for m in at.markdown)
     at.multiselect(key=W("sweep.kinds")).set_value(["unstructured", "lottery"]).run()
     at.number_input(key=W("sweep.layer_trials")).set_value(20).run()
