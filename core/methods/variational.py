@@ -152,7 +152,7 @@ class _Noisy:
 
     @torch.no_grad()
     def posterior_variance(self) -> torch.Tensor:
-        """The variance of each weight's marginal posterior (with z: of z * w, Louizos et al. eq. 10)."""
+        """Each weight's posterior variance (with z: of z * w, as the Bayesian compression authors' code has it)."""
         s2 = self.log_sigma2.exp()
         if self.z_mu is None:
             return s2
@@ -204,7 +204,8 @@ def posterior_bits(weights: torch.Tensor, variance: torch.Tensor) -> int:
 
 def remove_dead_units_(module: nn.Module, example: torch.Tensor, layers: list[_Noisy]) -> int:
     """Units whose weights and bias are all zero removed from the model (Torch-Pruning keeps the graph
-    consistent); returns how many went."""
+    consistent); returns how many went. A BatchNorm after such a unit still adds its shift; removing the unit
+    drops that too, which the tuning and BatchNorm re-estimation after absorb."""
     import torch_pruning as tp
 
     graph = tp.DependencyGraph().build_dependency(module, example_inputs=example)
@@ -261,9 +262,10 @@ def sparsify(model: LoadedModel, cfg: VariationalDropout, data: DataSet,
     finally:
         for h in hooks:
             h.remove()
+    total = sum(n.layer.weight.numel() for n in layers)  # before units go: kept is of the model's own weights
     gone = remove_dead_units_(module, model.example_input(1), layers) if cfg.groups is Groups.UNITS else 0
     if progress:
-        kept = sum(int((n.layer.weight != 0).sum()) for n in layers) / sum(n.layer.weight.numel() for n in layers)
+        kept = sum(int((n.layer.weight != 0).sum()) for n in layers) / total
         progress(cfg.epochs, cfg.epochs, f"kept {100 * kept:.2f} % of the weights, {gone} units removed; posterior "
                  "widths " + ", ".join(f"{name} {b}" for name, b in widths.items()))
     if cfg.retrain_epochs:
