@@ -24,7 +24,7 @@ from core.inputs.models import LoadedModel
 from core.inputs.train import Progress, recalibrate_bn_, train_
 from core.methods.prune import check_layers, layers_named, per_layer, per_layer_label, prunable_weights
 from core.methods.registry import SpecError, check_budget, needs_architecture, register
-from core.methods.shared import tune_shared_
+from core.methods.shared import share_values, tune_shared_
 
 Granularity = enum.Enum("Granularity", [("PER_CHANNEL", "per_channel"), ("PER_TENSOR", "per_tensor")], type=str)
 Scheme = enum.Enum("Scheme", [("SYMMETRIC", "symmetric"), ("AFFINE", "affine")], type=str)
@@ -176,33 +176,6 @@ def _qat_(module: nn.Module, cfg: WeightQuant, data: DataSet, progress: Progress
 
 # ---- weight sharing ------------------------------------------------------------------
 
-def kmeans_1d(values: torch.Tensor, k: int, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(centroids, assignment) of 1-D k-means with linear initialisation over [min, max]."""
-    centroids = torch.linspace(float(values.min()), float(values.max()), k)
-    for _ in range(iterations):
-        assign = (values[:, None] - centroids[None]).abs().argmin(1)
-        sums = torch.zeros(k).index_add_(0, assign, values)
-        counts = torch.bincount(assign, minlength=k).float()
-        moved = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
-        if torch.allclose(moved, centroids):
-            break
-        centroids = moved
-    return centroids, (values[:, None] - centroids[None]).abs().argmin(1)
-
-
-def _share(w: torch.Tensor, bits: int, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(centroids, codes) of one weight tensor's non-zeros; pruned zeros get code len(centroids)."""
-    flat = w.detach().reshape(-1)
-    nz = flat != 0
-    codes = torch.full(flat.shape, -1, dtype=torch.long)
-    if int(nz.sum()) <= 2 ** bits:
-        centroids, codes[nz] = torch.unique(flat[nz], return_inverse=True)
-    else:
-        centroids, codes[nz] = kmeans_1d(flat[nz], 2 ** bits, iterations)
-    codes[~nz] = len(centroids)
-    return centroids, codes.view_as(w)
-
-
 @register(WeightShare, check=needs_architecture("fine-tuning shared centroids", when=lambda cfg: cfg.finetune_epochs > 0))
 def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
                  progress: Progress | None = None) -> LoadedModel:
@@ -210,7 +183,7 @@ def weight_share(model: LoadedModel, cfg: WeightShare, data: DataSet,
     then, if asked, the centroids fine-tuned with the codes fixed."""
     module = model.copy_module()
     d = data.adapted(model.input_shape)
-    shared = {name: _share(w, cfg.bits_for(w), cfg.iterations) for name, w in prunable_weights(module)}
+    shared = {name: share_values(w, cfg.bits_for(w), cfg.iterations) for name, w in prunable_weights(module)}
     if cfg.finetune_epochs > 0:
         tune_shared_(module, shared, d, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
                      samples_per_epoch=cfg.samples_per_epoch, patience=cfg.patience, augment_shift=cfg.augment_shift)

@@ -1,9 +1,11 @@
 """Trained quantization (Deep Compression, Sec. 3.3): fine-tune a layer's shared values, its codes fixed.
 
-Each weight matrix / kernel becomes a parametrization that looks its values up in the
+`share_values` clusters a layer's non-zero weights into 2^bits values (1-D k-means). Then each weight matrix /
+kernel becomes a parametrization that looks its values up in the
 layer's centroids by fixed codes (pruned zeros keep a code that always reads 0), so autograd
 gives each centroid the sum of its weights' gradients. Used by k-means weight sharing
-(core.methods.quantize.WeightShare) and after soft weight-sharing's snap (core.methods.soft_share).
+(core.methods.quantize.WeightShare), after soft weight-sharing's snap (core.methods.soft_share) and after variational
+dropout's pruning (core.methods.variational).
 """
 from __future__ import annotations
 
@@ -25,6 +27,33 @@ class SharedWeight(nn.Module):
 
     def forward(self, _original: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.centroids, self.centroids.new_zeros(1)])[self.codes]
+
+
+def kmeans_1d(values: torch.Tensor, k: int, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centroids, assignment) of 1-D k-means with linear initialisation over [min, max]."""
+    centroids = torch.linspace(float(values.min()), float(values.max()), k)
+    for _ in range(iterations):
+        assign = (values[:, None] - centroids[None]).abs().argmin(1)
+        sums = torch.zeros(k).index_add_(0, assign, values)
+        counts = torch.bincount(assign, minlength=k).float()
+        moved = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
+        if torch.allclose(moved, centroids):
+            break
+        centroids = moved
+    return centroids, (values[:, None] - centroids[None]).abs().argmin(1)
+
+
+def share_values(w: torch.Tensor, bits: int, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centroids, codes) of one weight tensor's non-zeros; pruned zeros get code len(centroids)."""
+    flat = w.detach().reshape(-1)
+    nz = flat != 0
+    codes = torch.full(flat.shape, -1, dtype=torch.long)
+    if int(nz.sum()) <= 2 ** bits:
+        centroids, codes[nz] = torch.unique(flat[nz], return_inverse=True)
+    else:
+        centroids, codes[nz] = kmeans_1d(flat[nz], 2 ** bits, iterations)
+    codes[~nz] = len(centroids)
+    return centroids, codes.view_as(w)
 
 
 def codes_of(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,7 @@ from core.inputs.models import LoadedModel
 from core.inputs.train import Progress, recalibrate_bn_, train_
 from core.methods.prune import keep_zeros
 from core.methods.registry import SpecError, check_budget, needs_architecture, register
-from core.methods.shared import tune_shared_
+from core.methods.shared import share_values, tune_shared_
 
 Groups = enum.Enum("Groups", [("WEIGHTS", "weights"), ("UNITS", "units")], type=str)
 K1, K2, K3 = 0.63576, 1.87320, 1.48695   # Molchanov et al. 2017, eq. 14: -KL(alpha) ~ k1 s(k2 + k3 log a) - ...
@@ -277,11 +277,9 @@ def sparsify(model: LoadedModel, cfg: VariationalDropout, data: DataSet,
 def share(model: LoadedModel, cfg: VariationalDropout, widths: dict[str, int], data: DataSet,
           progress: Progress | None = None) -> LoadedModel:
     """Each layer's kept weights shared at `cfg.bits` (0: its posterior width), the shared values then fine-tuned."""
-    from core.methods.quantize import _share
-
     module = model.copy_module()
     d = data.adapted(model.input_shape)
-    shared = {name: _share(module.get_submodule(name).weight, cfg.bits or widths[name], SHARE_ITERATIONS)
+    shared = {name: share_values(module.get_submodule(name).weight, cfg.bits or widths[name], SHARE_ITERATIONS)
               for name in widths}
     tune_shared_(module, shared, d, epochs=cfg.tune_epochs, lr=TUNE_LR, seed=cfg.seed, progress=progress,
                  samples_per_epoch=cfg.samples_per_epoch, augment_shift=cfg.augment_shift)  # 0 epochs: just shared
